@@ -1,0 +1,210 @@
+"""train.py: data loading, the loop, metrics and plots, checkpoints and exact resume, DDP, bad input."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from configurator import UserError
+from conftest import ROOT, TINY_MODEL, train_args
+
+
+def rows(out_dir):
+    with open(os.path.join(out_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+# --- data ---
+
+@pytest.mark.parametrize("dtype", ["uint16", "uint32"])
+def test_memmap_batches_y_is_x_shifted_and_dtype_is_honoured(tmp_path, dtype):
+    tokens = np.arange(1000, dtype=dtype) + (70000 if dtype == "uint32" else 0)
+    for split in ("train", "val"):
+        tokens.tofile(tmp_path / f"{split}.bin")
+    meta = {"dtype": dtype, "splits": {"train": {"tokens": 1000}, "val": {"tokens": 1000}}}
+    b = train.Batches(str(tmp_path), meta, block_size=8, batch_size=5, device="cpu", respect_doc_boundaries=False)
+    x, y = b.get("train", torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (5, 8) and x.dtype == torch.int64
+    assert torch.equal(y[:, :-1], x[:, 1:]) and torch.equal(y[:, -1], x[:, -1] + 1)
+    assert x.min().item() >= tokens[0]  # no wrap-around of uint16 values read as uint32 or back
+
+
+def test_doc_aligned_windows_start_at_documents_and_ignore_targets_past_their_end(facts_dir):
+    meta = json.load(open(os.path.join(facts_dir, "meta.json")))
+    starts = np.load(os.path.join(facts_dir, "val.docs.npy"))[:, 0]
+    data = np.fromfile(os.path.join(facts_dir, "val.bin"), dtype=meta["dtype"])
+    b = train.Batches(facts_dir, meta, block_size=400, batch_size=16, device="cpu")
+    x, y = b.get("val", torch.Generator().manual_seed(0))
+    ends = list(starts[1:]) + [len(data)]
+    for xb, yb in zip(x, y):
+        n = int((yb != -1).sum())
+        # the window is one whole document (all fit in 400 tokens) and nothing after it
+        match = [(s, e) for s, e in zip(starts, ends) if e - s - 1 == n and np.array_equal(data[s:e - 1], xb[:n].numpy())]
+        assert len(match) == 1
+        s, e = match[0]
+        assert np.array_equal(data[s + 1:e], yb[:n].numpy()) and (yb[n:] == -1).all()
+    # documents longer than the context get full windows at random offsets inside them
+    b = train.Batches(facts_dir, meta, block_size=8, batch_size=64, device="cpu")
+    x, y = b.get("val", torch.Generator().manual_seed(0))
+    assert (y != -1).all() and torch.equal(y[:, :-1], x[:, 1:])
+    assert len(set(map(tuple, x.tolist()))) > 40  # varied offsets, not always the document starts
+
+
+def test_lr_schedule_warms_up_then_decays_to_min_lr():
+    c = train.TrainConfig(learning_rate=1.0, min_lr=0.1, warmup_iters=10, lr_decay_iters=110)
+    lrs = [train.get_lr(i, c) for i in range(200)]
+    assert lrs[0] < lrs[5] < lrs[9] < 1.0
+    assert lrs[10] == pytest.approx(1.0) and lrs[60] == pytest.approx(0.55)
+    assert lrs[110] == pytest.approx(0.1) and lrs[199] == 0.1
+
+
+# --- the loop, metrics and plots ---
+
+def test_tiny_run_lowers_loss_and_writes_metrics_config_and_plots(tiny_run):
+    r = rows(tiny_run)
+    assert [x["iter"] for x in r] == [0, 15, 30]  # eval at 0, every eval_interval, and at the end
+    assert r[-1]["val_loss"] < r[0]["val_loss"] - 0.5
+    for key in ["train_loss", "val_loss", "lr", "elapsed_s", "tokens", "tok_per_s", "mean_p", "val_bpb"]:
+        assert key in r[-1]
+    assert len(r[-1]["position_loss"]) == 32  # one value per position of the context
+    assert r[-1]["mean_p"] > r[0]["mean_p"]
+    assert r[-1]["tokens"] == 30 * 4 * 32
+    config = json.load(open(os.path.join(tiny_run, "config.json")))
+    assert config["model"]["n_layer"] == 2 and config["train"]["max_iters"] == 30
+    assert config["model"]["vocab_size"] == 58  # taken from the data's meta.json
+    for png in ["position_loss.png", "loss.png", "mean_p.png"]:
+        with open(os.path.join(tiny_run, "plots", png), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_checkpoint_holds_plain_state_dict_config_and_meta(tiny_run):
+    ckpt = train.load_checkpoint(os.path.join(tiny_run, "ckpt.pt"))
+    assert not any(k.startswith("_orig_mod.") for k in ckpt["model"])
+    assert ckpt["iter_num"] == 30 and ckpt["model_args"]["n_embd"] == 32
+    assert ckpt["meta"]["tokenizer"] == "char" and ckpt["config"]["train"]["eval_interval"] == 15
+    model = train.model_from_checkpoint(ckpt)  # round trip into a fresh model
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, ckpt["model"][k])
+
+
+def test_plot_only_redraws_from_metrics(tiny_run, tmp_path):
+    train.main([f"--out_dir={tiny_run}", f"--plot_dir={tmp_path}", "--plot_only=True"])
+    assert sorted(os.listdir(tmp_path)) == ["loss.png", "mean_p.png", "position_loss.png"]
+
+
+def test_resume_continues_exactly(facts_dir, tmp_path):
+    """20 steps straight == 10 steps, stop, resume for 10 more: same weights, same losses."""
+    common = ["--lr_decay_iters=20", "--eval_interval=10", "--always_save_checkpoint=True", "--dropout=0.1"]
+    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+    train.main(train_args(facts_dir, straight, "--max_iters=20", *common))
+    train.main(train_args(facts_dir, split, "--max_iters=10", *common))
+    train.main(train_args(facts_dir, split, "--max_iters=20", "--init_from=resume", *common))
+    a = torch.load(os.path.join(straight, "ckpt.pt"), weights_only=False)
+    b = torch.load(os.path.join(split, "ckpt.pt"), weights_only=False)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    ra, rb = rows(straight), rows(split)
+    assert [r["iter"] for r in rb] == [0, 10, 20]
+    assert [r["val_loss"] for r in ra] == [r["val_loss"] for r in rb]
+    assert [r["train_loss"] for r in ra] == [r["train_loss"] for r in rb]
+
+
+def test_scratch_run_refuses_to_overwrite_a_checkpoint(tiny_run, facts_dir):
+    before = os.path.getmtime(os.path.join(tiny_run, "ckpt.pt"))
+    with pytest.raises(UserError, match="already exists: pass --init_from=resume"):
+        train.main(train_args(facts_dir, tiny_run, "--max_iters=2"))
+    assert os.path.getmtime(os.path.join(tiny_run, "ckpt.pt")) == before
+
+
+def test_gradient_accumulation_counts_tokens_per_step(facts_dir, tmp_path, capsys):
+    train.main(train_args(facts_dir, str(tmp_path), "--max_iters=2", "--eval_interval=100",
+                          "--gradient_accumulation_steps=3"))
+    assert "384 tokens per iteration (3 accumulation steps x 1 processes x 4 x 32)" in capsys.readouterr().out
+
+
+# --- bad input: one clear error, nothing overwritten ---
+
+def test_missing_data_names_the_prepare_command(tmp_path):
+    with pytest.raises(UserError, match=r"not found: run `python prepare/shakespeare_char.py` first"):
+        train.main(["--dataset=shakespeare_char", f"--data_dir={tmp_path}", f"--out_dir={tmp_path}/o", *TINY_MODEL])
+
+
+def test_missing_meta_is_reported(facts_dir, tmp_path):
+    d = tmp_path / "d"
+    shutil.copytree(facts_dir, d)
+    os.remove(d / "meta.json")
+    with pytest.raises(UserError, match="meta.json not found"):
+        train.main(train_args(str(d), str(tmp_path / "o")))
+
+
+def test_meta_inconsistent_with_bin_size_is_reported(facts_dir, tmp_path):
+    d = tmp_path / "d"
+    shutil.copytree(facts_dir, d)
+    with open(d / "val.bin", "r+b") as f:
+        f.truncate(1000)
+    with pytest.raises(UserError, match="val.bin has 1000 bytes but meta.json says"):
+        train.main(train_args(str(d), str(tmp_path / "o")))
+
+
+def test_block_size_larger_than_val_split_is_reported(tmp_path):
+    from prepare import facts
+
+    facts.main(["--train_docs=50", "--val_docs=1", f"--out={tmp_path}/d"])
+    with pytest.raises(UserError, match="lower --block_size"):
+        train.main(train_args(f"{tmp_path}/d", str(tmp_path / "o"), "--block_size=1024"))
+
+
+def test_vocab_of_data_differs_from_checkpoint(tiny_run, tmp_path):
+    from prepare import shakespeare_char
+
+    text = tmp_path / "t.txt"
+    text.write_text("hello world, a small text. " * 200)
+    shakespeare_char.main(["--input", str(text), "--out", str(tmp_path / "d")])
+    with pytest.raises(UserError, match="checkpoint was trained on char tokens \\(vocab 58\\)"):
+        train.main(train_args(str(tmp_path / "d"), tiny_run, "--init_from=resume"))
+
+
+def test_resume_without_checkpoint(facts_dir, tmp_path):
+    with pytest.raises(UserError, match="no checkpoint at"):
+        train.main(train_args(facts_dir, str(tmp_path), "--init_from=resume"))
+
+
+def test_corrupt_or_truncated_checkpoint(tiny_run, facts_dir, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    data = open(os.path.join(tiny_run, "ckpt.pt"), "rb").read()
+    (out / "ckpt.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match="corrupt or truncated"):
+        train.main(train_args(facts_dir, str(out), "--init_from=resume"))
+
+
+def test_wrong_dtype_and_device_are_reported(facts_dir, tmp_path):
+    with pytest.raises(UserError, match="dtype must be"):
+        train.main(train_args(facts_dir, str(tmp_path), "--dtype=fp8"))
+    with pytest.raises(UserError, match="float16 needs a CUDA device"):
+        train.main(train_args(facts_dir, str(tmp_path), "--dtype=float16"))
+
+
+def test_changing_the_model_on_resume_is_refused(tiny_run, facts_dir):
+    with pytest.raises(UserError, match="cannot change model key"):
+        train.main(train_args(facts_dir, tiny_run, "--init_from=resume", "--n_layer=3"))
+
+
+# --- DDP ---
+
+def test_ddp_with_two_gloo_processes_writes_one_checkpoint(facts_dir, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
+           *train_args(facts_dir, str(out), "--max_iters=4", "--eval_interval=4", "--gradient_accumulation_steps=2")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p for p in os.listdir(out) if p.endswith(".pt")) == ["ckpt.pt"]
+    assert "2 processes" in r.stdout and r.stdout.count("eval 4:") == 1
+    assert [x["iter"] for x in rows(str(out))] == [0, 4]

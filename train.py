@@ -1,0 +1,508 @@
+"""
+Train a GPT, in one readable story: config -> data -> model -> optimizer -> loop -> plots.
+
+    python train.py                                       # the main job: a small model on the facts corpus
+    python train.py config/train_shakespeare_char.py --n_layer=4 --device=cpu
+    torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py    # DDP
+
+Every eval appends one line to out_dir/metrics.jsonl: train/val loss, bits per byte, the loss at
+every position of the context (in-context learning shows up as that curve bending down along the
+sequence) and the mean probability given to the correct next token. The plots are drawn from it.
+"""
+
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import torch
+from torch.distributed import destroy_process_group, init_process_group
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from configurator import UserError, configure, main_guard
+from model import GPT, GPTConfig
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# -----------------------------------------------------------------------------
+# Config. Model keys (n_layer, block_size, ...) come from GPTConfig; both are set the same way.
+
+@dataclass
+class TrainConfig:
+    # I/O
+    out_dir: str = "out-facts"  # checkpoint, config.json and metrics.jsonl go here
+    plot_dir: str = ""  # where the PNGs go; "" means plots/<name of out_dir>
+    eval_interval: int = 100  # evaluate every this many iterations (and at 0 and at max_iters)
+    log_interval: int = 50  # print a progress line every this many iterations
+    eval_iters: int = 10  # batches per split per evaluation
+    eval_only: bool = False  # evaluate once and exit
+    always_save_checkpoint: bool = False  # save at every eval, not only when val loss improves
+    init_from: str = "scratch"  # "scratch" or "resume" (from out_dir/ckpt.pt)
+    overwrite: bool = False  # allow a scratch run to replace an existing checkpoint in out_dir
+    plot_only: bool = False  # redraw the plots from out_dir/metrics.jsonl and exit
+    # data
+    dataset: str = "facts"  # reads data/<dataset>/{train,val}.bin and meta.json
+    data_dir: str = ""  # "" means data/<dataset> next to train.py
+    gradient_accumulation_steps: int = 1  # micro-batches per optimizer step (split across DDP ranks)
+    batch_size: int = 12  # sequences per micro-batch
+    respect_doc_boundaries: bool = True  # windows stay inside one document (start at its start if it fits); False: nanoGPT's
+    # optimizer: AdamW
+    learning_rate: float = 2e-3  # peak learning rate
+    max_iters: int = 500  # optimizer steps
+    weight_decay: float = 0.1  # on matrices and embeddings only
+    beta1: float = 0.9  # AdamW's momentum decay
+    beta2: float = 0.99  # AdamW's second-moment decay (0.95 for large models, 0.99 for small batches)
+    grad_clip: float = 1.0  # clip the global gradient norm at this value; 0 disables
+    # learning-rate schedule: linear warmup, then cosine down to min_lr
+    decay_lr: bool = True  # False keeps learning_rate constant after warmup
+    warmup_iters: int = 50  # linear warmup steps
+    lr_decay_iters: int = 500  # steps over which the cosine runs (~max_iters per Chinchilla)
+    min_lr: float = 2e-4  # final learning rate (~learning_rate/10 per Chinchilla)
+    # system
+    device: str = "auto"  # "cpu", "cuda", "cuda:1", "mps"; "auto" is cuda when available, else cpu
+    dtype: str = "auto"  # "float32", "bfloat16" or "float16"; "auto": bfloat16 on CUDA if supported, else float32
+    compile: bool = False  # torch.compile the model (minutes of warm-up; worth it on GPU)
+    seed: int = 1337  # seeds init, dropout and batch sampling
+    backend: str = "auto"  # DDP backend: "nccl" on CUDA, "gloo" on CPU
+
+
+# The main job's model: small enough to train on a laptop CPU in a few minutes.
+MAIN_JOB_MODEL = GPTConfig(block_size=384, vocab_size=58, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False)
+
+
+def check_train_config(c):
+    if c.init_from not in ("scratch", "resume"):
+        raise UserError(f"init_from must be 'scratch' or 'resume', got {c.init_from!r}")
+    if c.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise UserError(f"dtype must be auto, float32, bfloat16 or float16, got {c.dtype!r}")
+    for name in ("batch_size", "gradient_accumulation_steps", "eval_iters", "eval_interval", "log_interval"):
+        if getattr(c, name) < 1:
+            raise UserError(f"{name} must be >= 1, got {getattr(c, name)}")
+    if c.max_iters < 0:
+        raise UserError(f"max_iters must be >= 0, got {c.max_iters}")
+
+
+# -----------------------------------------------------------------------------
+# Data: token bins on disk, memory-mapped, never loaded whole.
+
+def load_meta(data_dir, dataset):
+    meta_path = os.path.join(data_dir, "meta.json")
+    hint = f"run `python prepare/{dataset}.py` first" if os.path.exists(os.path.join(HERE, "prepare", f"{dataset}.py")) \
+        else "run the prepare/ script that writes it"
+    for f in ("train.bin", "val.bin", "meta.json"):
+        if not os.path.exists(os.path.join(data_dir, f)):
+            raise UserError(f"{os.path.join(data_dir, f)} not found: {hint}")
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+        itemsize = np.dtype(meta["dtype"]).itemsize
+        for split in ("train", "val"):
+            size = os.path.getsize(os.path.join(data_dir, f"{split}.bin"))
+            want = meta["splits"][split]["tokens"] * itemsize
+            if size != want:
+                raise UserError(f"{data_dir}/{split}.bin has {size} bytes but meta.json says {want}: "
+                                f"the data is incomplete or stale, {hint}")
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{meta_path} is unreadable or incomplete ({e!r}): {hint}")
+    return meta
+
+
+class Batches:
+    """Random (x, y) windows from a split: y is x shifted by one token.
+
+    With respect_doc_boundaries (the default) no window spans two documents: each picks a random
+    document and starts inside it, at its first token when the document fits in the context, and
+    targets past the document's end are -1 (no loss). On the facts corpus position t in the context
+    is then position t in a document, so the per-position loss shows how much reading the document
+    so far helps. A dataset that is one long text (shakespeare) gets ordinary random windows either
+    way. False gives GPT-2/nanoGPT windows anywhere in the token stream, across documents.
+    """
+
+    def __init__(self, data_dir, meta, block_size, batch_size, device, respect_doc_boundaries=True):
+        self.paths = {s: os.path.join(data_dir, f"{s}.bin") for s in ("train", "val")}
+        self.dtype = np.dtype(meta["dtype"])
+        self.block_size, self.batch_size, self.device = block_size, batch_size, device
+        for split in ("train", "val"):
+            n = meta["splits"][split]["tokens"]
+            if n <= block_size:
+                raise UserError(f"block_size {block_size} needs more than {n} tokens, which is all the "
+                                f"{split} split has: lower --block_size")
+        self.doc_starts = None
+        if respect_doc_boundaries:
+            self.doc_starts = {}
+            for split in ("train", "val"):
+                path = os.path.join(data_dir, f"{split}.docs.npy")
+                if not os.path.exists(path):
+                    raise UserError(f"{path} not found: respect_doc_boundaries needs the document index that "
+                                    f"the prepare/ scripts write; prepare the data again or pass "
+                                    f"--respect_doc_boundaries=False")
+                starts = np.load(path)[:, 0]
+                self.doc_starts[split] = np.append(starts, meta["splits"][split]["tokens"])
+
+    def get(self, split, generator):
+        # A fresh memmap per batch: keeping one open lets the page cache count against our memory
+        # (nanoGPT's fix for its "memory leak"); opening is microseconds.
+        data = np.memmap(self.paths[split], dtype=self.dtype, mode="r")
+        T = self.block_size
+        if self.doc_starts is None:
+            ix = torch.randint(len(data) - T, (self.batch_size,), generator=generator).numpy()
+            w = torch.from_numpy(data[ix[:, None] + np.arange(T + 1)].astype(np.int64))  # (B, T + 1), one gather
+            x, y = w[:, :-1], w[:, 1:]
+        else:
+            bounds = self.doc_starts[split]
+            docs = torch.randint(len(bounds) - 1, (self.batch_size,), generator=generator)
+            lo, hi = bounds[docs.numpy()], bounds[docs.numpy() + 1]
+            slack = np.maximum(hi - lo - T - 1, 0)  # how far a window can move inside its document
+            starts = lo + (torch.rand(self.batch_size, generator=generator).numpy() * (slack + 1)).astype(np.int64)
+            x = torch.zeros(self.batch_size, T, dtype=torch.int64)
+            y = torch.full((self.batch_size, T), -1, dtype=torch.int64)
+            for b, (s, e) in enumerate(zip(starts, hi)):
+                w = torch.from_numpy(data[s:min(e, s + T + 1)].astype(np.int64))
+                x[b, :len(w) - 1], y[b, :len(w) - 1] = w[:-1], w[1:]
+        if self.device.startswith("cuda"):  # pinned memory lets the copy overlap with compute
+            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
+        return x.to(self.device), y.to(self.device)
+
+
+# -----------------------------------------------------------------------------
+# Evaluation and the learning-rate schedule
+
+@torch.no_grad()
+def evaluate(model, batches, eval_iters, ctx, seed, bytes_per_token):
+    """Mean loss per split over eval_iters batches; for val also loss per position and mean_p.
+
+    Batches come from a generator seeded the same way at every eval, so successive evals (and
+    runs) score the very same tokens and their differences are not sampling noise.
+    """
+    model.eval()
+    out = {}
+    for k, split in enumerate(("train", "val")):
+        g = torch.Generator().manual_seed(seed + 1000 + k)
+        loss_sum, count, p_sum = torch.zeros(batches.block_size), torch.zeros(batches.block_size), 0.0
+        for _ in range(eval_iters):
+            x, y = batches.get(split, g)
+            with ctx:
+                _, loss = model(x, y, reduction="none")  # (B, T), 0 where the target is -1
+            loss, valid = loss.float().cpu(), (y != -1).float().cpu()
+            loss_sum += loss.sum(0)  # summed per position
+            count += valid.sum(0)
+            p_sum += (torch.exp(-loss) * valid).sum().item()
+        out[f"{split}_loss"] = (loss_sum.sum() / count.sum()).item()
+        out[f"{split}_bpb"] = out[f"{split}_loss"] / math.log(2) / bytes_per_token[split]
+        if split == "val":
+            per_pos = (loss_sum / count.clamp(min=1)).tolist()  # positions no document reaches: None
+            out["position_loss"] = [round(v, 5) if n > 0 else None for v, n in zip(per_pos, count.tolist())]
+            out["mean_p"] = p_sum / count.sum().item()  # mean probability of the right token
+    model.train()
+    return out
+
+
+def get_lr(it, c):
+    """Linear warmup for warmup_iters, cosine decay to min_lr at lr_decay_iters, then min_lr."""
+    if it < c.warmup_iters:
+        return c.learning_rate * (it + 1) / (c.warmup_iters + 1)
+    if not c.decay_lr:
+        return c.learning_rate
+    if it > c.lr_decay_iters:
+        return c.min_lr
+    ratio = (it - c.warmup_iters) / max(1, c.lr_decay_iters - c.warmup_iters)
+    return c.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (c.learning_rate - c.min_lr)
+
+
+# -----------------------------------------------------------------------------
+# Device, precision, and one optimizer step (bench.py times exactly this function)
+
+def setup_device(cfg):
+    """(device, device_type, dtype name, autocast context) from the device and dtype keys."""
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {device} requested but CUDA is not available: use --device=cpu")
+    device_type = "cuda" if device.startswith("cuda") else device.split(":")[0]
+    dtype = cfg.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if device_type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+    if dtype == "float16" and device_type != "cuda":
+        raise UserError("dtype float16 needs a CUDA device: use --dtype=float32 (or bfloat16)")
+    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    ctx = nullcontext() if dtype == "float32" else torch.autocast(device_type=device_type, dtype=ptdtype)
+    torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls on Ampere+ when in float32
+    torch.backends.cudnn.allow_tf32 = True
+    return device, device_type, dtype, ctx
+
+
+def train_step(model, optimizer, scaler, get_batch, grad_accum, ctx, grad_clip, ddp=False):
+    """One optimizer step over grad_accum micro-batches; returns the last micro-batch's loss."""
+    for micro_step in range(grad_accum):
+        x, y = get_batch()
+        if ddp:  # all-reduce gradients only on the last micro-step
+            model.require_backward_grad_sync = micro_step == grad_accum - 1
+        with ctx:
+            _, loss = model(x, y)
+            loss = loss / grad_accum
+        scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss * grad_accum
+
+
+# -----------------------------------------------------------------------------
+# Checkpoints: written to a temp file and renamed, so a crash never leaves a broken one behind.
+
+def atomic_write(path, write):
+    tmp = path + ".tmp"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path):
+    """torch.load with a one-line error for a missing, corrupt or truncated file."""
+    if not os.path.exists(path):
+        raise UserError(f"no checkpoint at {path}: train one first, or point --out_dir at a run that has one")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt["model"], ckpt["model_args"]  # noqa: B018 (must exist)
+    except Exception as e:
+        raise UserError(f"could not read checkpoint {path} ({type(e).__name__}); it is corrupt or truncated") from None
+    # checkpoints from torch.compile'd models (e.g. nanoGPT's) carry an _orig_mod. prefix
+    ckpt["model"] = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
+    return ckpt
+
+
+def model_from_checkpoint(ckpt):
+    model = GPT(GPTConfig(**ckpt["model_args"]))
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+# -----------------------------------------------------------------------------
+# Plots: drawn from metrics.jsonl, so they can be redrawn at any time (--plot_only=True).
+
+def read_metrics(out_dir):
+    path = os.path.join(out_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_run(out_dir, plot_dir):
+    """Loss per position (one curve per eval, coloured by iteration), loss curves and mean_p."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(out_dir)
+    if not rows:
+        return []
+    os.makedirs(plot_dir, exist_ok=True)
+    name = os.path.basename(os.path.normpath(out_dir))
+    iters = [r["iter"] for r in rows]
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    cmap = plt.get_cmap("viridis")
+    norm = matplotlib.colors.Normalize(vmin=min(iters), vmax=max(max(iters), 1))
+    for r in rows:
+        ax.plot([math.nan if v is None else v for v in r["position_loss"]], color=cmap(norm(r["iter"])), lw=1.2)
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="iteration")
+    ax.set(xlabel="position in context (tokens)", ylabel="val loss (nats)",
+           title=f"{name}: loss at each position, one curve per eval")
+    paths.append(os.path.join(plot_dir, "position_loss.png"))
+
+    fig2, ax2 = plt.subplots(figsize=(7, 4.5))
+    ax2.plot(iters, [r["train_loss"] for r in rows], label="train")
+    ax2.plot(iters, [r["val_loss"] for r in rows], label="val")
+    ax2.set(xlabel="iteration", ylabel="loss (nats)", title=f"{name}: loss")
+    ax2.legend()
+    paths.append(os.path.join(plot_dir, "loss.png"))
+
+    fig3, ax3 = plt.subplots(figsize=(7, 4.5))
+    ax3.plot(iters, [r["mean_p"] for r in rows], marker=".")
+    ax3.set(xlabel="iteration", ylabel="mean p(correct next token)", title=f"{name}: mean probability of the target")
+    paths.append(os.path.join(plot_dir, "mean_p.png"))
+
+    for f, p in zip((fig, fig2, fig3), paths):
+        f.tight_layout()
+        atomic_write(p, lambda tmp, f=f: f.savefig(tmp, dpi=110, format="png"))
+        plt.close(f)
+    return paths
+
+
+# -----------------------------------------------------------------------------
+
+def main(argv=None):
+    (cfg, mcfg), given = configure([TrainConfig(), MAIN_JOB_MODEL], argv, description=__doc__)
+    check_train_config(cfg)
+    out_dir = cfg.out_dir
+    plot_dir = cfg.plot_dir or os.path.join(HERE, "plots", os.path.basename(os.path.normpath(out_dir)))
+    ckpt_path = os.path.join(out_dir, "ckpt.pt")
+    if cfg.plot_only:
+        for p in plot_run(out_dir, plot_dir):
+            print(f"wrote {p}")
+        return
+
+    # --- system: device, precision, DDP ---
+    ddp = int(os.environ.get("RANK", -1)) != -1
+    if ddp:
+        device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        backend = cfg.backend if cfg.backend != "auto" else ("nccl" if device.startswith("cuda") else "gloo")
+        init_process_group(backend=backend)
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        if device.startswith("cuda"):
+            cfg = replace(cfg, device=f"cuda:{int(os.environ['LOCAL_RANK'])}")
+            torch.cuda.set_device(cfg.device)
+        if cfg.gradient_accumulation_steps % world:
+            raise UserError(f"gradient_accumulation_steps ({cfg.gradient_accumulation_steps}) must be a "
+                            f"multiple of the number of processes ({world})")
+    else:
+        rank, world = 0, 1
+    master = rank == 0
+    grad_accum = cfg.gradient_accumulation_steps // world
+    device, device_type, dtype, ctx = setup_device(cfg)
+
+    # --- data ---
+    data_dir = cfg.data_dir or os.path.join(HERE, "data", cfg.dataset)
+    if cfg.dataset == "facts" and not cfg.data_dir and not os.path.exists(os.path.join(data_dir, "meta.json")) and master:
+        from prepare import facts  # the offline default generates its own data
+        facts.main([])
+    if ddp:
+        torch.distributed.barrier()
+    meta = load_meta(data_dir, cfg.dataset)
+    bytes_per_token = {s: meta["splits"][s]["bytes"] / meta["splits"][s]["tokens"] for s in ("train", "val")}
+
+    # --- model: from scratch or from the checkpoint in out_dir ---
+    ckpt = None
+    if cfg.init_from == "resume":
+        ckpt = load_checkpoint(ckpt_path)
+        model_args = ckpt["model_args"]
+        if ckpt.get("meta") and (ckpt["meta"]["tokenizer"], ckpt["meta"]["vocab_size"]) != (meta["tokenizer"], meta["vocab_size"]):
+            raise UserError(f"checkpoint was trained on {ckpt['meta']['tokenizer']} tokens (vocab "
+                            f"{ckpt['meta']['vocab_size']}) but {data_dir} holds {meta['tokenizer']} (vocab "
+                            f"{meta['vocab_size']}): use the same --dataset")
+        changed = [k for k in given if k in model_args and getattr(mcfg, k) != model_args[k]]
+        if changed:
+            raise UserError(f"cannot change model key(s) {', '.join(changed)} when resuming")
+        mcfg = GPTConfig(**model_args)
+    else:
+        if os.path.exists(ckpt_path) and not cfg.overwrite and not cfg.eval_only:
+            raise UserError(f"{ckpt_path} already exists: pass --init_from=resume to continue it, "
+                            f"--overwrite=True to replace it, or choose another --out_dir")
+        if "vocab_size" not in given:
+            mcfg = GPTConfig(**{**asdict(mcfg), "vocab_size": meta["vocab_size"]})
+    if mcfg.vocab_size < meta["vocab_size"]:
+        raise UserError(f"the model's vocab_size {mcfg.vocab_size} is smaller than the data's "
+                        f"{meta['vocab_size']} ({data_dir}/meta.json)")
+    batches = Batches(data_dir, meta, mcfg.block_size, cfg.batch_size, device, cfg.respect_doc_boundaries)
+
+    torch.manual_seed(cfg.seed)
+    model = GPT(mcfg)
+    iter_num, best_val_loss = 0, float("inf")
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        iter_num, best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
+    model.to(device)
+    raw_model = model  # what we checkpoint: no DDP or compile wrappers, no _orig_mod. prefixes
+
+    # --- optimizer ---
+    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), device_type)
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))
+
+    # batch sampling has its own generator so that evals never shift the training data stream
+    gen = torch.Generator().manual_seed(cfg.seed + rank)
+    if ckpt is not None and world == 1:
+        gen.set_state(ckpt["rng"]["batches"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if device_type == "cuda" and ckpt["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
+    if cfg.compile:
+        print("compiling the model...")
+        model = torch.compile(model)
+    if ddp:
+        model = DDP(model, device_ids=[int(os.environ["LOCAL_RANK"])] if device_type == "cuda" else None)
+
+    tokens_per_iter = grad_accum * world * cfg.batch_size * mcfg.block_size
+    config_record = {"train": asdict(cfg), "model": asdict(mcfg), "dtype": dtype, "device": device, "world_size": world}
+    metrics_path = os.path.join(out_dir, "metrics.jsonl")
+    if master:
+        os.makedirs(out_dir, exist_ok=True)
+        atomic_write(os.path.join(out_dir, "config.json"),
+                     lambda tmp: open(tmp, "w").write(json.dumps(config_record, indent=1)))
+        # metrics.jsonl describes this run: start it afresh, or on resume keep rows up to the checkpoint
+        kept = [r for r in read_metrics(out_dir) if ckpt is not None and r["iter"] <= iter_num]
+        atomic_write(metrics_path, lambda tmp: open(tmp, "w").write("".join(json.dumps(r) + "\n" for r in kept)))
+        print(f"{raw_model.get_num_params() / 1e6:.2f}M parameters | {tokens_per_iter:,} tokens per iteration "
+              f"({grad_accum} accumulation steps x {world} processes x {cfg.batch_size} x {mcfg.block_size}) "
+              f"| {device} {dtype}")
+
+    def save_checkpoint(iter_num, best_val_loss):
+        ckpt = {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": asdict(mcfg),
+                "config": config_record, "iter_num": iter_num, "best_val_loss": best_val_loss, "meta": meta,
+                "rng": {"torch": torch.get_rng_state(), "batches": gen.get_state(),
+                        "cuda": torch.cuda.get_rng_state() if device_type == "cuda" else None}}
+        atomic_write(ckpt_path, lambda tmp: torch.save(ckpt, tmp))
+
+    # --- the training loop ---
+    t_start = time.time()
+    start_iter, tokens_seen = iter_num, iter_num * tokens_per_iter
+    dt_avg = None
+    while True:
+        lr = get_lr(iter_num, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        # evaluate at 0, every eval_interval and at the end (a resumed run already did its first one)
+        if master and (iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters) \
+                and not (ckpt is not None and iter_num == start_iter and not cfg.eval_only):
+            m = evaluate(raw_model, batches, cfg.eval_iters, ctx, cfg.seed, bytes_per_token)
+            elapsed = time.time() - t_start
+            row = {"iter": iter_num, "train_loss": m["train_loss"], "val_loss": m["val_loss"],
+                   "train_bpb": m["train_bpb"], "val_bpb": m["val_bpb"], "lr": lr, "elapsed_s": round(elapsed, 3),
+                   "tokens": tokens_seen, "tok_per_s": (tokens_seen - start_iter * tokens_per_iter) / max(elapsed, 1e-9),
+                   "mean_p": m["mean_p"], "position_loss": m["position_loss"]}
+            print(f"eval {iter_num}: train loss {m['train_loss']:.4f}, val loss {m['val_loss']:.4f} "
+                  f"({m['val_bpb']:.3f} bits/byte), mean p {m['mean_p']:.3f}")
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            if (m["val_loss"] < best_val_loss or cfg.always_save_checkpoint) and not cfg.eval_only:
+                best_val_loss = min(best_val_loss, m["val_loss"])
+                if iter_num > 0:
+                    save_checkpoint(iter_num, best_val_loss)
+                    print(f"saved {ckpt_path}")
+        if iter_num >= cfg.max_iters or cfg.eval_only:
+            break
+
+        t0 = time.time()
+        loss = train_step(model, optimizer, scaler, lambda: batches.get("train", gen), grad_accum, ctx,
+                          cfg.grad_clip, ddp)
+        iter_num += 1
+        tokens_seen += tokens_per_iter
+
+        if master and (iter_num % cfg.log_interval == 0 or iter_num == cfg.max_iters):
+            lossf = loss.item()  # .item() syncs with the GPU: only when we print
+            dt = time.time() - t0
+            dt_avg = dt if dt_avg is None else 0.9 * dt_avg + 0.1 * dt
+            eta = (cfg.max_iters - iter_num) * dt_avg
+            print(f"iter {iter_num}/{cfg.max_iters}: loss {lossf:.4f}, lr {lr:.2e}, {dt * 1000:.1f} ms/iter, "
+                  f"{tokens_per_iter / dt:,.0f} tok/s, ETA {eta / 60:.1f} min")
+
+    if master:
+        print(f"done in {time.time() - t_start:.1f}s; best val loss {best_val_loss:.4f}")
+        for p in plot_run(out_dir, plot_dir):
+            print(f"wrote {p}")
+    if ddp:
+        destroy_process_group()
+
+
+if __name__ == "__main__":
+    main_guard(main)
