@@ -53,6 +53,15 @@ def sync(device):
 
 
 def main(argv=None):
+    result = benchmark(argv)
+    print(f"{result['ms_per_iter']:.1f} ms/iter (median of {result['bench_iters']}), {result['tok_per_s']:,.0f} tok/s, "
+          f"MFU {100 * result['mfu']:.1f}% of {result['peak_tflops']:.3f} TFLOP/s measured, "
+          f"peak memory {result['peak_mem_mb']:.0f} MB")
+    print(json.dumps(result))
+
+
+def benchmark(argv):
+    """Parse argv like train.py (plus BenchConfig), time train_step, and return the numbers."""
     (bcfg, cfg, mcfg), given = configure([BenchConfig(), TrainConfig(), MAIN_JOB_MODEL], argv, description=__doc__)
     check_train_config(cfg)
     device, device_type, dtype, ctx = setup_device(cfg)
@@ -63,7 +72,8 @@ def main(argv=None):
         meta = load_meta(data_dir, cfg.dataset)
         if "vocab_size" not in given:
             mcfg = replace(mcfg, vocab_size=meta["vocab_size"])
-        batches = Batches(data_dir, meta, mcfg.block_size, cfg.batch_size, device, cfg.respect_doc_boundaries)
+        batches = Batches(data_dir, meta, mcfg.block_size, cfg.batch_size, device, cfg.respect_doc_boundaries,
+                          mcfg.prefix_lm)
         gen = torch.Generator().manual_seed(cfg.seed)
         get_batch = lambda: batches.get("train", gen)  # noqa: E731
     else:
@@ -71,7 +81,8 @@ def main(argv=None):
         def get_batch():
             x = torch.from_numpy(g.integers(0, mcfg.vocab_size, (cfg.batch_size, mcfg.block_size + 1)))
             x = x.to(device)
-            return x[:, :-1], x[:, 1:]
+            prefix = torch.full((cfg.batch_size,), mcfg.block_size // 2, device=device) if mcfg.prefix_lm else None
+            return x[:, :-1], x[:, 1:], prefix
 
     torch.manual_seed(cfg.seed)
     model = GPT(mcfg).to(device)
@@ -104,11 +115,8 @@ def main(argv=None):
     result = {"ms_per_iter": round(dt * 1000, 3), "tok_per_s": round(tokens_per_iter / dt, 1),
               "mfu": round(model.estimate_mfu(tokens_per_iter, dt, peak), 4), "peak_mem_mb": round(peak_mem_mb, 1),
               "peak_tflops": round(peak / 1e12, 3), "params_m": round(model.get_num_params() / 1e6, 3),
-              "tokens_per_iter": tokens_per_iter, "device": device, "dtype": dtype}
-    print(f"{result['ms_per_iter']:.1f} ms/iter (median of {bcfg.bench_iters}), {result['tok_per_s']:,.0f} tok/s, "
-          f"MFU {100 * result['mfu']:.1f}% of {result['peak_tflops']:.3f} TFLOP/s measured, "
-          f"peak memory {peak_mem_mb:.0f} MB")
-    print(json.dumps(result))
+              "tokens_per_iter": tokens_per_iter, "device": device, "dtype": dtype, "bench_iters": bcfg.bench_iters}
+    return result
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def coerce(name, value, t):
     elif t is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-    elif t is bool or t is str:
+    elif t in (bool, str, dict):
         if isinstance(value, t):
             return value
     elif t is object:

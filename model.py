@@ -28,37 +28,69 @@ class HookPoint(nn.Identity):
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention.
+    """Multi-head causal self-attention, plus the attention variants of the design notes.
 
     Two implementations compute the same thing: `F.scaled_dot_product_attention` (fast, fused) and
     a manual path that materialises scores, mask and softmax so you can read it and look at the
-    attention pattern. They agree to ~1e-6 (test_model.py checks 1e-5).
+    attention pattern. They agree to ~1e-6 (test_model.py checks 1e-5). Every variant below works
+    on both paths, except attention-sum power scaling, which needs the scores and so always takes
+    the manual path.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, width):
         super().__init__()
-        assert config.n_embd % config.n_head == 0
-        # key, query, value projections for all heads, in one matmul
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.n_head, self.width, self.config = config.n_head, width, config
+        hs = width // config.n_head
+        # query, key, value projections in one matmul; shared_qk drops the key projection
+        self.c_attn = nn.Linear(width, (2 if config.shared_qk else 3) * width, bias=config.bias)
         # output projection back into the residual stream
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(width, width, bias=config.bias)
         self.c_proj.RESIDUAL_PROJ = True  # GPT-2 init scales it by 1/sqrt(2 * n_layer)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
-        self.n_head = config.n_head
-        self.n_embd = config.n_embd
-        self.dropout = config.dropout
-        self.config = config  # attn_impl is read at each call, so analysis can switch paths
-        self.hook_pattern = HookPoint()  # (B, nh, T, S) attention weights; manual path only
+        if config.zero_value_attn:
+            # zero_value_attn (design note 003, "attention heads can't turn themselves off"): one
+            # extra key slot per head with a learned key and a value of zero. Attention that goes
+            # there adds nothing, so a head can switch itself off for a token (softmax-plus-one,
+            # the learnable sink of Gu et al. 2410.10781). Confirmed if heads put mass on the slot
+            # (analyze.py attention) and loss does not get worse; refuted if the slot stays unused.
+            self.sink_key = nn.Parameter(torch.zeros(config.n_head, hs))
+        self.power = None
+        if config.attn_sum_power_learned:
+            self.power = nn.Parameter(torch.full((config.n_head,), float(config.attn_sum_power)))
+        # (B, nh, T, keys) attention weights, manual path only; keys are [zero slot if zero_value_attn |
+        # previous layer's if cross_layer_kv | own], so plain GPT-2 has (B, nh, T, T)
+        self.hook_pattern = HookPoint()
+        self.hook_sink = HookPoint()  # (B, nh, T) mass on the zero-value slot (zero_value_attn, manual path)
         self.hook_z = HookPoint()  # (B, nh, T, hs) each head's output, before c_proj mixes the heads
 
-    def forward(self, x, cache=None):
-        B, T, C = x.size()  # batch, new tokens, n_embd
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+    def project(self, x, kv_input):
+        """q, k, v as (B, nh, T, hs). Keys and values come from kv_input when it is given."""
+        C, shared = self.width, self.config.shared_qk
+        if kv_input is None and not shared:
+            q, k, v = self.c_attn(x).split(C, dim=2)  # the baseline: one matmul for all three
+        elif kv_input is None:
+            q, v = self.c_attn(x).split(C, dim=2)
+            k = q  # shared_qk: queries and keys are the same vectors
+        else:
+            w, b = self.c_attn.weight, self.c_attn.bias
+            rows = lambda i: (w[i * C:(i + 1) * C], None if b is None else b[i * C:(i + 1) * C])  # noqa: E731
+            q = F.linear(x, *rows(0))
+            k, v = F.linear(kv_input, *rows(0 if shared else 1)), F.linear(kv_input, *rows(1 if shared else 2))
+        B, T = x.shape[:2]
+        heads = lambda t: t.view(B, t.size(1), self.n_head, C // self.n_head).transpose(1, 2)  # noqa: E731
+        return heads(q), heads(k), heads(v)
+
+    def forward(self, x, cache=None, kv_input=None, borrowed=None, window=0, prefix_len=None):
+        """x: (B, T, width), the input of the queries (and of keys/values unless kv_input is given).
+
+        cache: [k, v] of this layer, extended in place. borrowed: (k, v) of the previous layer
+        (cross_layer_kv), covering the same positions as this layer's keys. window and prefix_len
+        shape the mask (see attention_mask). Returns (output, (k, v) of this layer).
+        """
+        B, T, C = x.size()
+        q, k, v = self.project(x, kv_input)
         hs = C // self.n_head
-        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
 
         # With a KV cache, the new queries attend over every cached key plus the new ones.
         past = 0
@@ -68,42 +100,103 @@ class CausalSelfAttention(nn.Module):
                 k = torch.cat([cache[0], k], dim=2)  # (B, nh, past + T, hs)
                 v = torch.cat([cache[1], v], dim=2)
             cache[0], cache[1] = k, v
-        S = k.size(2)  # number of keys = past + T
+        own = (k, v)
 
-        if self.config.attn_impl == "manual":
-            # The readable path: scores, causal mask, softmax, weighted sum of values.
-            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, S)
-            att = att.masked_fill(~causal_mask(T, S, x.device), float("-inf"))
-            att = self.hook_pattern(F.softmax(att, dim=-1))
-            att = self.attn_dropout(att)
-            y = att @ v  # (B, nh, T, hs)
-        else:
-            # Fused kernel. is_causal aligns the mask to the top-left corner, which is only right
-            # when there is no past; with a cache we pass the bottom-right-aligned mask ourselves.
-            drop = self.dropout if self.training else 0.0
-            if past == 0:
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
+        # Who may see whom. None means plain causal attention (the fused kernel's is_causal).
+        no_self = self.config.shared_qk and kv_input is None  # Reformer: q.k with itself would win
+        extra = borrowed is not None or self.config.zero_value_attn
+        mask = attention_mask(T, past, x.device, window, prefix_len, no_self, force=extra)
+        if borrowed is not None:  # cross_layer_kv: the previous layer's keys, same positions, same mask
+            k, v = torch.cat([borrowed[0], k], dim=2), torch.cat([borrowed[1], v], dim=2)
+            mask = torch.cat([mask, mask], dim=-1)
+        if self.config.zero_value_attn:  # slot 0: the learned key with a zero value, always visible
+            k = torch.cat([self.sink_key.view(1, self.n_head, 1, hs).expand(B, -1, -1, -1).to(k.dtype), k], dim=2)
+            v = torch.cat([torch.zeros_like(v[:, :, :1]), v], dim=2)
+            mask = torch.cat([torch.ones_like(mask[..., :1]), mask], dim=-1)
+
+        power = self.power.clamp(0.0, 1.0) if self.power is not None else self.config.attn_sum_power
+        if self.config.attn_impl == "manual" or self.power is not None or power != 1.0:
+            # The readable path: scores, mask, softmax, weighted sum of values.
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, keys)
+            if mask is None:
+                mask = attention_mask(T, past, x.device, force=True)
+            att = att.masked_fill(~mask, float("-inf"))
+            if self.power is None and power == 1.0:
+                att = F.softmax(att, dim=-1)
             else:
-                mask = causal_mask(T, S, x.device) if T > 1 else None  # one new token sees all
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
+                # attn_sum_power (design note 004, "power scaling of the sum of attention scores"):
+                # weights exp(s) / (sum exp(s))^p, computed stably as exp(s - p * logsumexp(s)).
+                # p = 1 is softmax; p < 1 lets the total attention grow with the evidence, so a
+                # query with nothing relevant to read can attend weakly. Confirmed if loss drops or
+                # the learned p settles below 1; refuted if p goes to 1 and loss is unchanged.
+                p = power.view(1, -1, 1, 1) if torch.is_tensor(power) else power
+                att = torch.exp(att - p * torch.logsumexp(att, dim=-1, keepdim=True))
+            att = self.hook_pattern(att)
+            if self.config.zero_value_attn:
+                self.hook_sink(att[..., 0])
+            y = self.attn_dropout(att) @ v  # (B, nh, T, hs)
+        else:
+            # Fused kernel. Plain causal attention with no past uses is_causal; everything else
+            # (a cache, windows, prefixes, extra keys) passes an explicit boolean mask.
+            drop = self.config.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop,
+                                               is_causal=mask is None and past == 0)
         y = self.hook_z(y)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
-        return self.resid_dropout(self.c_proj(y))
+        return self.resid_dropout(self.c_proj(y)), own
 
 
-def causal_mask(T, S, device):
-    """Boolean (T, S) mask, True where query i (the i-th of the last T positions) may see key j."""
-    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
+def has_loss(targets, prefix_len=None, past=0):
+    """(B, T) bool: which targets count in the loss. -1 marks none; with prefix_lm, neither do targets
+    inside the prefix (a token there sees the next one through bidirectional attention)."""
+    valid = targets != -1
+    if prefix_len is not None:
+        pos = torch.arange(past, past + targets.size(1), device=targets.device)
+        valid = valid & (pos[None, :] >= prefix_len.view(-1, 1) - 1)
+    return valid
+
+
+def attention_mask(T, past, device, window=0, prefix_len=None, no_self=False, force=False):
+    """Boolean (1 or B, 1, T, past + T) mask, True where a query may see a key; None when it is plain
+    causal attention that the fused kernel can do by itself (no past) or needs no mask (one query).
+
+    Query i (absolute position past..past+T-1) sees key j when j <= i (causal), or j < prefix_len
+    (prefix_lm: the prefix is seen by everyone, so it is bidirectional inside), and i - j < window
+    (layer_windows; 0 = unlimited), and j != i if no_self (shared_qk; position 0 keeps itself).
+
+    prefix_lm (design note 003, "the causal mask ... is it really necessary?"): the preloaded
+    context (the facts block, or a split point sampled per sequence in plain text) is read
+    bidirectionally, the rest causally, and the loss counts only after the prefix. Confirmed if
+    answer loss after the prefix drops below the causal baseline's on the same tokens.
+    layer_windows (design note 004, "smaller context in the beginning ... larger in the middle"):
+    a sliding window per layer (cf. Longformer, Gemma's local/global layers). Confirmed if a
+    small-large-small schedule matches full attention everywhere at lower cost.
+    shared_qk (design note 003, "everything in the same vector space, even queries and keys?"):
+    with one projection a token's query matches its own key best, so, as in Reformer, a token may
+    not attend to itself (except at position 0, which has nothing else).
+    """
+    if not force and not window and prefix_len is None and not no_self and (past == 0 or T == 1):
+        return None
+    i = torch.arange(past, past + T, device=device)[:, None]
+    j = torch.arange(past + T, device=device)[None, :]
+    m = j <= i
+    if prefix_len is not None:
+        m = m[None] | (j[None] < prefix_len.view(-1, 1, 1))  # (B, T, S)
+    if window:
+        m = m & (i - j < window)
+    if no_self:
+        m = m & ((j != i) | (i == 0))
+    return m.view(-1, 1, T, past + T)
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward: n_embd -> 4*n_embd -> GELU -> n_embd."""
+    """Position-wise feed-forward: width -> 4*width -> GELU -> width."""
 
-    def __init__(self, config):
+    def __init__(self, config, width):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_fc = nn.Linear(width, 4 * width, bias=config.bias)
         self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * width, width, bias=config.bias)
         self.c_proj.RESIDUAL_PROJ = True
         self.dropout = nn.Dropout(config.dropout)
 
@@ -114,26 +207,41 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
 
-    def __init__(self, config):
+    def __init__(self, config, width):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
-        # the residual stream and what each sublayer writes into it, (B, T, n_embd) each
+        self.ln_1 = nn.LayerNorm(width, bias=config.bias)
+        self.attn = CausalSelfAttention(config, width)
+        self.ln_2 = nn.LayerNorm(width, bias=config.bias)
+        self.mlp = MLP(config, width)
+        # residual_dims (design note 003, "what if only some dims have residual connections?"):
+        # the first k dims add the sublayer's output to the stream, the others are replaced by it.
+        # Confirmed if a small k trains as well as the full residual (the stream needs only a few
+        # carried dims); refuted if loss rises steeply as k shrinks.
+        keep = (torch.arange(width) < config.residual_dims).float() if config.residual_dims >= 0 else None
+        self.register_buffer("keep", keep, persistent=False)
+        # the residual stream and what each sublayer writes into it, (B, T, width) each
         self.hook_resid_pre, self.hook_attn_out, self.hook_resid_mid = HookPoint(), HookPoint(), HookPoint()
         self.hook_mlp_out, self.hook_resid_post = HookPoint(), HookPoint()
 
-    def forward(self, x, cache=None):
+    def residual(self, x, out):
+        return x + out if self.keep is None else x * self.keep + out
+
+    def forward(self, x, cache=None, kv_input=None, borrowed=None, window=0, prefix_len=None):
         x = self.hook_resid_pre(x)
-        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln_1(x), cache)))
-        x = self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln_2(x))))
-        return x
+        kv_input = None if kv_input is None else self.ln_1(kv_input)
+        a, kv = self.attn(self.ln_1(x), cache, kv_input, borrowed, window, prefix_len)
+        x = self.hook_resid_mid(self.residual(x, self.hook_attn_out(a)))
+        x = self.hook_resid_post(self.residual(x, self.hook_mlp_out(self.mlp(self.ln_2(x)))))
+        return x, kv
 
 
 @dataclass
 class GPTConfig:
-    """Everything that defines the network. Defaults are GPT-2 124M."""
+    """Everything that defines the network. Defaults are GPT-2 124M; every variant defaults to off.
+
+    Each variant's docstring sits where it is implemented (search for its name); README.md lists
+    them with the experiment that would confirm or refute each.
+    """
 
     block_size: int = 1024  # maximum context length (learned position embeddings)
     vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64 for speed
@@ -143,42 +251,137 @@ class GPTConfig:
     dropout: float = 0.0  # dropout on attention weights and residual branches
     bias: bool = True  # biases in Linear and LayerNorm layers, like GPT-2; False is a bit better and faster
     attn_impl: str = "sdpa"  # "sdpa": fused kernel; "manual": explicit scores/mask/softmax (analysis reads this)
+    # --- research variants (design notes 003 and 004); the defaults are GPT-2 ---
+    zero_value_attn: bool = False  # every head gets an extra learned key whose value is zero: a way to attend to nothing
+    tie_dims: int = -1  # -1: wte and lm_head tied; 0: untied; k: only their first k dims shared
+    cross_layer_kv: bool = False  # layer l >= 1 also attends over the keys/values of layer l-1
+    shared_qk: bool = False  # queries and keys from one projection (one vector space); a token skips itself
+    residual_dims: int = -1  # -1: full residual; k: only the first k dims carry the residual, the rest are replaced
+    residual_root: str = "token"  # what the stream starts from: "token" (+position), "position", "learned" (+position)
+    layer_widths: tuple[int, ...] | None = None  # per-layer width (overrides n_embd), linear maps between widths
+    layer_windows: tuple[int, ...] | None = None  # per-layer attention window in tokens, 0 = full context
+    n_shared_blocks: int = 0  # 0: every layer its own weights; k: k distinct blocks reused over n_layer layers
+    share_pattern: str = "cycle"  # how shared blocks repeat: "cycle" (ABAB) or "repeat" (AABB)
+    attn_sum_power: float = 1.0  # p in exp(s) / (sum exp(s))^p; 1 is softmax (p != 1 takes the manual path)
+    attn_sum_power_learned: bool = False  # learn p per head in [0, 1], starting at attn_sum_power
+    prefix_lm: bool = False  # bidirectional attention inside each sequence's prefix, causal after; loss after it
 
     def __post_init__(self):
+        for name in ("layer_widths", "layer_windows"):  # lists from JSON or the command line
+            if getattr(self, name) is not None:
+                setattr(self, name, tuple(getattr(self, name)))
         check_model_config(self)
+
+    def widths(self):
+        """The width of every layer."""
+        return self.layer_widths or (self.n_embd,) * self.n_layer
+
+    def block_of_layer(self, layer):
+        """Which distinct block a layer runs (n_shared_blocks; the identity when 0)."""
+        k = self.n_shared_blocks
+        if not k:
+            return layer
+        return layer % k if self.share_pattern == "cycle" else layer * k // self.n_layer
 
 
 def check_model_config(c):
     """Reject impossible configurations here, with one line that says what to change."""
-    positive = ("block_size", "vocab_size", "n_layer", "n_head", "n_embd")
-    for name in positive:
+    for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
         if getattr(c, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(c, name)}")
-    if c.n_embd % c.n_head:
-        raise ValueError(f"n_embd ({c.n_embd}) must be divisible by n_head ({c.n_head})")
     if not 0.0 <= c.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {c.dropout}")
-    if c.attn_impl not in ("sdpa", "manual"):
-        raise ValueError(f"attn_impl must be 'sdpa' or 'manual', got {c.attn_impl!r}")
+    choices = {"attn_impl": ("sdpa", "manual"), "residual_root": ("token", "position", "learned"),
+               "share_pattern": ("cycle", "repeat")}
+    for name, allowed in choices.items():
+        if getattr(c, name) not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(c, name)!r}")
+    for name in ("layer_widths", "layer_windows"):
+        if getattr(c, name) is not None and len(getattr(c, name)) != c.n_layer:
+            raise ValueError(f"{name} needs one value per layer ({c.n_layer}), got {len(getattr(c, name))}")
+    widths = c.widths()
+    for w in widths:
+        if w < 1 or w % c.n_head:
+            raise ValueError(f"every layer width (n_embd, or layer_widths) must be divisible by n_head ({c.n_head}); got {w}")
+    if c.layer_windows is not None and min(c.layer_windows) < 0:
+        raise ValueError(f"layer_windows must be >= 0 (0 = full context), got {c.layer_windows}")
+    if c.shared_qk and c.layer_windows is not None and 1 in c.layer_windows:
+        raise ValueError("a window of 1 leaves shared_qk's queries (which skip their own key) nothing to see")
+    head_in, head_out = widths[0], widths[-1]
+    if c.tie_dims == -1 and head_in != head_out:
+        raise ValueError(f"tie_dims=-1 ties wte and lm_head, which needs the first and last widths equal "
+                         f"({head_in} != {head_out}); set tie_dims=0 or a k <= {min(head_in, head_out)}")
+    if not -1 <= c.tie_dims <= min(head_in, head_out):
+        raise ValueError(f"tie_dims must be -1, 0 or a k <= {min(head_in, head_out)}, got {c.tie_dims}")
+    if not -1 <= c.residual_dims <= min(widths):
+        raise ValueError(f"residual_dims must be -1 or 0..{min(widths)} (the narrowest layer), got {c.residual_dims}")
+    if not 0 <= c.n_shared_blocks <= c.n_layer:
+        raise ValueError(f"n_shared_blocks must be 0..n_layer ({c.n_layer}), got {c.n_shared_blocks}")
+    for layer in range(c.n_layer):
+        first = next(i for i in range(c.n_layer) if c.block_of_layer(i) == c.block_of_layer(layer))
+        if widths[layer] != widths[first]:
+            raise ValueError(f"layers {first} and {layer} share a block but have widths {widths[first]} and "
+                             f"{widths[layer]}: make shared layers equally wide")
+    if c.cross_layer_kv and len(set(widths)) > 1:
+        raise ValueError("cross_layer_kv needs every layer equally wide (keys are borrowed as they are)")
+    if c.attn_sum_power < 0 or (c.attn_sum_power_learned and c.attn_sum_power > 1):
+        raise ValueError(f"attn_sum_power must be >= 0 (and <= 1 when learned), got {c.attn_sum_power}")
 
 
 class GPT(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
+        widths = config.widths()
+        n_blocks = config.n_shared_blocks or config.n_layer
         self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embeddings
-            wpe=nn.Embedding(config.block_size, config.n_embd),  # learned position embeddings
+            wte=nn.Embedding(config.vocab_size, widths[0]),  # token embeddings
+            wpe=nn.Embedding(config.block_size, widths[0]),  # learned position embeddings
             drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            h=nn.ModuleList([Block(config, widths[config.block_of_layer(i)]) for i in range(n_blocks)]),
+            ln_f=nn.LayerNorm(widths[-1], bias=config.bias),
         ))
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        # Weight tying (Press & Wolf 2016): the output head reads tokens in the space they were
-        # embedded in. One matrix, one set of gradients.
-        self.transformer.wte.weight = self.lm_head.weight
+        # n_shared_blocks (design note 004, "weight sharing ... could some recursion occur?"): fewer
+        # distinct blocks than layers, reused "cycle" (ABAB) or "repeat" (AABB); k=1 applies one
+        # block n_layer times (ALBERT, Universal Transformer, MobileLLM). Confirmed if loss per
+        # parameter beats unshared models of the same size; refuted if it only tracks block count.
+        # (With sharing, the hook points are those of the shared blocks: each fires once per use.)
+
+        # tie_dims (design note 003): how much of the input embedding the output head shares.
+        # -1 is GPT-2's full weight tying (Press & Wolf 2016): one matrix, one set of gradients.
+        # 0 unties them; k shares the first k dims only: wte = [A | B], lm_head = [A | C], so
+        # lm_head holds only C. Confirmed if some 0 < k < n_embd beats both ends at equal steps.
+        k = config.tie_dims
+        self.lm_head = nn.Linear(widths[-1] - max(k, 0), config.vocab_size, bias=False)
+        if k == -1:
+            self.transformer.wte.weight = self.lm_head.weight
+
+        # residual_root (design notes 003, 004, "could the residual stream start with a learned
+        # value instead of the last token?"): the stream starts from the token ("token", GPT-2),
+        # from its position only ("position") or from one learned vector plus position ("learned");
+        # then the tokens enter through the first layer's attention, whose keys and values read the
+        # token embeddings. Confirmed if loss matches the baseline (the stream need not be rooted
+        # in the current token); refuted if it stays clearly worse.
+        if config.residual_root == "learned":
+            self.root = nn.Parameter(torch.zeros(widths[0]))
+        # layer_widths (design note 004, "smaller dimensions in the beginning ... larger in the
+        # middle"): a learned linear map wherever the width changes, initialised to copy the shared
+        # dims. Confirmed if a narrow-wide-narrow model matches a uniform one of equal parameters.
+        self.resize = nn.ModuleList([
+            nn.Linear(widths[i - 1], widths[i], bias=False) if i and widths[i] != widths[i - 1] else nn.Identity()
+            for i in range(config.n_layer)])
+        # cross_layer_kv (design note 003, "what if each layer could attend to the keys and values
+        # of the previous layer?"): layer l >= 1 also attends over layer l-1's keys/values at the same
+        # positions, with a learned per-layer vector added to the borrowed keys so heads can tell
+        # them apart (cf. CLA 2405.12981, ResFormer 2410.17897). Confirmed if loss drops at equal
+        # steps and heads use the borrowed half (analyze.py attention); refuted otherwise.
+        if config.cross_layer_kv:
+            self.kv_offsets = nn.Parameter(torch.zeros(config.n_layer - 1, widths[0]))
 
         self.apply(self._init_weights)
+        for m in self.resize:
+            if isinstance(m, nn.Linear):
+                torch.nn.init.eye_(m.weight)
 
     def _init_weights(self, module):
         """GPT-2 init: N(0, 0.02) everywhere, residual projections scaled by 1/sqrt(2*n_layer) so
@@ -201,28 +404,56 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel()
         return n
 
-    def forward(self, idx, targets=None, reduction="mean", cache=None):
+    def head(self, x):
+        """Logits from the last residual stream (lm_head, or [A | C] for partly tied embeddings)."""
+        k = self.config.tie_dims
+        if k <= 0:
+            return self.lm_head(x)
+        return F.linear(x, torch.cat([self.transformer.wte.weight[:, :k], self.lm_head.weight], dim=1))
+
+    def forward(self, idx, targets=None, reduction="mean", cache=None, prefix_len=None):
         """idx: (B, T) token ids. Returns (logits (B, T, vocab), loss).
 
         targets: (B, T) next-token ids, -1 where no loss is wanted. reduction="none" returns the
         loss of every token as (B, T), which is how train.py measures loss per position.
         cache: a list with one [k, v] pair per layer (see `generate`); positions continue after
-        what it already holds.
+        what it already holds. prefix_len: (B,) prefix lengths for prefix_lm models.
         """
+        cfg = self.config
         B, T = idx.size()
         past = 0 if cache is None or cache[0][0] is None else cache[0][0].size(2)
-        if past + T > self.config.block_size:
-            raise ValueError(f"sequence of {past + T} tokens is longer than block_size {self.config.block_size}")
+        if past + T > cfg.block_size:
+            raise ValueError(f"sequence of {past + T} tokens is longer than block_size {cfg.block_size}")
         pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)  # (T,)
+        if cfg.prefix_lm and prefix_len is None:
+            raise ValueError("a prefix_lm model needs prefix_len, the length of each sequence's prefix")
+        if not cfg.prefix_lm:
+            prefix_len = None
 
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
-        for i, block in enumerate(self.transformer.h):
-            x = block(x, None if cache is None else cache[i])
+        tok_pos = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
+        kv_input = None
+        if cfg.residual_root == "token":
+            x = self.transformer.drop(tok_pos)
+        else:  # the stream starts without the token; layer 0's keys and values read it
+            root = self.root if cfg.residual_root == "learned" else 0.0
+            x = self.transformer.drop((root + self.transformer.wpe(pos)).expand(B, T, -1))
+            kv_input = self.transformer.drop(tok_pos)
+        borrowed = None
+        for layer in range(cfg.n_layer):
+            x = self.resize[layer](x)
+            block = self.transformer.h[cfg.block_of_layer(layer)]
+            window = cfg.layer_windows[layer] if cfg.layer_windows else 0
+            x, (k, v) = block(x, None if cache is None else cache[layer], kv_input if layer == 0 else None,
+                              borrowed, window, prefix_len)
+            if cfg.cross_layer_kv and layer + 1 < cfg.n_layer:
+                offset = self.kv_offsets[layer].view(1, cfg.n_head, 1, -1)  # the borrowing layer's vector
+                borrowed = (k + offset, v)
         x = self.transformer.ln_f(x)
-        logits = self.lm_head(x)  # (B, T, vocab)
+        logits = self.head(x)  # (B, T, vocab)
 
         loss = None
         if targets is not None:
+            targets = targets.masked_fill(~has_loss(targets, prefix_len, past), -1)
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1),
                                    ignore_index=-1, reduction=reduction)
             if reduction == "none":
@@ -251,19 +482,20 @@ class GPT(nn.Module):
                 h.remove()
 
     @torch.no_grad()
-    def run_with_cache(self, idx, names=None):
+    def run_with_cache(self, idx, names=None, **kwargs):
         """Forward pass returning (logits, {hook name: activation}) for `names` (default: all).
 
         Attention patterns exist only on the manual path, so asking for one runs this pass there.
+        Extra keyword arguments (prefix_len) go to forward.
         """
         names = list(names or self.hook_names())
         cache = {}
         saved_impl = self.config.attn_impl
-        if any(n.endswith("hook_pattern") for n in names):
+        if any(n.endswith(("hook_pattern", "hook_sink")) for n in names):
             self.config.attn_impl = "manual"
         try:
             with self.hooks({n: (lambda act, n=n: cache.__setitem__(n, act.detach())) for n in names}):
-                logits, _ = self(idx)
+                logits, _ = self(idx, **kwargs)
         finally:
             self.config.attn_impl = saved_impl
         return logits, cache
@@ -297,25 +529,31 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
-                 generator=None):
+                 generator=None, prefix_len=None):
         """Sample max_new_tokens tokens after idx (B, T). Call in eval mode.
 
         temperature 0 is greedy. top_k keeps the k most likely tokens; top_p keeps the smallest set
         whose probability reaches p (nucleus sampling). With use_cache each step feeds only the new
         token and reuses past keys/values; it gives the same tokens as use_cache=False.
+        prefix_lm models treat the first prefix_len tokens (default: the whole prompt) as the prefix.
         """
+        if self.config.prefix_lm and prefix_len is None:
+            prefix_len = idx.size(1)
         cache = None
         for _ in range(max_new_tokens):
-            if use_cache and idx.size(1) <= self.config.block_size:
+            cropped = max(0, idx.size(1) - self.config.block_size)
+            prefix = None if prefix_len is None else torch.full((idx.size(0),), max(0, prefix_len - cropped),
+                                                                device=idx.device)
+            if use_cache and not cropped:
                 if cache is None:  # prefill: run the whole prompt once
-                    cache = [[None, None] for _ in self.transformer.h]
-                    logits, _ = self(idx, cache=cache)
+                    cache = [[None, None] for _ in range(self.config.n_layer)]
+                    logits, _ = self(idx, cache=cache, prefix_len=prefix)
                 else:
-                    logits, _ = self(idx[:, -1:], cache=cache)
+                    logits, _ = self(idx[:, -1:], cache=cache, prefix_len=prefix)
             else:
                 # Past the context window the positions shift every step, so nothing can be
                 # reused: run the last block_size tokens afresh (what use_cache=False always does).
-                logits, _ = self(idx[:, -self.config.block_size:])
+                logits, _ = self(idx[:, cropped:], prefix_len=prefix)
             idx_next = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
             idx = torch.cat((idx, idx_next), dim=1)
         return idx

@@ -29,7 +29,7 @@ def test_memmap_batches_y_is_x_shifted_and_dtype_is_honoured(tmp_path, dtype):
         tokens.tofile(tmp_path / f"{split}.bin")
     meta = {"dtype": dtype, "splits": {"train": {"tokens": 1000}, "val": {"tokens": 1000}}}
     b = train.Batches(str(tmp_path), meta, block_size=8, batch_size=5, device="cpu", respect_doc_boundaries=False)
-    x, y = b.get("train", torch.Generator().manual_seed(0))
+    x, y, _ = b.get("train", torch.Generator().manual_seed(0))
     assert x.shape == y.shape == (5, 8) and x.dtype == torch.int64
     assert torch.equal(y[:, :-1], x[:, 1:]) and torch.equal(y[:, -1], x[:, -1] + 1)
     assert x.min().item() >= tokens[0]  # no wrap-around of uint16 values read as uint32 or back
@@ -40,7 +40,7 @@ def test_doc_aligned_windows_start_at_documents_and_ignore_targets_past_their_en
     starts = np.load(os.path.join(facts_dir, "val.docs.npy"))[:, 0]
     data = np.fromfile(os.path.join(facts_dir, "val.bin"), dtype=meta["dtype"])
     b = train.Batches(facts_dir, meta, block_size=400, batch_size=16, device="cpu")
-    x, y = b.get("val", torch.Generator().manual_seed(0))
+    x, y, _ = b.get("val", torch.Generator().manual_seed(0))
     ends = list(starts[1:]) + [len(data)]
     for xb, yb in zip(x, y):
         n = int((yb != -1).sum())
@@ -51,7 +51,7 @@ def test_doc_aligned_windows_start_at_documents_and_ignore_targets_past_their_en
         assert np.array_equal(data[s + 1:e], yb[:n].numpy()) and (yb[n:] == -1).all()
     # documents longer than the context get full windows at random offsets inside them
     b = train.Batches(facts_dir, meta, block_size=8, batch_size=64, device="cpu")
-    x, y = b.get("val", torch.Generator().manual_seed(0))
+    x, y, _ = b.get("val", torch.Generator().manual_seed(0))
     assert (y != -1).all() and torch.equal(y[:, :-1], x[:, 1:])
     assert len(set(map(tuple, x.tolist()))) > 40  # varied offsets, not always the document starts
 
@@ -208,3 +208,11 @@ def test_ddp_with_two_gloo_processes_writes_one_checkpoint(facts_dir, tmp_path):
     assert sorted(p for p in os.listdir(out) if p.endswith(".pt")) == ["ckpt.pt"]
     assert "2 processes" in r.stdout and r.stdout.count("eval 4:") == 1
     assert [x["iter"] for x in rows(str(out))] == [0, 4]
+
+
+def test_eval_only_reports_and_leaves_the_run_untouched(tiny_run, facts_dir, capsys):
+    files = ("metrics.jsonl", "config.json", "ckpt.pt")
+    before = {f: open(os.path.join(tiny_run, f), "rb").read() for f in files}
+    train.main(train_args(facts_dir, tiny_run, "--init_from=resume", "--eval_only=True"))
+    assert "eval 30: train loss" in capsys.readouterr().out
+    assert {f: open(os.path.join(tiny_run, f), "rb").read() for f in files} == before

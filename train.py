@@ -23,7 +23,7 @@ from torch.distributed import destroy_process_group, init_process_group
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import UserError, configure, main_guard
-from model import GPT, GPTConfig
+from model import GPT, GPTConfig, has_loss
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -122,50 +122,60 @@ class Batches:
     way. False gives GPT-2/nanoGPT windows anywhere in the token stream, across documents.
     """
 
-    def __init__(self, data_dir, meta, block_size, batch_size, device, respect_doc_boundaries=True):
+    def __init__(self, data_dir, meta, block_size, batch_size, device, respect_doc_boundaries=True, prefix_lm=False):
         self.paths = {s: os.path.join(data_dir, f"{s}.bin") for s in ("train", "val")}
         self.dtype = np.dtype(meta["dtype"])
-        self.block_size, self.batch_size, self.device = block_size, batch_size, device
+        self.block_size, self.batch_size, self.device, self.prefix_lm = block_size, batch_size, device, prefix_lm
         for split in ("train", "val"):
             n = meta["splits"][split]["tokens"]
             if n <= block_size:
                 raise UserError(f"block_size {block_size} needs more than {n} tokens, which is all the "
                                 f"{split} split has: lower --block_size")
-        self.doc_starts = None
+        self.docs = None
         if respect_doc_boundaries:
-            self.doc_starts = {}
+            self.docs = {}
             for split in ("train", "val"):
                 path = os.path.join(data_dir, f"{split}.docs.npy")
                 if not os.path.exists(path):
                     raise UserError(f"{path} not found: respect_doc_boundaries needs the document index that "
                                     f"the prepare/ scripts write; prepare the data again or pass "
                                     f"--respect_doc_boundaries=False")
-                starts = np.load(path)[:, 0]
-                self.doc_starts[split] = np.append(starts, meta["splits"][split]["tokens"])
+                docs = np.load(path, mmap_mode="r")  # (n_docs, 2): start, prefix length
+                self.docs[split] = (np.append(docs[:, 0], meta["splits"][split]["tokens"]), docs[:, 1])
 
     def get(self, split, generator):
+        """(x, y, prefix_len): (B, T) inputs and targets, and for prefix_lm the (B,) prefix lengths."""
         # A fresh memmap per batch: keeping one open lets the page cache count against our memory
         # (nanoGPT's fix for its "memory leak"); opening is microseconds.
         data = np.memmap(self.paths[split], dtype=self.dtype, mode="r")
-        T = self.block_size
-        if self.doc_starts is None:
-            ix = torch.randint(len(data) - T, (self.batch_size,), generator=generator).numpy()
+        B, T = self.batch_size, self.block_size
+        if self.docs is None:
+            ix = torch.randint(len(data) - T, (B,), generator=generator).numpy()
             w = torch.from_numpy(data[ix[:, None] + np.arange(T + 1)].astype(np.int64))  # (B, T + 1), one gather
             x, y = w[:, :-1], w[:, 1:]
+            prefix = np.zeros(B, dtype=np.int64)
         else:
-            bounds = self.doc_starts[split]
-            docs = torch.randint(len(bounds) - 1, (self.batch_size,), generator=generator)
-            lo, hi = bounds[docs.numpy()], bounds[docs.numpy() + 1]
+            bounds, prefixes = self.docs[split]
+            d = torch.randint(len(bounds) - 1, (B,), generator=generator).numpy()
+            lo, hi = bounds[d], bounds[d + 1]
             slack = np.maximum(hi - lo - T - 1, 0)  # how far a window can move inside its document
-            starts = lo + (torch.rand(self.batch_size, generator=generator).numpy() * (slack + 1)).astype(np.int64)
-            x = torch.zeros(self.batch_size, T, dtype=torch.int64)
-            y = torch.full((self.batch_size, T), -1, dtype=torch.int64)
+            starts = lo + (torch.rand(B, generator=generator).numpy() * (slack + 1)).astype(np.int64)
+            x = torch.zeros(B, T, dtype=torch.int64)
+            y = torch.full((B, T), -1, dtype=torch.int64)
             for b, (s, e) in enumerate(zip(starts, hi)):
                 w = torch.from_numpy(data[s:min(e, s + T + 1)].astype(np.int64))
                 x[b, :len(w) - 1], y[b, :len(w) - 1] = w[:-1], w[1:]
+            prefix = np.clip(lo + prefixes[d] - starts, 0, T)  # what is left of the recorded prefix
+        prefix_len = None
+        if self.prefix_lm:
+            # documents without a recorded prefix (plain text) get a split point sampled per sequence
+            sampled = torch.randint(1, T, (B,), generator=generator).numpy()
+            prefix_len = torch.from_numpy(np.where(prefix > 0, prefix, sampled)).to(self.device)
         if self.device.startswith("cuda"):  # pinned memory lets the copy overlap with compute
-            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
-        return x.to(self.device), y.to(self.device)
+            x, y = x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
+        else:
+            x, y = x.to(self.device), y.to(self.device)
+        return x, y, prefix_len
 
 
 # -----------------------------------------------------------------------------
@@ -184,10 +194,10 @@ def evaluate(model, batches, eval_iters, ctx, seed, bytes_per_token):
         g = torch.Generator().manual_seed(seed + 1000 + k)
         loss_sum, count, p_sum = torch.zeros(batches.block_size), torch.zeros(batches.block_size), 0.0
         for _ in range(eval_iters):
-            x, y = batches.get(split, g)
+            x, y, prefix_len = batches.get(split, g)
             with ctx:
-                _, loss = model(x, y, reduction="none")  # (B, T), 0 where the target is -1
-            loss, valid = loss.float().cpu(), (y != -1).float().cpu()
+                _, loss = model(x, y, reduction="none", prefix_len=prefix_len)  # (B, T), 0 where no target
+            loss, valid = loss.float().cpu(), has_loss(y, prefix_len).float().cpu()
             loss_sum += loss.sum(0)  # summed per position
             count += valid.sum(0)
             p_sum += (torch.exp(-loss) * valid).sum().item()
@@ -237,11 +247,11 @@ def setup_device(cfg):
 def train_step(model, optimizer, scaler, get_batch, grad_accum, ctx, grad_clip, ddp=False):
     """One optimizer step over grad_accum micro-batches; returns the last micro-batch's loss."""
     for micro_step in range(grad_accum):
-        x, y = get_batch()
+        x, y, prefix_len = get_batch()
         if ddp:  # all-reduce gradients only on the last micro-step
             model.require_backward_grad_sync = micro_step == grad_accum - 1
         with ctx:
-            _, loss = model(x, y)
+            _, loss = model(x, y, prefix_len=prefix_len)
             loss = loss / grad_accum
         scaler.scale(loss).backward()
     if grad_clip > 0:
@@ -257,9 +267,17 @@ def train_step(model, optimizer, scaler, get_batch, grad_accum, ctx, grad_clip, 
 # Checkpoints: written to a temp file and renamed, so a crash never leaves a broken one behind.
 
 def atomic_write(path, write):
+    """write(tmp_path), then rename onto path: readers see the old file or the new one, never half."""
     tmp = path + ".tmp"
     write(tmp)
     os.replace(tmp, path)
+
+
+def atomic_write_text(path, text):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
 
 
 def load_checkpoint(path):
@@ -393,7 +411,7 @@ def main(argv=None):
             raise UserError(f"cannot change model key(s) {', '.join(changed)} when resuming")
         mcfg = GPTConfig(**model_args)
     else:
-        if os.path.exists(ckpt_path) and not cfg.overwrite and not cfg.eval_only:
+        if os.path.exists(ckpt_path) and not cfg.overwrite:
             raise UserError(f"{ckpt_path} already exists: pass --init_from=resume to continue it, "
                             f"--overwrite=True to replace it, or choose another --out_dir")
         if "vocab_size" not in given:
@@ -401,7 +419,7 @@ def main(argv=None):
     if mcfg.vocab_size < meta["vocab_size"]:
         raise UserError(f"the model's vocab_size {mcfg.vocab_size} is smaller than the data's "
                         f"{meta['vocab_size']} ({data_dir}/meta.json)")
-    batches = Batches(data_dir, meta, mcfg.block_size, cfg.batch_size, device, cfg.respect_doc_boundaries)
+    batches = Batches(data_dir, meta, mcfg.block_size, cfg.batch_size, device, cfg.respect_doc_boundaries, mcfg.prefix_lm)
 
     torch.manual_seed(cfg.seed)
     model = GPT(mcfg)
@@ -434,13 +452,14 @@ def main(argv=None):
     tokens_per_iter = grad_accum * world * cfg.batch_size * mcfg.block_size
     config_record = {"train": asdict(cfg), "model": asdict(mcfg), "dtype": dtype, "device": device, "world_size": world}
     metrics_path = os.path.join(out_dir, "metrics.jsonl")
-    if master:
+    writes = master and not cfg.eval_only  # eval_only reports and leaves out_dir as it was
+    if writes:
         os.makedirs(out_dir, exist_ok=True)
-        atomic_write(os.path.join(out_dir, "config.json"),
-                     lambda tmp: open(tmp, "w").write(json.dumps(config_record, indent=1)))
+        atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(config_record, indent=1))
         # metrics.jsonl describes this run: start it afresh, or on resume keep rows up to the checkpoint
         kept = [r for r in read_metrics(out_dir) if ckpt is not None and r["iter"] <= iter_num]
-        atomic_write(metrics_path, lambda tmp: open(tmp, "w").write("".join(json.dumps(r) + "\n" for r in kept)))
+        atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+    if master:
         print(f"{raw_model.get_num_params() / 1e6:.2f}M parameters | {tokens_per_iter:,} tokens per iteration "
               f"({grad_accum} accumulation steps x {world} processes x {cfg.batch_size} x {mcfg.block_size}) "
               f"| {device} {dtype}")
@@ -456,29 +475,35 @@ def main(argv=None):
     t_start = time.time()
     start_iter, tokens_seen = iter_num, iter_num * tokens_per_iter
     dt_avg = None
+    since_eval = (time.time(), iter_num)  # to time training iterations without the evals
     while True:
         lr = get_lr(iter_num, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
 
         # evaluate at 0, every eval_interval and at the end (a resumed run already did its first one)
-        if master and (iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters) \
-                and not (ckpt is not None and iter_num == start_iter and not cfg.eval_only):
+        if master and (cfg.eval_only or (iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters)
+                       and not (ckpt is not None and iter_num == start_iter)):
+            t_eval, iters = time.time(), iter_num - since_eval[1]
             m = evaluate(raw_model, batches, cfg.eval_iters, ctx, cfg.seed, bytes_per_token)
             elapsed = time.time() - t_start
             row = {"iter": iter_num, "train_loss": m["train_loss"], "val_loss": m["val_loss"],
                    "train_bpb": m["train_bpb"], "val_bpb": m["val_bpb"], "lr": lr, "elapsed_s": round(elapsed, 3),
                    "tokens": tokens_seen, "tok_per_s": (tokens_seen - start_iter * tokens_per_iter) / max(elapsed, 1e-9),
+                   "ms_per_iter": round(1000 * (t_eval - since_eval[0]) / iters, 3) if iters else None,
                    "mean_p": m["mean_p"], "position_loss": m["position_loss"]}
             print(f"eval {iter_num}: train loss {m['train_loss']:.4f}, val loss {m['val_loss']:.4f} "
                   f"({m['val_bpb']:.3f} bits/byte), mean p {m['mean_p']:.3f}")
+            if not writes:
+                break
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
-            if (m["val_loss"] < best_val_loss or cfg.always_save_checkpoint) and not cfg.eval_only:
+            if m["val_loss"] < best_val_loss or cfg.always_save_checkpoint:
                 best_val_loss = min(best_val_loss, m["val_loss"])
                 if iter_num > 0:
                     save_checkpoint(iter_num, best_val_loss)
                     print(f"saved {ckpt_path}")
+            since_eval = (time.time(), iter_num)
         if iter_num >= cfg.max_iters or cfg.eval_only:
             break
 
@@ -496,7 +521,7 @@ def main(argv=None):
             print(f"iter {iter_num}/{cfg.max_iters}: loss {lossf:.4f}, lr {lr:.2e}, {dt * 1000:.1f} ms/iter, "
                   f"{tokens_per_iter / dt:,.0f} tok/s, ETA {eta / 60:.1f} min")
 
-    if master:
+    if writes:
         print(f"done in {time.time() - t_start:.1f}s; best val loss {best_val_loss:.4f}")
         for p in plot_run(out_dir, plot_dir):
             print(f"wrote {p}")

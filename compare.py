@@ -1,0 +1,182 @@
+"""
+Compare runs: train a baseline and each variant for the same iterations over several seeds, and say
+whether each difference is larger than the seed noise.
+
+    python compare.py config/compare_shakespeare_char.py
+    python compare.py config/compare_shakespeare_char.py --seeds="(0,)" --only="('baseline','shared_qk')"
+
+A compare config names the experiment, the seeds, the train.py keys every run shares (`common`) and
+each run's own keys (`runs`, the first one or `baseline` is the reference). Runs go to
+out-compare/<name>/<run>_s<seed>/ and are reused, not retrained, when the same config is asked
+again. Results go to plots/compare_<name>/: results.md, results.json, val_loss.png (val loss over
+iterations, mean over seeds) and position_loss.png (final loss per position, mean over seeds).
+"""
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import train
+from configurator import UserError, configure, main_guard
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass
+class CompareConfig:
+    name: str = ""  # experiment name: outputs go to plots/compare_<name>/
+    seeds: tuple[int, ...] = (0, 1, 2)  # every run is trained once per seed
+    common: dict = field(default_factory=dict)  # train.py keys shared by every run
+    runs: dict = field(default_factory=dict)  # {run name: {train.py keys}}; the first is the baseline
+    baseline: str = ""  # name of the reference run ("" = the first in runs)
+    only: tuple[str, ...] = ()  # train and report only these runs (plus the baseline)
+    out_root: str = "out-compare"  # where run directories go
+    plot_root: str = "plots"  # results go to <plot_root>/compare_<name>/
+    bench: bool = False  # instead of training, time every run's config with bench.py (bench.md)
+
+
+def run_args(c, run, seed):
+    """train.py arguments of one run: common keys, the run's keys, then seed and directories."""
+    out_dir = os.path.join(c.out_root, c.name, f"{run}_s{seed}")
+    keys = {**c.common, **c.runs[run], "seed": seed, "out_dir": out_dir, "plot_dir": os.path.join(out_dir, "plots")}
+    return out_dir, [f"--{k}={v}" for k, v in keys.items()]
+
+
+def train_or_reuse(c, run, seed):
+    """Train one run unless a finished run with the very same arguments is already on disk."""
+    out_dir, args = run_args(c, run, seed)
+    stamp = os.path.join(out_dir, "compare.json")
+    if os.path.exists(stamp) and json.load(open(stamp)) == args:
+        print(f"reusing {out_dir}")
+    else:
+        print(f"training {run} (seed {seed}) -> {out_dir}")
+        train.main(args + ["--overwrite=True"])
+        train.atomic_write_text(stamp, json.dumps(args))
+    return train.read_metrics(out_dir)
+
+
+def mean_std(xs):
+    return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else float("nan"))
+
+
+def summarize(c, metrics):
+    """Per run: parameters, ms/iter, final val loss and bits/byte (mean, std), difference from the baseline."""
+    from model import GPT, GPTConfig
+
+    base = c.baseline or next(iter(c.runs))
+    results = {}
+    for run, per_seed in metrics.items():
+        final = [rows[-1] for rows in per_seed]
+        config = json.load(open(os.path.join(run_args(c, run, c.seeds[0])[0], "config.json")))
+        loss, loss_std = mean_std([r["val_loss"] for r in final])
+        bpb, bpb_std = mean_std([r["val_bpb"] for r in final])
+        ms = [r["ms_per_iter"] for rows in per_seed for r in rows if r.get("ms_per_iter")]
+        results[run] = {"params": GPT(GPTConfig(**config["model"])).get_num_params(), "iters": final[0]["iter"],
+                        "ms_per_iter": float(np.median(ms)) if ms else None, "val_loss": loss, "val_loss_std": loss_std,
+                        "val_bpb": bpb, "val_bpb_std": bpb_std, "seeds": len(final),
+                        "val_losses": [r["val_loss"] for r in final]}
+    b = results[base]
+    for run, r in results.items():
+        r["diff"] = r["val_loss"] - b["val_loss"]
+        # the difference's standard error from the two runs' seed spreads; "real" beyond 2 of them
+        se = math.sqrt(r["val_loss_std"] ** 2 / r["seeds"] + b["val_loss_std"] ** 2 / b["seeds"])
+        r["significant"] = None if math.isnan(se) or run == base else bool(abs(r["diff"]) > 2 * se)
+    return base, results
+
+
+def write_results(c, base, results, metrics, plot_dir, elapsed):
+    fmt = lambda v, s: f"{v:.4f} ± {s:.4f}" if not math.isnan(s) else f"{v:.4f}"  # noqa: E731
+    lines = [f"# compare_{c.name}", "",
+             f"{len(results)} runs x {len(c.seeds)} seeds ({', '.join(map(str, c.seeds))}), "
+             f"{next(iter(results.values()))['iters']} iterations each; baseline `{base}`. "
+             f"A difference is marked real when it exceeds twice its standard error over seeds.", "",
+             "| run | params | ms/iter | val loss | val bits/byte | diff vs baseline | beyond seed noise? |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for run, r in results.items():
+        real = {None: "n/a", True: "yes", False: "no"}[r["significant"]] if run != base else "(baseline)"
+        ms = f"{r['ms_per_iter']:.1f}" if r["ms_per_iter"] else "-"
+        lines.append(f"| {run} | {r['params']:,} | {ms} | {fmt(r['val_loss'], r['val_loss_std'])} | "
+                     f"{fmt(r['val_bpb'], r['val_bpb_std'])} | {r['diff']:+.4f} | {real} |")
+    lines += ["", f"Wall time for the runs trained by this call: {elapsed / 60:.1f} min."]
+    os.makedirs(plot_dir, exist_ok=True)
+    train.atomic_write_text(os.path.join(plot_dir, "results.md"), "\n".join(lines) + "\n")
+    train.atomic_write_text(os.path.join(plot_dir, "results.json"),
+                            json.dumps({"baseline": base, "seeds": list(c.seeds), "runs": results}, indent=1))
+    print("\n".join(lines))
+    return plot_overlays(c, metrics, plot_dir)
+
+
+def plot_overlays(c, metrics, plot_dir):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nan = lambda xs: [math.nan if v is None else v for v in xs]  # noqa: E731
+    fig, ax = plt.subplots(figsize=(8, 5))
+    fig2, ax2 = plt.subplots(figsize=(8, 5))
+    for run, per_seed in metrics.items():
+        iters = [r["iter"] for r in per_seed[0]]
+        n = min(len(rows) for rows in per_seed)
+        val = np.mean([[r["val_loss"] for r in rows[:n]] for rows in per_seed], axis=0)
+        ax.plot(iters[:n], val, label=run)
+        ax2.plot(np.nanmean([nan(rows[-1]["position_loss"]) for rows in per_seed], axis=0), label=run, lw=1)
+    ax.set(xlabel="iteration", ylabel="val loss (mean over seeds)", title=f"compare_{c.name}: val loss")
+    ax2.set(xlabel="position in context", ylabel="final val loss", title=f"compare_{c.name}: loss per position")
+    paths = []
+    for f, a, name in ((fig, ax, "val_loss.png"), (fig2, ax2, "position_loss.png")):
+        a.legend(fontsize=7, ncol=2)
+        f.tight_layout()
+        p = os.path.join(plot_dir, name)
+        train.atomic_write(p, lambda tmp, f=f: f.savefig(tmp, dpi=110, format="png"))
+        plt.close(f)
+        paths.append(p)
+    return paths
+
+
+def bench_runs(c, plot_dir):
+    """ms/iter of every run's model and batches (bench.py), relative to the baseline."""
+    import bench
+
+    base = c.baseline or next(iter(c.runs))
+    timings = {}
+    for run in c.runs:
+        keys = {**c.common, **c.runs[run]}
+        timings[run] = bench.benchmark([f"--{k}={v}" for k, v in keys.items()] + ["--data=dataset", "--bench_iters=30"])
+        print(f"{run}: {timings[run]['ms_per_iter']:.1f} ms/iter")
+    lines = [f"# compare_{c.name}: speed", "", "bench.py on the run's data, median of 30 iterations after 5 warm-up ones.", "",
+             "| run | ms/iter | x baseline | tok/s |", "|---|---:|---:|---:|"]
+    for run, t in timings.items():
+        lines.append(f"| {run} | {t['ms_per_iter']:.1f} | {t['ms_per_iter'] / timings[base]['ms_per_iter']:.2f} | "
+                     f"{t['tok_per_s']:,.0f} |")
+    os.makedirs(plot_dir, exist_ok=True)
+    train.atomic_write_text(os.path.join(plot_dir, "bench.md"), "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main(argv=None):
+    (c,), _ = configure([CompareConfig()], argv, description=__doc__)
+    if not c.name or not c.runs:
+        raise UserError("a compare config needs a name and runs: see config/compare_shakespeare_char.py")
+    base = c.baseline or next(iter(c.runs))
+    if base not in c.runs or any(r not in c.runs for r in c.only):
+        unknown = [r for r in (base, *c.only) if r not in c.runs]
+        raise UserError(f"unknown run(s) {', '.join(unknown)}; the config has {', '.join(c.runs)}")
+    if c.only:
+        c.runs = {r: v for r, v in c.runs.items() if r == base or r in c.only}
+    plot_dir = os.path.join(c.plot_root, f"compare_{c.name}")
+    if c.bench:
+        return bench_runs(c, plot_dir)
+    t0 = time.time()
+    metrics = {run: [train_or_reuse(c, run, seed) for seed in c.seeds] for run in c.runs}
+    base, results = summarize(c, metrics)
+    for p in write_results(c, base, results, metrics, plot_dir, time.time() - t0):
+        print(f"wrote {p}")
+
+
+if __name__ == "__main__":
+    main_guard(main)

@@ -1,0 +1,270 @@
+"""The research variants: every GPTConfig flag (and combinations) keeps the model a working,
+causal, cacheable language model, and changes exactly what it says."""
+
+import math
+
+import pytest
+import torch
+
+from model import GPT, GPTConfig
+
+BASE = dict(block_size=16, vocab_size=50, n_layer=3, n_head=2, n_embd=32, dropout=0.0, bias=True)
+VARIANTS = {
+    "baseline": {},
+    "zero_value_attn": dict(zero_value_attn=True),
+    "untied": dict(tie_dims=0),
+    "tie_dims_8": dict(tie_dims=8),
+    "cross_layer_kv": dict(cross_layer_kv=True),
+    "shared_qk": dict(shared_qk=True),
+    "residual_dims_8": dict(residual_dims=8),
+    "residual_dims_0": dict(residual_dims=0),
+    "root_position": dict(residual_root="position"),
+    "root_learned": dict(residual_root="learned"),
+    "layer_widths": dict(layer_widths=(16, 32, 16), tie_dims=8),
+    "layer_windows": dict(layer_windows=(2, 0, 3)),
+    "shared_cycle_1": dict(n_shared_blocks=1),
+    "shared_repeat_2": dict(n_shared_blocks=2, share_pattern="repeat"),
+    "attn_sum_power": dict(attn_sum_power=0.5),
+    "attn_sum_power_learned": dict(attn_sum_power=0.8, attn_sum_power_learned=True),
+    "prefix_lm": dict(prefix_lm=True),
+    # combinations
+    "attention_mix": dict(zero_value_attn=True, cross_layer_kv=True, shared_qk=True, layer_windows=(3, 0, 2),
+                          prefix_lm=True),
+    "stream_mix": dict(residual_root="learned", residual_dims=8, layer_widths=(32, 64, 32), n_shared_blocks=2,
+                       tie_dims=16, zero_value_attn=True),
+    "everything": dict(zero_value_attn=True, tie_dims=8, cross_layer_kv=True, shared_qk=True, residual_dims=16,
+                       residual_root="position", layer_windows=(4, 0, 4), n_shared_blocks=2,
+                       attn_sum_power=0.9, attn_sum_power_learned=True, prefix_lm=True),
+}
+PREFIX = 5
+
+
+def make(name, **extra):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**{**BASE, **VARIANTS[name], **extra})).eval()
+    # zero-initialised variant parameters (sink key, offsets, root) would hide bugs: randomise them
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith(("sink_key", "kv_offsets", "root")):
+                p.normal_(0, 0.5)
+    return model
+
+
+def run(model, idx, **kw):
+    prefix = torch.full((idx.size(0),), PREFIX) if model.config.prefix_lm else None
+    return model(idx, prefix_len=prefix, **kw)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_forward_backward_and_a_few_steps_lower_the_loss(name):
+    model = make(name).train()
+    opt = model.configure_optimizers(0.0, 3e-3, (0.9, 0.99), "cpu")
+    idx = torch.randint(0, 50, (4, 17))
+    losses = []
+    for _ in range(25):
+        logits, loss = run(model, idx[:, :-1], targets=idx[:, 1:])
+        loss.backward()
+        assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert logits.shape == (4, 16, 50)
+    assert losses[-1] < losses[0] - 0.3
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+@pytest.mark.parametrize("impl", ["sdpa", "manual"])
+def test_causality_holds_for_every_variant(name, impl):
+    model = make(name, attn_impl=impl)
+    idx = torch.randint(0, 50, (2, 16))
+    # with prefix_lm the prefix is seen by every position, so only tokens after it may change
+    t = PREFIX + 3 if model.config.prefix_lm else 6
+    changed = idx.clone()
+    changed[:, t + 1:] = (changed[:, t + 1:] + 1) % 50
+    a, _ = run(model, idx)
+    b, _ = run(model, changed)
+    torch.testing.assert_close(a[:, :t + 1], b[:, :t + 1], rtol=0, atol=1e-5)
+    assert not torch.allclose(a[:, t + 1:], b[:, t + 1:])
+
+
+def test_prefix_lm_is_bidirectional_inside_the_prefix_and_skips_its_loss():
+    model = make("prefix_lm")
+    idx = torch.randint(0, 50, (1, 16))
+    changed = idx.clone()
+    changed[0, PREFIX - 1] = (idx[0, PREFIX - 1] + 1) % 50
+    a, _ = run(model, idx)
+    b, _ = run(model, changed)
+    assert not torch.allclose(a[0, 0], b[0, 0])  # position 0 sees the last prefix token
+    _, per_token = run(model, idx, targets=idx, reduction="none")
+    assert (per_token[0, :PREFIX - 1] == 0).all() and (per_token[0, PREFIX - 1:] > 0).all()
+
+
+@pytest.mark.parametrize("name", [n for n in VARIANTS if "power" not in n and n != "everything"])
+def test_sdpa_and_manual_agree_for_every_variant(name):
+    sdpa, manual = make(name, attn_impl="sdpa"), make(name, attn_impl="manual")
+    idx = torch.randint(0, 50, (3, 16))
+    a, _ = run(sdpa, idx)
+    b, _ = run(manual, idx)
+    assert (a - b).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_kv_cache_generation_equals_uncached_for_every_variant(name):
+    model = make(name)
+    idx = torch.randint(0, 50, (2, 6))
+    kw = dict(temperature=1.0, top_k=20, prefix_len=PREFIX if model.config.prefix_lm else None)
+    a = model.generate(idx, 14, use_cache=True, generator=torch.Generator().manual_seed(3), **kw)
+    b = model.generate(idx, 14, use_cache=False, generator=torch.Generator().manual_seed(3), **kw)
+    assert torch.equal(a, b)
+    # and the cached forward pass matches the full one, logit for logit
+    cache = [[None, None] for _ in range(model.config.n_layer)]
+    prefix = torch.full((2,), PREFIX) if model.config.prefix_lm else None
+    full, _ = model(a[:, :16], prefix_len=prefix)
+    first, _ = model(a[:, :9], cache=cache, prefix_len=prefix)
+    rest, _ = model(a[:, 9:16], cache=cache, prefix_len=prefix)
+    torch.testing.assert_close(torch.cat([first, rest], 1), full, rtol=1e-5, atol=1e-5)
+
+
+def n_params(**kw):
+    return sum(p.numel() for p in GPT(GPTConfig(**{**BASE, **kw})).parameters())
+
+
+def block_params(**kw):
+    return sum(p.numel() for p in GPT(GPTConfig(**{**BASE, **kw})).transformer.h.parameters())
+
+
+def test_parameter_counts_move_the_way_each_flag_says():
+    V, C, L, H = BASE["vocab_size"], BASE["n_embd"], BASE["n_layer"], BASE["n_head"]
+    base = n_params()
+    assert n_params(tie_dims=0) == base + V * C
+    assert n_params(tie_dims=8) == base + V * (C - 8)
+    assert n_params(zero_value_attn=True) == base + L * C  # one key (n_head x head size) per layer
+    assert n_params(cross_layer_kv=True) == base + (L - 1) * C
+    assert n_params(shared_qk=True) == base - L * (C * C + C)  # no key projection (weights + bias)
+    assert n_params(residual_root="learned") == base + C
+    assert n_params(attn_sum_power_learned=True) == base + L * H
+    for flag in [dict(residual_dims=4), dict(residual_root="position"), dict(layer_windows=(2, 3, 4)),
+                 dict(attn_sum_power=0.5), dict(prefix_lm=True), dict(attn_impl="manual")]:
+        assert n_params(**flag) == base, flag
+    assert block_params(n_shared_blocks=1) * L == block_params()
+    assert block_params(n_shared_blocks=3) == block_params()
+    # widths (16, 32, 16): blocks of each width, and 16->32->16 maps
+    per_block = {w: block_params(n_embd=w, n_layer=1) for w in (16, 32)}
+    assert block_params(layer_widths=(16, 32, 16), tie_dims=8) == 2 * per_block[16] + per_block[32]
+    wide = GPT(GPTConfig(**{**BASE, "layer_widths": (16, 32, 16), "tie_dims": 8}))
+    assert sum(p.numel() for p in wide.resize.parameters()) == 16 * 32 * 2
+
+
+def test_default_config_is_gpt2s_state_dict():
+    model = GPT(GPTConfig(**{**BASE, "n_layer": 1}))
+    per_block = ["ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
+                 "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+                 "mlp.c_proj.weight", "mlp.c_proj.bias"]
+    expected = ["transformer.wte.weight", "transformer.wpe.weight", *[f"transformer.h.0.{k}" for k in per_block],
+                "transformer.ln_f.weight", "transformer.ln_f.bias", "lm_head.weight"]
+    assert list(model.state_dict()) == expected
+
+
+def test_layer_windows_hide_tokens_older_than_the_window():
+    model = make("baseline", n_layer=1, layer_windows=(3,))  # position t sees t-2, t-1, t
+    idx = torch.randint(0, 50, (1, 16))
+    t = 10
+    older, inside = idx.clone(), idx.clone()
+    older[0, t - 3] = (idx[0, t - 3] + 1) % 50
+    inside[0, t - 2] = (idx[0, t - 2] + 1) % 50
+    a, b, c = model(idx)[0], model(older)[0], model(inside)[0]
+    torch.testing.assert_close(a[0, t], b[0, t], rtol=0, atol=1e-6)
+    assert not torch.allclose(a[0, t], c[0, t])
+
+
+def test_residual_root_position_reads_the_token_only_through_attention():
+    model = make("root_position", n_layer=1)
+    _, cache = model.run_with_cache(torch.randint(0, 50, (2, 8)), ["transformer.h.0.hook_resid_pre"])
+    stream = cache["transformer.h.0.hook_resid_pre"]
+    assert torch.equal(stream[0], stream[1])  # the stream starts the same whatever the tokens
+
+
+def test_residual_dims_zero_replaces_the_stream():
+    model = make("residual_dims_0", n_layer=1)
+    names = ["transformer.h.0.hook_resid_mid", "transformer.h.0.hook_attn_out"]
+    _, cache = model.run_with_cache(torch.randint(0, 50, (1, 8)), names)
+    assert torch.equal(cache[names[0]], cache[names[1]])
+
+
+def test_shared_blocks_reuse_one_set_of_weights():
+    cycle, repeat = GPTConfig(**{**BASE, "n_layer": 4, "n_shared_blocks": 2}), \
+        GPTConfig(**{**BASE, "n_layer": 4, "n_shared_blocks": 2, "share_pattern": "repeat"})
+    assert [cycle.block_of_layer(i) for i in range(4)] == [0, 1, 0, 1]
+    assert [repeat.block_of_layer(i) for i in range(4)] == [0, 0, 1, 1]
+    assert len(GPT(cycle).transformer.h) == 2
+
+
+def test_zero_value_slot_mass_is_exposed_per_head():
+    model = make("zero_value_attn")
+    names = ["transformer.h.0.attn.hook_sink", "transformer.h.0.attn.hook_pattern"]
+    _, cache = model.run_with_cache(torch.randint(0, 50, (2, 8)), names)
+    sink, pattern = cache[names[0]], cache[names[1]]
+    assert sink.shape == (2, 2, 8) and pattern.shape == (2, 2, 8, 9)  # slot 0 is the zero value
+    torch.testing.assert_close(pattern[..., 0], sink)
+    torch.testing.assert_close(pattern.sum(-1), torch.ones(2, 2, 8))
+    assert (sink > 0).all() and (sink < 1).all()
+
+
+def test_attention_sum_power_scales_the_weights():
+    model = make("attn_sum_power", n_layer=1)
+    idx = torch.randint(0, 50, (1, 8))
+    _, cache = model.run_with_cache(idx, ["transformer.h.0.attn.hook_pattern"])
+    w = cache["transformer.h.0.attn.hook_pattern"]
+    p1 = make("baseline", n_layer=1)
+    p1.load_state_dict(model.state_dict())
+    _, soft = p1.run_with_cache(idx, ["transformer.h.0.attn.hook_pattern"])
+    s = soft["transformer.h.0.attn.hook_pattern"]
+    # exp(s) / (sum exp(s))^p = softmax(s) * (sum exp(s))^(1 - p): each query's weights are the
+    # softmax scaled by one factor, which is not 1
+    scale = w.sum(-1, keepdim=True)
+    torch.testing.assert_close(w, s * scale)
+    assert (scale - 1).abs().max() > 0.01
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (dict(cross_layer_kv=True, layer_widths=(32, 64, 32), tie_dims=0), "cross_layer_kv needs every layer"),
+    (dict(layer_widths=(16, 32, 64)), "tie_dims=-1 ties"),
+    (dict(layer_widths=(16, 32)), "one value per layer"),
+    (dict(layer_widths=(16, 33, 16), tie_dims=0), "divisible by n_head"),
+    (dict(shared_qk=True, layer_windows=(1, 0, 0)), "nothing to see"),
+    (dict(n_shared_blocks=1, layer_widths=(16, 32, 16), tie_dims=0), "share a block"),
+    (dict(residual_dims=40), "residual_dims"),
+    (dict(tie_dims=40), "tie_dims"),
+    (dict(residual_root="zero"), "residual_root must be one of"),
+    (dict(share_pattern="random", n_shared_blocks=1), "share_pattern"),
+    (dict(n_shared_blocks=4), "n_shared_blocks"),
+    (dict(attn_sum_power=1.5, attn_sum_power_learned=True), "attn_sum_power"),
+    (dict(layer_windows=(2, -1, 0)), "layer_windows"),
+])
+def test_impossible_combinations_fail_at_config_time(bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        GPTConfig(**{**BASE, **bad})
+
+
+def test_prefix_lm_needs_prefix_lengths():
+    with pytest.raises(ValueError, match="needs prefix_len"):
+        make("prefix_lm")(torch.randint(0, 50, (1, 8)))
+
+
+def test_cross_layer_kv_attends_over_the_previous_layers_keys_too():
+    model = make("cross_layer_kv")
+    names = ["transformer.h.0.attn.hook_pattern", "transformer.h.1.attn.hook_pattern"]
+    _, cache = model.run_with_cache(torch.randint(0, 50, (1, 8)), names)
+    assert cache[names[0]].shape[-1] == 8  # layer 0 is unchanged
+    p = cache[names[1]]
+    assert p.shape[-1] == 16  # [layer 0's keys | own keys], both causal
+    assert torch.equal(p[..., :8].triu(1), torch.zeros_like(p[..., :8])) and (p[..., :8].sum(-1) > 0).all()
+
+
+def test_shared_qk_tokens_do_not_attend_to_themselves():
+    model = make("shared_qk")
+    _, cache = model.run_with_cache(torch.randint(0, 50, (1, 8)), ["transformer.h.0.attn.hook_pattern"])
+    p = cache["transformer.h.0.attn.hook_pattern"][0]
+    assert (p.diagonal(dim1=-2, dim2=-1)[:, 1:] == 0).all() and (p[:, 0, 0] == 1).all()
+    c_attn = model.transformer.h[0].attn.c_attn
+    assert c_attn.weight.shape == (64, 32)  # queries/keys and values only
