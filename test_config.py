@@ -86,9 +86,15 @@ def test_shipped_nanogpt_recipe_has_nanogpts_values():
 
 def test_every_shipped_config_parses():
     import glob
+    import runpy
 
     for path in glob.glob("config/*.py"):
-        parse(path)
+        c = runpy.run_path(path)
+        if "runs" in c:  # a compare.py config (name, seeds, common, runs): every run's keys must parse
+            for run in c["runs"].values():
+                parse(*(f"--{k}={v}" for k, v in {**c["common"], **run}.items()))
+        else:
+            parse(path)
 
 
 def test_help_lists_every_key_with_default_and_description():

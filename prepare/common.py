@@ -42,6 +42,9 @@ class CharTokenizer:
     def decode(self, ids):
         return "".join(self.chars[i] for i in ids)
 
+    def decode_bytes(self, ids):
+        return self.decode(ids).encode("utf-8")
+
 
 class TiktokenTokenizer:
     """GPT-2 BPE (or any tiktoken encoding). encode() ignores special tokens in the text."""
@@ -63,6 +66,10 @@ class TiktokenTokenizer:
     def decode(self, ids):
         return self.enc.decode(list(ids))
 
+    def decode_bytes(self, ids):
+        """The exact bytes of ids (decode() replaces a character cut in the middle)."""
+        return self.enc.decode_bytes([int(i) for i in ids])
+
 
 def get_tokenizer(meta):
     """The tokenizer a dataset (or a checkpoint, which carries its meta) was written with."""
@@ -75,12 +82,27 @@ def dtype_for(vocab_size):
     return np.uint16 if vocab_size <= 65535 else np.uint32
 
 
+class EmptySplitError(ValueError):
+    """A split received no documents (too little data, or a --val_fraction / --max_tokens too small)."""
+
+
 def write_dataset(out_dir, splits, tokenizer, name, extra_meta=None, append_eot=True):
     """Write data/<name>/ from {split: iterable of (token_ids, prefix_len, n_bytes)}, one per document.
 
     Documents are streamed to disk as they come, so memory does not grow with the dataset. If the
     tokenizer has an end-of-text token and append_eot is set, it follows every document.
     """
+    records = ((split, *doc) for split, docs in splits.items() for doc in docs)
+    return write_records(out_dir, records, list(splits), tokenizer, name, extra_meta, append_eot)
+
+
+def write_records(out_dir, records, split_names, tokenizer, name, extra_meta=None, append_eot=True):
+    """write_dataset for one stream of (split, token_ids, prefix_len, n_bytes) whose splits interleave.
+
+    Tokens and the document index both go to disk as they come (the index through a raw temp file
+    that becomes the .npy at the end), so memory stays flat whatever the number of documents.
+    """
+    created = not os.path.exists(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     dtype = dtype_for(tokenizer.n_vocab)
     eot = tokenizer.eot_token if append_eot else None
@@ -91,44 +113,62 @@ def write_dataset(out_dir, splits, tokenizer, name, extra_meta=None, append_eot=
         meta["chars"] = tokenizer.chars
     meta.update(extra_meta or {})
 
-    tmp_paths = []
+    tmp = {s: {k: os.path.join(out_dir, f".{s}.{k}.tmp") for k in ("bin", "index", "docs.npy")} for s in split_names}
+    tmp_paths = [p for t in tmp.values() for p in t.values()] + [os.path.join(out_dir, ".meta.json.tmp")]
+    files = {}
+    ok = False
     try:
-        for split, docs in splits.items():
-            bin_tmp = os.path.join(out_dir, f".{split}.bin.tmp")
-            docs_tmp = os.path.join(out_dir, f".{split}.docs.npy.tmp")
-            tmp_paths += [bin_tmp, docs_tmp]
-            index, n_tokens, n_bytes = [], 0, 0
-            with open(bin_tmp, "wb") as f:
-                for ids, prefix_len, nb in docs:
-                    ids = np.asarray(ids, dtype=dtype)
-                    if eot is not None:
-                        ids = np.append(ids, np.array(eot, dtype=dtype))
-                    index.append((n_tokens, prefix_len))
-                    f.write(ids.tobytes())
-                    n_tokens += len(ids)
-                    n_bytes += nb
-            if n_tokens == 0:
-                raise ValueError(f"the {split} split of {name} is empty")
-            with open(docs_tmp, "wb") as f:
-                np.save(f, np.array(index, dtype=np.int64).reshape(-1, 2))
-            meta["splits"][split] = {"tokens": n_tokens, "docs": len(index), "bytes": n_bytes}
-        meta_tmp = os.path.join(out_dir, ".meta.json.tmp")
-        tmp_paths.append(meta_tmp)
-        with open(meta_tmp, "w") as f:
+        counts = {s: {"tokens": 0, "docs": 0, "bytes": 0} for s in split_names}
+        for s in split_names:
+            files[s] = (open(tmp[s]["bin"], "wb"), open(tmp[s]["index"], "wb"))
+        for split, ids, prefix_len, nb in records:
+            ids = np.asarray(ids, dtype=dtype)
+            if eot is not None:
+                ids = np.append(ids, np.array(eot, dtype=dtype))
+            c = counts[split]
+            files[split][1].write(np.array([c["tokens"], prefix_len], dtype=np.int64).tobytes())
+            files[split][0].write(ids.tobytes())
+            c["tokens"] += len(ids)
+            c["docs"] += 1
+            c["bytes"] += nb
+        for s in split_names:
+            for f in files.pop(s):
+                f.close()
+            if counts[s]["tokens"] == 0:
+                raise EmptySplitError(f"the {s} split of {name} is empty")
+            _raw_index_to_npy(tmp[s]["index"], tmp[s]["docs.npy"], counts[s]["docs"])
+            meta["splits"][s] = counts[s]
+        with open(tmp_paths[-1], "w") as f:
             json.dump(meta, f, indent=1)
         # all files complete: move them into place (meta.json last, so it only ever describes
         # bins that are already there)
-        for split in splits:
-            os.replace(os.path.join(out_dir, f".{split}.bin.tmp"), os.path.join(out_dir, f"{split}.bin"))
-            os.replace(os.path.join(out_dir, f".{split}.docs.npy.tmp"), os.path.join(out_dir, f"{split}.docs.npy"))
-        os.replace(meta_tmp, os.path.join(out_dir, "meta.json"))
+        for s in split_names:
+            os.replace(tmp[s]["bin"], os.path.join(out_dir, f"{s}.bin"))
+            os.replace(tmp[s]["docs.npy"], os.path.join(out_dir, f"{s}.docs.npy"))
+        os.replace(tmp_paths[-1], os.path.join(out_dir, "meta.json"))
+        ok = True
     finally:
+        for pair in files.values():
+            for f in pair:
+                f.close()
         for p in tmp_paths:
             if os.path.exists(p):
                 os.remove(p)
+        if not ok and created and not os.listdir(out_dir):
+            os.rmdir(out_dir)
     for split, s in meta["splits"].items():
         print(f"{out_dir}/{split}.bin: {s['tokens']:,} tokens in {s['docs']:,} documents")
     return meta
+
+
+def _raw_index_to_npy(raw_path, npy_path, n_docs):
+    """The raw int64 (start, prefix) pairs at raw_path as an (n_docs, 2) .npy file, copied in chunks."""
+    import shutil
+
+    with open(npy_path, "wb") as out, open(raw_path, "rb") as raw:
+        np.lib.format.write_array_header_1_0(out, {"descr": np.dtype(np.int64).str, "fortran_order": False,
+                                                   "shape": (n_docs, 2)})
+        shutil.copyfileobj(raw, out, 1 << 20)
 
 
 def text_docs(texts, tokenizer):
