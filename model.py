@@ -244,7 +244,7 @@ class GPTConfig:
     """
 
     block_size: int = 1024  # maximum context length (learned position embeddings)
-    vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64 for speed
+    vocab_size: int = 50304  # tokens in the vocabulary (train.py reads it from the data); 50304 = GPT-2 padded to 64s
     n_layer: int = 12  # number of transformer blocks
     n_head: int = 12  # attention heads per block
     n_embd: int = 768  # width of the residual stream

@@ -216,3 +216,21 @@ def test_eval_only_reports_and_leaves_the_run_untouched(tiny_run, facts_dir, cap
     train.main(train_args(facts_dir, tiny_run, "--init_from=resume", "--eval_only=True"))
     assert "eval 30: train loss" in capsys.readouterr().out
     assert {f: open(os.path.join(tiny_run, f), "rb").read() for f in files} == before
+
+
+def test_prefix_lm_batches_carry_the_facts_block_or_a_sampled_split(facts_dir, tmp_path):
+    meta = json.load(open(os.path.join(facts_dir, "meta.json")))
+    docs = np.load(os.path.join(facts_dir, "val.docs.npy"))
+    data = np.fromfile(os.path.join(facts_dir, "val.bin"), dtype=meta["dtype"])
+    b = train.Batches(facts_dir, meta, block_size=400, batch_size=8, device="cpu", prefix_lm=True)
+    x, y, prefix = b.get("val", torch.Generator().manual_seed(0))
+    for xb, p in zip(x, prefix):
+        start = next(s for s, _ in docs if np.array_equal(data[s:s + 20], xb[:20].numpy()))
+        assert p == dict(map(tuple, docs))[start] > 0  # the document's facts block
+    b = train.Batches(facts_dir, meta, block_size=16, batch_size=64, device="cpu", prefix_lm=True,
+                      respect_doc_boundaries=False)
+    _, _, prefix = b.get("val", torch.Generator().manual_seed(0))
+    assert prefix.min() >= 1 and prefix.max() <= 15 and len(set(prefix.tolist())) > 5
+    out = str(tmp_path / "plm")
+    train.main(train_args(facts_dir, out, "--prefix_lm=True", "--max_iters=4", "--eval_interval=4"))
+    assert rows(out)[-1]["val_loss"] < rows(out)[0]["val_loss"]
