@@ -1,8 +1,9 @@
 """
-Sample from a trained model.
+Sample from a trained model, or find its most likely continuation with beam search.
 
     python sample.py --out_dir=out-facts --start="Q: Where does" --num_samples=3
     python sample.py --out_dir=out-shakespeare-char --start=FILE:prompt.txt --top_p=0.9
+    python sample.py --out_dir=out-facts --start="Q: Where does" --beam=4 --max_new_tokens=20
 
 The checkpoint carries its dataset's meta (tokenizer and vocabulary), so no data directory is needed.
 """
@@ -12,6 +13,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from configurator import UserError, configure, main_guard
 from prepare.common import get_tokenizer
@@ -31,6 +33,48 @@ class SampleConfig:
     seed: int = 1337  # sampling seed
     device: str = "auto"  # "cpu", "cuda", ...; "auto" is cuda when available
     dtype: str = "float32"  # "float32" or "bfloat16"
+    beam: int = 0  # beam search with this many beams (prints the best num_samples); 0: sample
+
+
+def read_text(text):
+    """The text itself, or the contents of the file when it is written FILE:path."""
+    if not text.startswith("FILE:"):
+        return text
+    if not os.path.exists(text[5:]):
+        raise UserError(f"prompt file {text[5:]} not found")
+    with open(text[5:], encoding="utf-8") as f:
+        return f.read()
+
+
+def encode(tok, text, what="the prompt"):
+    """Token ids of text (FILE:path allowed), with a one-line error for text the tokenizer cannot take."""
+    try:
+        ids = tok.encode(read_text(text))
+    except ValueError as e:
+        raise UserError(f"cannot encode {what}: {e}")
+    if not ids:
+        raise UserError(f"{what} encodes to no tokens: give it some text")
+    return ids
+
+
+@torch.no_grad()
+def beam_search(model, idx, beam, max_new_tokens):
+    """The `beam` most likely continuations of idx (1, T) of exactly max_new_tokens tokens.
+
+    Keeps the `beam` best prefixes by summed log-probability; each step extends every one by every
+    token and keeps the best `beam` of them. beam=1 is greedy decoding. No length normalisation
+    (all candidates have the same length) and no KV cache (every step reruns the last block_size
+    tokens: slower, but short). Returns (sequences (beam, T + max_new_tokens), their summed
+    log-probabilities), best first.
+    """
+    seqs, scores = idx, torch.zeros(1, device=idx.device)
+    for _ in range(max_new_tokens):
+        logits, _ = model(seqs[:, -model.config.block_size:])
+        cand = (scores[:, None] + F.log_softmax(logits[:, -1].float(), dim=-1)).flatten()  # (n * vocab,)
+        scores, flat = cand.topk(min(beam, cand.numel()))
+        vocab = logits.size(-1)
+        seqs = torch.cat([seqs[flat // vocab], (flat % vocab)[:, None]], dim=1)
+    return seqs, scores
 
 
 def main(argv=None):
@@ -42,24 +86,17 @@ def main(argv=None):
     model = model_from_checkpoint(ckpt).to(device).eval()
     tok = get_tokenizer(ckpt["meta"])
 
-    start = cfg.start
-    if start.startswith("FILE:"):
-        path = start[5:]
-        if not os.path.exists(path):
-            raise UserError(f"prompt file {path} not found")
-        with open(path, encoding="utf-8") as f:
-            start = f.read()
-    try:
-        ids = tok.encode(start)
-    except ValueError as e:
-        raise UserError(f"cannot encode the prompt: {e}")
-    if not ids:
-        raise UserError("the prompt encodes to no tokens: give --start some text")
-    x = torch.tensor(ids, dtype=torch.long, device=device)[None, :]
+    x = torch.tensor(encode(tok, cfg.start), dtype=torch.long, device=device)[None, :]
 
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     ctx = nullcontext() if cfg.dtype == "float32" else torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
     with ctx:
+        if cfg.beam > 0:
+            seqs, scores = beam_search(model, x, cfg.beam, cfg.max_new_tokens)
+            for seq, score in list(zip(seqs, scores))[:cfg.num_samples]:
+                print(tok.decode(seq.tolist()))
+                print(f"--------------- total log-probability {score.item():.3f}")
+            return
         for _ in range(cfg.num_samples):
             y = model.generate(x, cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k or None,
                                top_p=cfg.top_p, generator=gen)

@@ -1,10 +1,11 @@
-"""sample.py and bench.py end to end on a tiny checkpoint."""
+"""sample.py (sampling and beam search) and bench.py end to end on a tiny checkpoint."""
 
 import json
 import subprocess
 import sys
 
 import pytest
+import torch
 
 import sample
 from configurator import UserError
@@ -42,3 +43,42 @@ def test_bench_prints_json_with_speed_mfu_and_memory():
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert {"ms_per_iter", "tok_per_s", "mfu", "peak_mem_mb"} <= set(result)
     assert result["ms_per_iter"] > 0 and 0 < result["mfu"] < 1 and result["peak_mem_mb"] > 0
+
+
+# --- beam search ---
+
+def test_beam_of_one_is_greedy_and_wider_beams_score_at_least_as_high():
+    from analyze import token_logprobs
+    from test_model import tiny
+
+    m = tiny(vocab_size=20)
+    idx = torch.randint(0, 20, (1, 5), generator=torch.Generator().manual_seed(0))
+    greedy = m.generate(idx, 8, temperature=0)
+    seqs, scores = sample.beam_search(m, idx, 1, 8)
+    assert torch.equal(seqs, greedy)
+    seqs4, scores4 = sample.beam_search(m, idx, 4, 8)
+    assert seqs4.shape == (4, 13) and torch.equal(scores4, scores4.sort(descending=True).values)
+    # the scores are the sequences' summed log-probabilities of the new tokens
+    for seq, score in [(seqs[0], scores[0]), (seqs4[0], scores4[0])]:
+        assert score.item() == pytest.approx(token_logprobs(m, seq[None])[0, 4:].sum().item(), abs=1e-4)
+    assert scores4[0] >= scores[0]
+
+
+def test_beam_as_wide_as_the_vocabulary_finds_the_best_two_tokens():
+    from analyze import token_logprobs
+    from test_model import tiny
+
+    m = tiny(vocab_size=20)
+    idx = torch.randint(0, 20, (1, 5), generator=torch.Generator().manual_seed(1))
+    seqs, scores = sample.beam_search(m, idx, 20, 2)
+    every = torch.cat([idx.repeat(400, 1), torch.cartesian_prod(torch.arange(20), torch.arange(20))], dim=1)
+    best = token_logprobs(m, every)[:, 4:].sum(1).max()
+    assert scores[0].item() == pytest.approx(best.item(), abs=1e-5)
+
+
+def test_sample_with_beam_prints_the_best_beams_and_their_scores(tiny_run, capsys):
+    sample.main([f"--out_dir={tiny_run}", "--start=Q: Where", "--beam=3", "--num_samples=2", "--max_new_tokens=10",
+                 "--device=cpu"])
+    out = capsys.readouterr().out
+    scores = [float(line.split()[-1]) for line in out.splitlines() if "total log-probability" in line]
+    assert len(scores) == 2 and scores[0] >= scores[1] and all(s < 0 for s in scores)

@@ -181,23 +181,47 @@ class Batches:
 # -----------------------------------------------------------------------------
 # Evaluation and the learning-rate schedule
 
+def unigram_distribution(path, dtype, vocab_size, max_tokens=50_000_000, chunk=10_000_000):
+    """The data's token frequencies (vocab_size,), counted over the first max_tokens tokens of a bin.
+
+    A chunked bincount over the memmap: memory stays at one chunk, and a 9B-token dataset costs
+    no more than its first 50M tokens (a sample: plenty for a unigram estimate, unless the data is
+    sorted by topic).
+    """
+    data = np.memmap(path, dtype=dtype, mode="r")[:max_tokens]
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for i in range(0, len(data), chunk):
+        counts += np.bincount(data[i:i + chunk], minlength=vocab_size)
+    return torch.from_numpy(counts / counts.sum()).float()
+
+
 @torch.no_grad()
-def evaluate(model, batches, eval_iters, ctx, seed, bytes_per_token):
+def evaluate(model, batches, eval_iters, ctx, seed, bytes_per_token, unigram=None):
     """Mean loss per split over eval_iters batches; for val also loss per position and mean_p.
 
     Batches come from a generator seeded the same way at every eval, so successive evals (and
     runs) score the very same tokens and their differences are not sampling noise.
+
+    With `unigram` (the training data's token frequencies) it also returns unigram_kl =
+    KL(unigram || q), q the model's predicted next-token distribution averaged over the val tokens.
+    A fresh model's q is flat and its first lesson is the token frequencies, which shows up as this
+    falling early in training. This direction stays finite: q is a softmax, never 0, whereas the
+    reverse would be infinite on any token the data never contains (e.g. GPT-2's padded vocabulary).
     """
     model.eval()
     out = {}
     for k, split in enumerate(("train", "val")):
         g = torch.Generator().manual_seed(seed + 1000 + k)
         loss_sum, count, p_sum = torch.zeros(batches.block_size), torch.zeros(batches.block_size), 0.0
+        q_sum = 0.0  # summed predicted distributions, (vocab,)
         for _ in range(eval_iters):
             x, y, prefix_len = batches.get(split, g)
             with ctx:
-                _, loss = model(x, y, reduction="none", prefix_len=prefix_len)  # (B, T), 0 where no target
-            loss, valid = loss.float().cpu(), has_loss(y, prefix_len).float().cpu()
+                logits, loss = model(x, y, reduction="none", prefix_len=prefix_len)  # (B, T), 0 where no target
+            valid = has_loss(y, prefix_len).float()
+            if unigram is not None and split == "val":
+                q_sum += torch.einsum("btv,bt->v", logits.softmax(-1, dtype=torch.float32), valid).cpu()
+            loss, valid = loss.float().cpu(), valid.cpu()
             loss_sum += loss.sum(0)  # summed per position
             count += valid.sum(0)
             p_sum += (torch.exp(-loss) * valid).sum().item()
@@ -207,6 +231,9 @@ def evaluate(model, batches, eval_iters, ctx, seed, bytes_per_token):
             per_pos = (loss_sum / count.clamp(min=1)).tolist()  # positions no document reaches: None
             out["position_loss"] = [round(v, 5) if n > 0 else None for v, n in zip(per_pos, count.tolist())]
             out["mean_p"] = p_sum / count.sum().item()  # mean probability of the right token
+            if unigram is not None:
+                q = q_sum / count.sum()
+                out["unigram_kl"] = torch.sum(unigram * (unigram.clamp(min=1e-30).log() - q.log())).item()
     model.train()
     return out
 
@@ -420,6 +447,7 @@ def main(argv=None):
         raise UserError(f"the model's vocab_size {mcfg.vocab_size} is smaller than the data's "
                         f"{meta['vocab_size']} ({data_dir}/meta.json)")
     batches = Batches(data_dir, meta, mcfg.block_size, cfg.batch_size, device, cfg.respect_doc_boundaries, mcfg.prefix_lm)
+    unigram = unigram_distribution(batches.paths["train"], meta["dtype"], mcfg.vocab_size) if master else None
 
     torch.manual_seed(cfg.seed)
     model = GPT(mcfg)
@@ -485,13 +513,13 @@ def main(argv=None):
         if master and (cfg.eval_only or (iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters)
                        and not (ckpt is not None and iter_num == start_iter)):
             t_eval, iters = time.time(), iter_num - since_eval[1]
-            m = evaluate(raw_model, batches, cfg.eval_iters, ctx, cfg.seed, bytes_per_token)
+            m = evaluate(raw_model, batches, cfg.eval_iters, ctx, cfg.seed, bytes_per_token, unigram)
             elapsed = time.time() - t_start
             row = {"iter": iter_num, "train_loss": m["train_loss"], "val_loss": m["val_loss"],
                    "train_bpb": m["train_bpb"], "val_bpb": m["val_bpb"], "lr": lr, "elapsed_s": round(elapsed, 3),
                    "tokens": tokens_seen, "tok_per_s": (tokens_seen - start_iter * tokens_per_iter) / max(elapsed, 1e-9),
                    "ms_per_iter": round(1000 * (t_eval - since_eval[0]) / iters, 3) if iters else None,
-                   "mean_p": m["mean_p"], "position_loss": m["position_loss"]}
+                   "mean_p": m["mean_p"], "unigram_kl": m.get("unigram_kl"), "position_loss": m["position_loss"]}
             print(f"eval {iter_num}: train loss {m['train_loss']:.4f}, val loss {m['val_loss']:.4f} "
                   f"({m['val_bpb']:.3f} bits/byte), mean p {m['mean_p']:.3f}")
             if not writes:
