@@ -109,8 +109,19 @@ def load(cfg, ckpt_cfg):
     """(model, tokenizer): float32, eval mode, manual attention (so patterns can be read)."""
     ckpt = load_checkpoint(ckpt_cfg.ckpt or os.path.join(cfg.out_dir, "ckpt.pt"))
     model = model_from_checkpoint(ckpt).to(ckpt_cfg.device).eval()
+    if model.config.prefix_lm:
+        raise UserError("analyze.py does not read prefix_lm checkpoints yet (their forward pass needs each "
+                        "text's prefix length)")
     model.config.attn_impl = "manual"
     return model, get_tokenizer(ckpt["meta"])
+
+
+def per_layer_hooks(model, tool_name):
+    """Tools that read the residual stream layer by layer need one block per layer and one width."""
+    c = model.config
+    if c.n_shared_blocks or len(set(c.widths())) > 1:
+        raise UserError(f"{tool_name} reads each layer's residual stream, which models with n_shared_blocks (hooks "
+                        f"belong to the shared blocks) or varying layer_widths do not have one of per layer")
 
 
 def to_batch(model, ids, what, extra=0):
@@ -419,25 +430,42 @@ def tick_tokens(ax, tok, ids, axes="xy", limit=64):
 def attention_tool(cfg, plot_dir, model, tok):
     """Where each head of each layer looks: the (query x key) attention weights for --text, on a log colour
     scale (1e-3 to 1) so that weak but wide attention shows. Rows are the positions reading, columns the
-    positions read; each row sums to 1."""
+    positions read; each row sums to 1 (less what goes to a zero_value_attn slot or, with cross_layer_kv, to
+    the previous layer's keys, which are not drawn). For zero_value_attn models a second figure shows each
+    head's attention mass on the zero slot: how often the head switches itself off."""
     ids = encode(tok, cfg.text, "--text")
-    L, nh = model.config.n_layer, model.config.n_head
+    L, nh, T = model.config.n_layer, model.config.n_head, len(ids)
     names = [f"transformer.h.{i}.attn.hook_pattern" for i in range(L)]
-    _, cache = model.run_with_cache(to_batch(model, ids, "--text"), names)
+    sinks = [f"transformer.h.{i}.attn.hook_sink" for i in range(L)] if model.config.zero_value_attn else []
+    _, cache = model.run_with_cache(to_batch(model, ids, "--text"), names + sinks)
     fig, axes = plt.subplots(L, nh, figsize=(2.1 * nh + 1, 2.1 * L + 0.4), squeeze=False, layout="constrained")
     cmap = plt.get_cmap("Blues", 12).with_extremes(bad="white", under="white")  # 4 shades a decade; 0 is white
     for i, name in enumerate(names):
         for h in range(nh):
             ax = axes[i][h]
-            ax.imshow(cache[name][0, h].cpu().numpy(), cmap=cmap, norm=matplotlib.colors.LogNorm(1e-3, 1),
-                      interpolation="nearest")
+            own = cache[name][0, h, :, -T:]  # the keys of this layer's own tokens come last
+            ax.imshow(own.cpu().numpy(), cmap=cmap, norm=matplotlib.colors.LogNorm(1e-3, 1), interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
             tick_tokens(ax, tok, ids, limit=32)
             ax.set_title(f"layer {i} head {h}", fontsize=8)
     fig.suptitle(f"attention weights (query rows x key columns) for {short(cfg.text, 50)!r}", fontsize=10)
     fig.colorbar(matplotlib.cm.ScalarMappable(matplotlib.colors.LogNorm(1e-3, 1), cmap), ax=axes, shrink=0.7,
                  label="attention weight")
-    return [save(fig, plot_dir, "attention.png")]
+    paths = [save(fig, plot_dir, "attention.png")]
+    if sinks:
+        mass = torch.stack([cache[n][0] for n in sinks]).cpu()  # (L, nh, T)
+        fig2, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": [1, 2.5]})
+        im = a1.imshow(mass.mean(-1).numpy(), cmap="Reds", vmin=0, vmax=1)
+        a1.set(xlabel="head", ylabel="layer", title="mean mass on the zero slot")
+        a1.set_xticks(range(nh)), a1.set_yticks(range(L))
+        fig2.colorbar(im, ax=a1, shrink=0.8)
+        for i in range(L):
+            for h in range(nh):
+                a2.plot(mass[i, h].numpy(), lw=1, label=f"L{i}H{h}")
+        a2.set(xlabel="position", ylabel="mass on the zero slot", ylim=(0, 1), title="per position")
+        a2.legend(fontsize=6, ncol=max(1, L * nh // 8))
+        paths.append(save(fig2, plot_dir, "attention_sink.png"))
+    return paths
 
 
 # -----------------------------------------------------------------------------
@@ -450,9 +478,10 @@ def logit_lens(model, idx):
     Returns logits (n_layer + 1, T, vocab) for idx (1, T): row 0 after the embeddings, row i after
     block i. The last row is the model's own output.
     """
+    per_layer_hooks(model, "the logit lens")
     names = ["transformer.h.0.hook_resid_pre"] + [f"transformer.h.{i}.hook_resid_post" for i in range(model.config.n_layer)]
     _, cache = model.run_with_cache(idx, names)
-    return torch.cat([model.lm_head(model.transformer.ln_f(cache[n])) for n in names])
+    return torch.cat([model.head(model.transformer.ln_f(cache[n])) for n in names])
 
 
 def saturation_layers(top1):
@@ -518,6 +547,7 @@ def activation_patching(model, clean, corrupt, answer, wrong):
     Returns (resid (n_layer + 1, T): the residual stream entering each block and leaving the last one,
     one position at a time; heads (n_layer, n_head): each head's output at every position).
     """
+    per_layer_hooks(model, "activation patching")
     L, nh, T = model.config.n_layer, model.config.n_head, clean.size(1)
     resid_names = [f"transformer.h.{i}.hook_resid_pre" for i in range(L)] + [f"transformer.h.{L - 1}.hook_resid_post"]
     head_names = [f"transformer.h.{i}.attn.hook_z" for i in range(L)]

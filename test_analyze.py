@@ -172,3 +172,23 @@ def test_pca_finds_the_plane_of_planar_data():
         return (a[:, None] - a[None]).norm(dim=-1)
 
     torch.testing.assert_close(dist(xy), dist(w), atol=1e-4, rtol=1e-4)  # nothing lost
+
+
+def test_attention_shows_the_zero_slot_mass_of_zero_value_attn_models(facts_dir, tmp_path, capsys):
+    from conftest import train_args
+
+    run = str(tmp_path / "zv")
+    train.main(train_args(facts_dir, run, "--zero_value_attn=True", "--cross_layer_kv=True", "--max_iters=2",
+                          "--eval_interval=2"))
+    analyze.main(["attention", f"--out_dir={run}", f"--plot_dir={tmp_path}/p", "--text=Mibe lives in Tulvek."])
+    assert sorted(os.listdir(tmp_path / "p")) == ["attention.png", "attention_sink.png"]
+    assert (tmp_path / "p" / "attention_sink.png").read_bytes()[:8] == PNG
+
+
+def test_per_layer_tools_refuse_models_without_one_block_per_layer(facts_dir, tmp_path):
+    from conftest import train_args
+
+    run = str(tmp_path / "shared")
+    train.main(train_args(facts_dir, run, "--n_shared_blocks=1", "--max_iters=2", "--eval_interval=2"))
+    with pytest.raises(UserError, match="n_shared_blocks"):
+        analyze.main(["lens", f"--out_dir={run}", f"--plot_dir={tmp_path}/p", "--text=Mibe lives"])

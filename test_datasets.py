@@ -245,7 +245,7 @@ def test_train_py_reads_the_prepared_data_within_documents(tmp_path):
                 "--max_tokens=30000"] + ONE)
     meta = train.load_meta(str(tmp_path), "squad")  # sizes agree with meta.json
     batches = train.Batches(str(tmp_path), meta, block_size=256, batch_size=32, device="cpu")
-    x, y = batches.get("train", torch.Generator().manual_seed(0))
+    x, y, _ = batches.get("train", torch.Generator().manual_seed(0))
     starts = set(np.load(tmp_path / "train.docs.npy")[:, 0].tolist())
     data = np.fromfile(tmp_path / "train.bin", dtype=meta["dtype"])
     # every window lies inside one document: it never reads past an end-of-text token
