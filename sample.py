@@ -69,7 +69,11 @@ def beam_search(model, idx, beam, max_new_tokens):
     """
     seqs, scores = idx, torch.zeros(1, device=idx.device)
     for _ in range(max_new_tokens):
-        logits, _ = model(seqs[:, -model.config.block_size:])
+        cropped = max(0, seqs.size(1) - model.config.block_size)
+        prefix = None  # prefix_lm models read the prompt as their prefix, as in generate()
+        if model.config.prefix_lm:
+            prefix = torch.full((seqs.size(0),), max(0, idx.size(1) - cropped), device=idx.device)
+        logits, _ = model(seqs[:, cropped:], prefix_len=prefix)
         cand = (scores[:, None] + F.log_softmax(logits[:, -1].float(), dim=-1)).flatten()  # (n * vocab,)
         scores, flat = cand.topk(min(beam, cand.numel()))
         vocab = logits.size(-1)

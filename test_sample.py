@@ -82,3 +82,15 @@ def test_sample_with_beam_prints_the_best_beams_and_their_scores(tiny_run, capsy
     out = capsys.readouterr().out
     scores = [float(line.split()[-1]) for line in out.splitlines() if "total log-probability" in line]
     assert len(scores) == 2 and scores[0] >= scores[1] and all(s < 0 for s in scores)
+
+
+def test_beam_search_reads_the_prompt_as_prefix_of_prefix_lm_models():
+    from model import GPT, GPTConfig
+    from sample import beam_search
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=16, vocab_size=20, n_layer=1, n_head=2, n_embd=16, prefix_lm=True)).eval()
+    idx = torch.randint(0, 20, (1, 5))
+    seqs, _ = beam_search(model, idx, 1, 14)  # runs past block_size, where the prefix shifts out
+    greedy = model.generate(idx, 14, temperature=0)
+    assert torch.equal(seqs, greedy)
