@@ -114,7 +114,9 @@ class CausalSelfAttention(nn.Module):
             v = torch.cat([torch.zeros_like(v[:, :, :1]), v], dim=2)
             mask = torch.cat([torch.ones_like(mask[..., :1]), mask], dim=-1)
 
-        power = self.power.clamp(0.0, 1.0) if self.power is not None else self.config.attn_sum_power
+        power = self.config.attn_sum_power
+        if self.power is not None:  # clamped to [0, 1], with the gradient passed straight through the
+            power = self.power + (self.power.clamp(0.0, 1.0) - self.power).detach()  # clamp so p can return
         if self.config.attn_impl == "manual" or self.power is not None or power != 1.0:
             # The readable path: scores, mask, softmax, weighted sum of values.
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, keys)
