@@ -139,20 +139,33 @@ def plot_overlays(c, metrics, plot_dir):
 
 
 def bench_runs(c, plot_dir):
-    """ms/iter of every run's model and batches (bench.py), relative to the baseline."""
+    """ms/iter of every run's model and batches (bench.py), relative to the baseline.
+
+    The baseline is timed again next to every run and each ratio uses the baseline timings on either
+    side of it: a shared machine's speed drifts over minutes, and this keeps the drift out of ratios.
+    """
     import bench
 
     base = c.baseline or next(iter(c.runs))
+    time_run = lambda run: bench.benchmark([f"--{k}={v}" for k, v in {**c.common, **c.runs[run]}.items()]  # noqa: E731
+                                           + ["--data=dataset", "--bench_iters=30"])
+    others = [r for r in c.runs if r != base]
+    base_times = [time_run(base)]
     timings = {}
-    for run in c.runs:
-        keys = {**c.common, **c.runs[run]}
-        timings[run] = bench.benchmark([f"--{k}={v}" for k, v in keys.items()] + ["--data=dataset", "--bench_iters=30"])
-        print(f"{run}: {timings[run]['ms_per_iter']:.1f} ms/iter")
-    lines = [f"# compare_{c.name}: speed", "", "bench.py on the run's data, median of 30 iterations after 5 warm-up ones.", "",
-             "| run | ms/iter | x baseline | tok/s |", "|---|---:|---:|---:|"]
-    for run, t in timings.items():
-        lines.append(f"| {run} | {t['ms_per_iter']:.1f} | {t['ms_per_iter'] / timings[base]['ms_per_iter']:.2f} | "
-                     f"{t['tok_per_s']:,.0f} |")
+    for run in others:
+        timings[run] = time_run(run)
+        base_times.append(time_run(base))
+        print(f"{run}: {timings[run]['ms_per_iter']:.1f} ms/iter, baseline {base_times[-1]['ms_per_iter']:.1f}")
+    base_ms = [t["ms_per_iter"] for t in base_times]
+    lines = [f"# compare_{c.name}: speed", "",
+             "bench.py on the run's data, median of 30 iterations after 5 warm-up ones; the baseline is timed "
+             "before and after every run, and the ratio is to the mean of those two timings.", "",
+             "| run | ms/iter | x baseline | tok/s |", "|---|---:|---:|---:|",
+             f"| {base} | {np.median(base_ms):.1f} (median of {len(base_ms)}; range {min(base_ms):.1f}-{max(base_ms):.1f}) "
+             f"| 1.00 | {base_times[0]['tok_per_s']:,.0f} |"]
+    for i, run in enumerate(others):
+        t, ref = timings[run], (base_ms[i] + base_ms[i + 1]) / 2
+        lines.append(f"| {run} | {t['ms_per_iter']:.1f} | {t['ms_per_iter'] / ref:.2f} | {t['tok_per_s']:,.0f} |")
     os.makedirs(plot_dir, exist_ok=True)
     train.atomic_write_text(os.path.join(plot_dir, "bench.md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
