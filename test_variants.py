@@ -224,6 +224,13 @@ def test_attention_sum_power_scales_the_weights():
     scale = w.sum(-1, keepdim=True)
     torch.testing.assert_close(w, s * scale)
     assert (scale - 1).abs().max() > 0.01
+    # and the factor is (sum_j exp(s_ij))^(1 - p), from scores computed here by hand
+    with torch.no_grad():
+        x = model.transformer.wte(idx) + model.transformer.wpe(torch.arange(8))
+        q, k, _ = model.transformer.h[0].attn.c_attn(model.transformer.h[0].ln_1(x)).split(32, dim=2)
+        q, k = (t.view(1, 8, 2, 16).transpose(1, 2) for t in (q, k))
+        scores = (q @ k.transpose(-2, -1) / 4.0).masked_fill(torch.ones(8, 8).triu(1).bool(), float("-inf"))
+    torch.testing.assert_close(scale, torch.exp(0.5 * torch.logsumexp(scores, -1, keepdim=True)))
 
 
 @pytest.mark.parametrize("bad, msg", [
