@@ -63,6 +63,9 @@ class CausalSelfAttention(nn.Module):
         self.hook_pattern = HookPoint()
         self.hook_sink = HookPoint()  # (B, nh, T) mass on the zero-value slot (zero_value_attn, manual path)
         self.hook_z = HookPoint()  # (B, nh, T, hs) each head's output, before c_proj mixes the heads
+        # (B, nh, T, 1) attn_sum_power only: each query's total attention (sum exp(s))^(1 - p); the
+        # weights it applies are hook_pattern (a softmax, where it looks) times this (how much it reads)
+        self.hook_attn_scale = HookPoint()
 
     def project(self, x, kv_input):
         """q, k, v as (B, nh, T, hs). Keys and values come from kv_input when it is given."""
@@ -123,22 +126,25 @@ class CausalSelfAttention(nn.Module):
             if mask is None:
                 mask = attention_mask(T, past, x.device, force=True)
             att = att.masked_fill(~mask, float("-inf"))
-            if self.power is None and power == 1.0:
-                att = F.softmax(att, dim=-1)
-            else:
-                # attn_sum_power (design note 004, "power scaling of the sum of attention scores"):
-                # weights exp(s) / (sum exp(s))^p, computed stably as exp(s - p * logsumexp(s)).
-                # p = 1 is softmax; p < 1 lets the total attention grow with the evidence, so a
-                # query with nothing relevant to read can attend weakly. Confirmed if loss drops or
-                # the learned p settles below 1; refuted if p goes to 1 and loss is unchanged.
-                # Written as softmax(s) * (sum exp(s))^(1 - p): the same numbers, and the gradient to
-                # p flows through one factor per query instead of through every weight.
-                p = power.view(1, -1, 1, 1) if torch.is_tensor(power) else power
-                att = F.softmax(att, dim=-1) * torch.exp((1 - p) * torch.logsumexp(att, dim=-1, keepdim=True))
-            att = self.hook_pattern(att)
+            scores, att = att, F.softmax(att, dim=-1)
+            soft, att = att, self.hook_pattern(att)
             if self.config.zero_value_attn:
                 self.hook_sink(att[..., 0])
             y = self.attn_dropout(att) @ v  # (B, nh, T, hs)
+            if self.power is not None or power != 1.0:
+                # attn_sum_power (design note 004, "power scaling of the sum of attention scores"):
+                # weights exp(s) / (sum exp(s))^p. p = 1 is softmax; p < 1 lets the total attention
+                # grow with the evidence, so a query with nothing relevant to read can attend weakly.
+                # Confirmed if loss drops or the learned p settles below 1; refuted if p goes to 1
+                # and loss is unchanged. Computed as softmax(s) * (sum exp(s))^(1 - p): the factor is
+                # one number per query, so it scales the output rows, not the (T, T) weights, and the
+                # gradient to p flows through it. log sum exp(s) is read off the softmax at the row's
+                # top score (s - log softmax(s) is the same at every visible key; at the top one
+                # softmax >= 1/keys, so the log is safe). This halves the variant's cost.
+                top = scores.detach().argmax(dim=-1, keepdim=True)
+                lse = scores.gather(-1, top) - torch.log(soft.gather(-1, top))  # (B, nh, T, 1)
+                p = power.view(1, -1, 1, 1) if torch.is_tensor(power) else power
+                y = y * self.hook_attn_scale(torch.exp((1 - p) * lse))
         else:
             # Fused kernel. Plain causal attention with no past uses is_causal; everything else
             # (a cache, windows, prefixes, extra keys) passes an explicit boolean mask.

@@ -213,24 +213,20 @@ def test_zero_value_slot_mass_is_exposed_per_head():
 def test_attention_sum_power_scales_the_weights():
     model = make("attn_sum_power", n_layer=1)
     idx = torch.randint(0, 50, (1, 8))
-    _, cache = model.run_with_cache(idx, ["transformer.h.0.attn.hook_pattern"])
-    w = cache["transformer.h.0.attn.hook_pattern"]
-    p1 = make("baseline", n_layer=1)
-    p1.load_state_dict(model.state_dict())
-    _, soft = p1.run_with_cache(idx, ["transformer.h.0.attn.hook_pattern"])
-    s = soft["transformer.h.0.attn.hook_pattern"]
-    # exp(s) / (sum exp(s))^p = softmax(s) * (sum exp(s))^(1 - p): each query's weights are the
-    # softmax scaled by one factor, which is not 1
-    scale = w.sum(-1, keepdim=True)
-    torch.testing.assert_close(w, s * scale)
-    assert (scale - 1).abs().max() > 0.01
-    # and the factor is (sum_j exp(s_ij))^(1 - p), from scores computed here by hand
+    names = ["transformer.h.0.attn.hook_pattern", "transformer.h.0.attn.hook_attn_scale", "transformer.h.0.attn.hook_z"]
+    _, cache = model.run_with_cache(idx, names)
+    pattern, scale, z = (cache[n] for n in names)
+    torch.testing.assert_close(pattern.sum(-1), torch.ones(1, 2, 8))  # where each query looks: a softmax
+    assert (scale - 1).abs().max() > 0.01  # how much it reads: not 1 when p != 1
+    # against the definition, from scores computed here by hand: weights exp(s) / (sum exp(s))^p
     with torch.no_grad():
         x = model.transformer.wte(idx) + model.transformer.wpe(torch.arange(8))
-        q, k, _ = model.transformer.h[0].attn.c_attn(model.transformer.h[0].ln_1(x)).split(32, dim=2)
-        q, k = (t.view(1, 8, 2, 16).transpose(1, 2) for t in (q, k))
+        q, k, v = model.transformer.h[0].attn.c_attn(model.transformer.h[0].ln_1(x)).split(32, dim=2)
+        q, k, v = (t.view(1, 8, 2, 16).transpose(1, 2) for t in (q, k, v))
         scores = (q @ k.transpose(-2, -1) / 4.0).masked_fill(torch.ones(8, 8).triu(1).bool(), float("-inf"))
-    torch.testing.assert_close(scale, torch.exp(0.5 * torch.logsumexp(scores, -1, keepdim=True)))
+        weights = torch.exp(scores) / torch.exp(scores).sum(-1, keepdim=True) ** 0.5
+    torch.testing.assert_close(pattern * scale, weights)
+    torch.testing.assert_close(z, weights @ v)
 
 
 @pytest.mark.parametrize("bad, msg", [
