@@ -164,6 +164,7 @@ def test_parameter_counts_move_the_way_each_flag_says():
     assert n_params(attn_sum_power_learned=True) == base + L * H
     assert n_params(rotary=True) == base - BASE["block_size"] * C  # no position table
     assert n_params(qk_norm=True) == base + L * 2 * (C // H)  # a gain per head dim, for q and for k
+    assert n_params(qk_norm=True, shared_qk=True) == n_params(shared_qk=True) + L * (C // H)  # keys are queries
     assert n_params(norm="rmsnorm") == base - (2 * L + 1) * C  # RMSNorm has no bias
     h = swiglu_hidden(C)
     assert n_params(mlp_act="swiglu") == base + L * ((C * 2 * h + 2 * h + h * C) - (C * 4 * C + 4 * C + 4 * C * C))
