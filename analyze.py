@@ -403,6 +403,10 @@ def embeddings_tool(cfg, plot_dir, model, tok):
         ax1.annotate(label(tok, i), xy[i], fontsize=7 if n <= 100 else 5)
     ax1.set(xlabel=f"PC1 ({var[0]:.0%} of variance)", ylabel=f"PC2 ({var[1]:.0%})",
             title=f"token embeddings (first {n} ids)")
+    if "wpe" not in model.transformer:  # rotary models put positions in the attention scores instead
+        ax2.text(0.5, 0.5, "no position embeddings (rotary)", ha="center", va="center")
+        ax2.set_axis_off()
+        return [save(fig, plot_dir, "embeddings.png")]
     xy, var = pca_2d(model.transformer.wpe.weight.cpu())
     xy = xy.numpy()
     ax2.plot(xy[:, 0], xy[:, 1], color="0.8", lw=0.5)

@@ -5,7 +5,7 @@ Benchmark training speed for any config: the same keys as train.py, plus a few o
         --n_layer=4 --n_head=4 --n_embd=128 --dropout=0.0
     python bench.py config/train_gpt2.py --bench_iters=50            # on a GPU
 
-Times `train.train_step` (forward, backward, clip, AdamW) for bench_iters iterations after
+Times `train.train_step` (forward, backward, clip, AdamW or Muon + AdamW) for bench_iters iterations after
 warmup_iters, and prints ms/iter, tokens/s, MFU against a peak measured here with a large matmul in
 the run's dtype (or --peak_tflops), and peak memory. The last line is one JSON object.
 """
@@ -21,7 +21,8 @@ import torch
 
 from configurator import configure, main_guard
 from model import GPT
-from train import MAIN_JOB_MODEL, Batches, TrainConfig, check_train_config, load_meta, setup_device, train_step
+from train import (MAIN_JOB_MODEL, Batches, TrainConfig, check_train_config, load_meta, make_optimizer, setup_device,
+                   train_step)
 
 
 @dataclass
@@ -86,7 +87,7 @@ def benchmark(argv):
 
     torch.manual_seed(cfg.seed)
     model = GPT(mcfg).to(device)
-    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), device_type)
+    optimizer = make_optimizer(model, cfg, device_type)
     scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))
     step_model = torch.compile(model) if cfg.compile else model
     tokens_per_iter = cfg.gradient_accumulation_steps * cfg.batch_size * mcfg.block_size

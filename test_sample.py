@@ -1,6 +1,7 @@
-"""sample.py (sampling and beam search) and bench.py end to end on a tiny checkpoint."""
+"""sample.py (sampling and beam search), bench.py and bench_memory.py end to end on tiny inputs."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -43,6 +44,19 @@ def test_bench_prints_json_with_speed_mfu_and_memory():
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert {"ms_per_iter", "tok_per_s", "mfu", "peak_mem_mb"} <= set(result)
     assert result["ms_per_iter"] > 0 and 0 < result["mfu"] < 1 and result["peak_mem_mb"] > 0
+
+
+def test_bench_memory_builds_a_sparse_big_copy_that_train_py_accepts(facts_dir, tmp_path):
+    """bench_memory.py's big dataset: the small one's train.bin extended by a hole, meta to match
+    (the two training runs themselves take a minute: run the script, README "Speed")."""
+    import bench_memory
+    import train
+
+    size = bench_memory.make_dataset(facts_dir, str(tmp_path / "big"), 2**30)
+    assert size == os.path.getsize(tmp_path / "big" / "train.bin") == 2**30
+    assert os.stat(tmp_path / "big" / "train.bin").st_blocks * 512 < 2**20  # sparse: ~no disk used
+    meta = train.load_meta(str(tmp_path / "big"), "facts")  # sizes agree with meta.json
+    assert meta["splits"]["train"]["tokens"] == 2**29
 
 
 # --- beam search ---

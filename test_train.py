@@ -98,9 +98,11 @@ def test_plot_only_redraws_from_metrics(tiny_run, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["loss.png", "mean_p.png", "position_loss.png"]
 
 
-def test_resume_continues_exactly(facts_dir, tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_continues_exactly(facts_dir, tmp_path, optimizer):
     """20 steps straight == 10 steps, stop, resume for 10 more: same weights, same losses."""
-    common = ["--lr_decay_iters=20", "--eval_interval=10", "--always_save_checkpoint=True", "--dropout=0.1"]
+    common = ["--lr_decay_iters=20", "--eval_interval=10", "--always_save_checkpoint=True", "--dropout=0.1",
+              f"--optimizer={optimizer}"]
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
     train.main(train_args(facts_dir, straight, "--max_iters=20", *common))
     train.main(train_args(facts_dir, split, "--max_iters=10", *common))
@@ -234,3 +236,54 @@ def test_prefix_lm_batches_carry_the_facts_block_or_a_sampled_split(facts_dir, t
     out = str(tmp_path / "plm")
     train.main(train_args(facts_dir, out, "--prefix_lm=True", "--max_iters=4", "--eval_interval=4"))
     assert rows(out)[-1]["val_loss"] < rows(out)[0]["val_loss"]
+
+
+# --- speed (issue 7): Muon, the race to a target loss ---
+
+def test_muon_gets_exactly_the_hidden_matrices_and_adamw_the_rest():
+    import re
+
+    from model import GPT, GPTConfig
+
+    # variants with 2-D parameters that are not hidden matrices (sink keys, offsets), width maps, untied head
+    cfg = GPTConfig(block_size=16, vocab_size=50, n_layer=3, n_head=2, n_embd=32, zero_value_attn=True,
+                    layer_widths=(32, 32, 64), tie_dims=0, qk_norm=True)
+    model = GPT(cfg)
+    opt = train.make_optimizer(model, train.TrainConfig(optimizer="muon"), "cpu")
+    muon, adamw = opt.optimizers
+    assert isinstance(muon, torch.optim.Muon) and isinstance(adamw, torch.optim.AdamW)
+    name = {id(p): n for n, p in model.named_parameters()}
+    on_muon = {name[id(p)] for g in muon.param_groups for p in g["params"]}
+    on_adamw = [name[id(p)] for g in adamw.param_groups for p in g["params"]]
+    hidden = re.compile(r"transformer\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight|resize\.2\.weight")
+    assert on_muon == {n for n, _ in model.named_parameters() if hidden.fullmatch(n)}
+    assert len(on_muon) == 3 * 4 + 1
+    assert sorted(on_muon | set(on_adamw)) == sorted(n for n, _ in model.named_parameters())
+    assert len(on_adamw) == len(set(on_adamw)) and not on_muon & set(on_adamw)
+    assert {"lm_head.weight", "transformer.wte.weight", "transformer.h.0.attn.sink_key"} <= set(on_adamw)
+    # one schedule drives both: Muon's group carries its peak lr as a ratio of learning_rate
+    assert muon.param_groups[0]["lr_ratio"] == pytest.approx(0.02 / 2e-3)
+    assert all(g["lr_ratio"] == 1.0 for g in adamw.param_groups)
+
+
+def test_muon_run_lowers_the_loss_and_refuses_to_resume_as_adamw(facts_dir, tmp_path):
+    out = str(tmp_path / "muon")
+    train.main(train_args(facts_dir, out, "--optimizer=muon", "--max_iters=20", "--eval_interval=20"))
+    assert rows(out)[-1]["val_loss"] < rows(out)[0]["val_loss"] - 0.5
+    with pytest.raises(UserError, match="trained with optimizer=muon: pass --optimizer=muon"):
+        train.main(train_args(facts_dir, out, "--init_from=resume", "--max_iters=30"))
+
+
+def test_target_val_loss_stops_at_the_first_eval_below_it_and_records_the_time(facts_dir, tmp_path, capsys):
+    out = str(tmp_path / "race")
+    train.main(train_args(facts_dir, out, "--max_iters=60", "--eval_interval=5", "--target_val_loss=3.0"))
+    r = rows(out)
+    assert r[-1]["iter"] < 60 and r[-1]["val_loss"] <= 3.0  # stopped early, at the first eval below 3.0
+    assert all(x["val_loss"] > 3.0 and x["reached_target"] is False for x in r[:-1])
+    assert r[-1]["reached_target"] is True and "time_to_target_s" not in r[-2]
+    assert 0 < r[-1]["time_to_target_s"] == r[-1]["elapsed_s"]  # evals included
+    assert f"reached target val loss 3.0 at iter {r[-1]['iter']}: time to target" in capsys.readouterr().out
+    out = str(tmp_path / "never")
+    train.main(train_args(facts_dir, out, "--max_iters=5", "--eval_interval=5", "--target_val_loss=0.01"))
+    assert [x["reached_target"] for x in rows(out)] == [False, False]
+    assert "target val loss 0.01 not reached in 5 iterations" in capsys.readouterr().out

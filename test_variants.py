@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from model import GPT, GPTConfig
+from model import GPT, GPTConfig, apply_rotary, rotary_tables, swiglu_hidden
 
 BASE = dict(block_size=16, vocab_size=50, n_layer=3, n_head=2, n_embd=32, dropout=0.0, bias=True)
 VARIANTS = {
@@ -35,6 +35,21 @@ VARIANTS = {
     "everything": dict(zero_value_attn=True, tie_dims=8, cross_layer_kv=True, shared_qk=True, residual_dims=16,
                        residual_root="position", layer_windows=(4, 0, 4), n_shared_blocks=2,
                        attn_sum_power=0.9, attn_sum_power_learned=True, prefix_lm=True),
+    # modern pieces (issue 7), alone and with the variants whose keys they touch
+    "rotary": dict(rotary=True),
+    "qk_norm": dict(qk_norm=True),
+    "rmsnorm": dict(norm="rmsnorm"),
+    "relu2": dict(mlp_act="relu2"),
+    "swiglu": dict(mlp_act="swiglu"),
+    "logit_softcap": dict(logit_softcap=2.0),
+    "zero_init_proj": dict(zero_init_proj=True),
+    "modern": dict(rotary=True, qk_norm=True, norm="rmsnorm", mlp_act="relu2", logit_softcap=15.0,
+                   zero_init_proj=True),
+    "modern_attention_mix": dict(rotary=True, qk_norm=True, zero_value_attn=True, cross_layer_kv=True, shared_qk=True,
+                                 layer_windows=(3, 0, 2), prefix_lm=True, residual_root="learned"),
+    "modern_stream_mix": dict(rotary=True, mlp_act="swiglu", norm="rmsnorm", layer_widths=(16, 32, 16), tie_dims=8,
+                              n_shared_blocks=2, residual_dims=8),
+    "modern_power": dict(rotary=True, qk_norm=True, attn_sum_power=0.8, attn_sum_power_learned=True),
 }
 PREFIX = 5
 
@@ -47,6 +62,10 @@ def make(name, **extra):
         for n, p in model.named_parameters():
             if n.endswith(("sink_key", "kv_offsets", "root")):
                 p.normal_(0, 0.5)
+            if n.endswith(("q_norm.weight", "k_norm.weight")):
+                p.uniform_(0.5, 1.5)
+            if model.config.zero_init_proj and n.endswith("c_proj.weight"):
+                p.normal_(0, 0.02)
     return model
 
 
@@ -143,8 +162,16 @@ def test_parameter_counts_move_the_way_each_flag_says():
     assert n_params(shared_qk=True) == base - L * (C * C + C)  # no key projection (weights + bias)
     assert n_params(residual_root="learned") == base + C
     assert n_params(attn_sum_power_learned=True) == base + L * H
+    assert n_params(rotary=True) == base - BASE["block_size"] * C  # no position table
+    assert n_params(qk_norm=True) == base + L * 2 * (C // H)  # a gain per head dim, for q and for k
+    assert n_params(qk_norm=True, shared_qk=True) == n_params(shared_qk=True) + L * (C // H)  # keys are queries
+    assert n_params(norm="rmsnorm") == base - (2 * L + 1) * C  # RMSNorm has no bias
+    h = swiglu_hidden(C)
+    assert n_params(mlp_act="swiglu") == base + L * ((C * 2 * h + 2 * h + h * C) - (C * 4 * C + 4 * C + 4 * C * C))
+    assert abs(n_params(mlp_act="swiglu", bias=False) / n_params(bias=False) - 1) < 0.03  # about equal
     for flag in [dict(residual_dims=4), dict(residual_root="position"), dict(layer_windows=(2, 3, 4)),
-                 dict(attn_sum_power=0.5), dict(prefix_lm=True), dict(attn_impl="manual")]:
+                 dict(attn_sum_power=0.5), dict(prefix_lm=True), dict(attn_impl="manual"), dict(mlp_act="relu2"),
+                 dict(logit_softcap=10.0), dict(zero_init_proj=True)]:
         assert n_params(**flag) == base, flag
     assert block_params(n_shared_blocks=1) * L == block_params()
     assert block_params(n_shared_blocks=3) == block_params()
@@ -243,6 +270,11 @@ def test_attention_sum_power_scales_the_weights():
     (dict(n_shared_blocks=4), "n_shared_blocks"),
     (dict(attn_sum_power=1.5, attn_sum_power_learned=True), "attn_sum_power"),
     (dict(layer_windows=(2, -1, 0)), "layer_windows"),
+    (dict(rotary=True, n_embd=30), "head size .* must be even"),
+    (dict(rotary=True, residual_root="position"), "rotary removes"),
+    (dict(norm="batchnorm"), "norm must be one of"),
+    (dict(mlp_act="tanh"), "mlp_act must be one of"),
+    (dict(logit_softcap=-1.0), "logit_softcap"),
 ])
 def test_impossible_combinations_fail_at_config_time(bad, msg):
     with pytest.raises(ValueError, match=msg):
@@ -271,3 +303,61 @@ def test_shared_qk_tokens_do_not_attend_to_themselves():
     assert (p.diagonal(dim1=-2, dim2=-1)[:, 1:] == 0).all() and (p[:, 0, 0] == 1).all()
     c_attn = model.transformer.h[0].attn.c_attn
     assert c_attn.weight.shape == (64, 32)  # queries/keys and values only
+
+
+# --- modern pieces (issue 7) ---
+
+def test_rotary_scores_depend_only_on_the_distance_and_keep_norms():
+    cos, sin = rotary_tables(32, 8)
+    q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
+    rot = lambda x, pos: apply_rotary(x, cos[pos:pos + 1], sin[pos:pos + 1])  # noqa: E731
+    score = lambda i, j: (rot(q, i) * rot(k, j)).sum().item()  # noqa: E731
+    assert score(7, 3) == pytest.approx(score(20, 16), abs=1e-5)
+    assert score(7, 3) != pytest.approx(score(7, 4), abs=1e-3)
+    torch.testing.assert_close(rot(q, 11).norm(), q.norm())
+    assert "wpe" not in make("rotary").transformer  # positions live in the scores only
+
+
+def test_qk_norm_makes_attention_blind_to_the_scale_of_queries_and_keys():
+    def logits(qk_norm, factor):
+        model = make("baseline", qk_norm=qk_norm, n_layer=1)
+        with torch.no_grad():
+            c_attn = model.transformer.h[0].attn.c_attn
+            c_attn.weight[:64] *= factor  # the query and key rows
+            c_attn.bias[:64] *= factor
+        return model(torch.arange(16).view(1, 16) % 50)[0]
+    torch.testing.assert_close(logits(True, 10.0), logits(True, 1.0), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(logits(False, 10.0), logits(False, 1.0), atol=1e-3)
+
+
+def test_logit_softcap_is_c_tanh_of_the_plain_logits():
+    capped, plain = make("logit_softcap"), make("baseline")
+    plain.load_state_dict(capped.state_dict())
+    with torch.no_grad():
+        plain.transformer.wte.weight *= 5  # large logits, so the cap matters
+        capped.transformer.wte.weight *= 5
+    idx = torch.randint(0, 50, (2, 16))
+    a, b = capped(idx)[0], plain(idx)[0]
+    assert a.abs().max() < 2.0 < b.abs().max() < 10.0  # (tanh rounds to exactly 1 far out)
+    torch.testing.assert_close(a, 2.0 * torch.tanh(b / 2.0))
+
+
+def test_zero_init_proj_starts_every_block_as_the_identity():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**{**BASE, "zero_init_proj": True}))
+    names = ["transformer.h.0.hook_resid_pre", "transformer.h.2.hook_resid_post"]
+    _, cache = model.run_with_cache(torch.randint(0, 50, (2, 8)), names)
+    assert torch.equal(cache[names[0]], cache[names[1]])
+    assert all(m.mlp.c_proj.weight.abs().sum() == 0 for m in model.transformer.h)
+
+
+def test_rmsnorm_and_the_mlp_activations_build_what_they_say():
+    model = make("baseline", norm="rmsnorm", mlp_act="swiglu")
+    assert isinstance(model.transformer.ln_f, torch.nn.RMSNorm)
+    assert isinstance(model.transformer.h[0].ln_1, torch.nn.RMSNorm)
+    mlp = model.transformer.h[0].mlp
+    x = torch.randn(3, 32)
+    gate, value = mlp.c_fc(x).chunk(2, dim=-1)
+    torch.testing.assert_close(mlp(x), mlp.c_proj(torch.nn.functional.silu(gate) * value))
+    mlp = make("relu2").transformer.h[0].mlp
+    torch.testing.assert_close(mlp(x), mlp.c_proj(torch.relu(mlp.c_fc(x)) ** 2))
