@@ -434,11 +434,14 @@ class GPT(nn.Module):
         self.config = config
         widths = config.widths()
         n_blocks = config.n_shared_blocks or config.n_layer
+        first_use = {}  # block -> the first layer that runs it, whose width the block has
+        for layer in reversed(range(config.n_layer)):
+            first_use[config.block_of_layer(layer)] = layer
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, widths[0]),  # token embeddings
             **({} if config.rotary else {"wpe": nn.Embedding(config.block_size, widths[0])}),  # learned positions
             drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config, widths[config.block_of_layer(i)]) for i in range(n_blocks)]),
+            h=nn.ModuleList([Block(config, widths[first_use[b]]) for b in range(n_blocks)]),
             ln_f=make_norm(config, widths[-1]),
         ))
         # n_shared_blocks (design note 004, "weight sharing ... could some recursion occur?"): fewer

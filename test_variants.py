@@ -24,6 +24,8 @@ VARIANTS = {
     "layer_windows": dict(layer_windows=(2, 0, 3)),
     "shared_cycle_1": dict(n_shared_blocks=1),
     "shared_repeat_2": dict(n_shared_blocks=2, share_pattern="repeat"),
+    # blocks (0, 0, 1): block 1 is first used by layer 2, so it must be 32 wide, not layer 1's 16
+    "shared_repeat_widths": dict(n_shared_blocks=2, share_pattern="repeat", layer_widths=(16, 16, 32), tie_dims=8),
     "attn_sum_power": dict(attn_sum_power=0.5),
     "attn_sum_power_learned": dict(attn_sum_power=0.8, attn_sum_power_learned=True),
     "prefix_lm": dict(prefix_lm=True),
