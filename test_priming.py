@@ -198,7 +198,16 @@ def test_freeze_base_trains_only_the_bias_layers(primed_run):
     assert not torch.allclose(model(x, priming=model.prime(docs))[0], model(x, priming=model.prime(docs.flip(0)))[0])
 
 
-def test_freeze_base_bad_input_is_one_line(priming_dir, tmp_path):
+def test_freeze_base_bad_input_is_one_line(priming_dir, primed_run, facts_dir, tmp_path):
+    base = f"--base_ckpt={primed_run[0]}/ckpt.pt"
+    with pytest.raises(UserError, match="pass --priming=True"):
+        train.main([f"--data_dir={priming_dir}", "--freeze_base=True", base, f"--out_dir={tmp_path}/a", *TINY])
+    with pytest.raises(UserError, match="only priming keys may be set, not n_embd"):
+        train.main([f"--data_dir={priming_dir}", "--freeze_base=True", "--priming=True", base, *TINY[:2], "--n_embd=64",
+                    *TINY[3:], f"--out_dir={tmp_path}/b"])
+    with pytest.raises(UserError, match="prime on the base model's own dataset"):
+        train.main([f"--data_dir={facts_dir}", "--freeze_base=True", "--priming=True", base, f"--out_dir={tmp_path}/c",
+                    "--n_layer=2", "--n_head=2", "--block_size=32", "--device=cpu"])
     with pytest.raises(UserError, match="base_ckpt"):
         train.main([f"--data_dir={priming_dir}", "--freeze_base=True", "--priming=True", *TINY])
     with pytest.raises(UserError, match="no checkpoint"):

@@ -502,6 +502,9 @@ def main(argv=None):
                                 f"not {', '.join(changed)}")
             if not mcfg.priming:
                 raise UserError("freeze_base trains bias layers: pass --priming=True")
+            if base.get("meta") and (base["meta"]["tokenizer"], base["meta"]["vocab_size"]) != (meta["tokenizer"], meta["vocab_size"]):
+                raise UserError(f"{cfg.base_ckpt} was trained on {base['meta']['tokenizer']} tokens but {data_dir} "
+                                f"holds {meta['tokenizer']}: prime on the base model's own dataset")
             mcfg = GPTConfig(**{**base["model_args"], **{k: v for k, v in asdict(mcfg).items() if k.startswith("priming")}})
         elif "vocab_size" not in given:
             mcfg = GPTConfig(**{**asdict(mcfg), "vocab_size": meta["vocab_size"]})

@@ -25,4 +25,8 @@ variations = {
     "last_layer_only": dict(priming_layers=(2,)),
     "long_4000": dict(max_iters=4000, lr_decay_iters=4000),  # the main recipe, trained longer
     "long_8000": dict(max_iters=8000, lr_decay_iters=8000, eval_interval=1000, log_interval=1000),
+    "long_8000_attention": dict(max_iters=8000, lr_decay_iters=8000, eval_interval=1000, log_interval=1000,
+                                priming_pool="attention"),
+    "long_8000_shared": dict(max_iters=8000, lr_decay_iters=8000, eval_interval=1000, log_interval=1000,
+                             priming_shared=True),
 }
