@@ -61,12 +61,16 @@ def main(argv=None):
     print(json.dumps(result))
 
 
-def benchmark(argv):
-    """Parse argv like train.py (plus BenchConfig), time train_step, and return the numbers."""
+def make_step(argv):
+    """Parse argv like train.py (plus BenchConfig); build the model, optimizer and batches.
+
+    Returns (step, info): step() runs one training step (forward, backward, clip, optimizer) and
+    waits for the device; info holds the configs, model and device facts that benchmark() reports.
+    compare.py --bench=True alternates the steps of two of these in one process.
+    """
     (bcfg, cfg, mcfg), given = configure([BenchConfig(), TrainConfig(), MAIN_JOB_MODEL], argv, description=__doc__)
     check_train_config(cfg)
     device, device_type, dtype, ctx = setup_device(cfg)
-    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
     if bcfg.data == "dataset":
         data_dir = cfg.data_dir or os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", cfg.dataset)
@@ -90,11 +94,23 @@ def benchmark(argv):
     optimizer = make_optimizer(model, cfg, device_type)
     scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))
     step_model = torch.compile(model) if cfg.compile else model
-    tokens_per_iter = cfg.gradient_accumulation_steps * cfg.batch_size * mcfg.block_size
 
     def step():
-        return train_step(step_model, optimizer, scaler, get_batch, cfg.gradient_accumulation_steps, ctx, cfg.grad_clip)
+        loss = train_step(step_model, optimizer, scaler, get_batch, cfg.gradient_accumulation_steps, ctx, cfg.grad_clip)
+        loss.item()  # wait for the device
+        return loss
 
+    info = dict(bcfg=bcfg, cfg=cfg, model=model, device=device, device_type=device_type, dtype=dtype,
+                tokens_per_iter=cfg.gradient_accumulation_steps * cfg.batch_size * mcfg.block_size)
+    return step, info
+
+
+def benchmark(argv):
+    """Time make_step's step for bench_iters iterations after warm-up, and return the numbers."""
+    step, info = make_step(argv)
+    bcfg, model, device, device_type, dtype = (info[k] for k in ("bcfg", "model", "device", "device_type", "dtype"))
+    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    tokens_per_iter = info["tokens_per_iter"]
     for _ in range(bcfg.warmup_iters_bench):
         step()
     sync(device)
@@ -103,8 +119,7 @@ def benchmark(argv):
     times = []
     for _ in range(bcfg.bench_iters):
         t = time.perf_counter()
-        loss = step()
-        loss.item()  # wait for the device
+        step()
         times.append(time.perf_counter() - t)
     dt = float(np.median(times))
 

@@ -138,34 +138,41 @@ def plot_overlays(c, metrics, plot_dir):
     return paths
 
 
-def bench_runs(c, plot_dir):
-    """ms/iter of every run's model and batches (bench.py), relative to the baseline.
+def bench_runs(c, plot_dir, rounds=10, steps=5):
+    """ms/iter of every run's model and batches (bench.py's training step), relative to the baseline.
 
-    The baseline is timed again next to every run and each ratio uses the baseline timings on either
-    side of it: a shared machine's speed drifts over minutes, and this keeps the drift out of ratios.
+    Each run is timed in one process beside a fresh baseline, alternating: `rounds` rounds of
+    `steps` steps of each, and the ratio is the median over rounds of (run's median step / the
+    baseline's in that round). A shared machine's speed drifts by ±15% over minutes; alternating
+    every few steps keeps that drift out of the ratios.
     """
     import bench
 
     base = c.baseline or next(iter(c.runs))
-    time_run = lambda run: bench.benchmark([f"--{k}={v}" for k, v in {**c.common, **c.runs[run]}.items()]  # noqa: E731
-                                           + ["--data=dataset", "--bench_iters=30"])
-    others = [r for r in c.runs if r != base]
-    base_times = [time_run(base)]
-    timings = {}
-    for run in others:
-        timings[run] = time_run(run)
-        base_times.append(time_run(base))
-        print(f"{run}: {timings[run]['ms_per_iter']:.1f} ms/iter, baseline {base_times[-1]['ms_per_iter']:.1f}")
-    base_ms = [t["ms_per_iter"] for t in base_times]
+    argv = lambda run: [f"--{k}={v}" for k, v in {**c.common, **c.runs[run]}.items()] + ["--data=dataset"]  # noqa: E731
+
+    def timed(step):
+        times = []
+        for _ in range(steps):
+            t = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t)
+        return float(np.median(times))
+
     lines = [f"# compare_{c.name}: speed", "",
-             "bench.py on the run's data, median of 30 iterations after 5 warm-up ones; the baseline is timed "
-             "before and after every run, and the ratio is to the mean of those two timings.", "",
-             "| run | ms/iter | x baseline | tok/s |", "|---|---:|---:|---:|",
-             f"| {base} | {np.median(base_ms):.1f} (median of {len(base_ms)}; range {min(base_ms):.1f}-{max(base_ms):.1f}) "
-             f"| 1.00 | {base_times[0]['tok_per_s']:,.0f} |"]
-    for i, run in enumerate(others):
-        t, ref = timings[run], (base_ms[i] + base_ms[i + 1]) / 2
-        lines.append(f"| {run} | {t['ms_per_iter']:.1f} | {t['ms_per_iter'] / ref:.2f} | {t['tok_per_s']:,.0f} |")
+             f"The training step of bench.py on the run's data, alternating with a baseline in one process: "
+             f"{rounds} rounds of {steps} steps each (after {steps} warm-up steps); ms/iter is the run's median "
+             f"step, the ratio the median over rounds of run / baseline in the same round (the baseline's own row "
+             f"is against a second copy of itself: the noise floor).", "",
+             "| run | ms/iter | x baseline | tok/s |", "|---|---:|---:|---:|"]
+    for run in c.runs:
+        (base_step, _), (run_step, info) = bench.make_step(argv(base)), bench.make_step(argv(run))
+        timed(base_step), timed(run_step)  # warm-up
+        pairs = [(timed(base_step), timed(run_step)) for _ in range(rounds)]
+        ms = float(np.median([r for _, r in pairs]))
+        ratio = float(np.median([r / b for b, r in pairs]))
+        lines.append(f"| {run} | {1000 * ms:.1f} | {ratio:.2f} | {info['tokens_per_iter'] / ms:,.0f} |")
+        print(lines[-1], flush=True)
     os.makedirs(plot_dir, exist_ok=True)
     train.atomic_write_text(os.path.join(plot_dir, "bench.md"), "\n".join(lines) + "\n")
     print("\n".join(lines))

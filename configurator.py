@@ -118,7 +118,7 @@ def configure(defaults, argv=None, description=""):
                     source = f.read()
             except OSError:
                 raise UserError(f"config file {arg} not found (config files live in config/)")
-            scope = {}
+            scope = {"__file__": arg}  # so a config can find files beside it
             exec(compile(source, arg, "exec"), scope)
             for key, val in scope.items():
                 if key.startswith("_") or isinstance(val, (types.ModuleType, types.FunctionType, type)):

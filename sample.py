@@ -4,6 +4,7 @@ Sample from a trained model, or find its most likely continuation with beam sear
     python sample.py --out_dir=out-facts --start="Q: Where does" --num_samples=3
     python sample.py --out_dir=out-shakespeare-char --start=FILE:prompt.txt --top_p=0.9
     python sample.py --out_dir=out-facts --start="Q: Where does" --beam=4 --max_new_tokens=20
+    python sample.py --out_dir=out-priming/facts/main --prime=doc.txt --start="? mi be lives in"   # priming models
 
 The checkpoint carries its dataset's meta (tokenizer and vocabulary), so no data directory is needed.
 """
@@ -34,6 +35,7 @@ class SampleConfig:
     device: str = "auto"  # "cpu", "cuda", ...; "auto" is cuda when available
     dtype: str = "float32"  # "float32" or "bfloat16"
     beam: int = 0  # beam search with this many beams (prints the best num_samples); 0: sample
+    prime: str = ""  # priming models: a document (a file path, FILE:path or the text) to prime with; not in the context
 
 
 def read_text(text):
@@ -58,14 +60,14 @@ def encode(tok, text, what="the prompt"):
 
 
 @torch.no_grad()
-def beam_search(model, idx, beam, max_new_tokens):
+def beam_search(model, idx, beam, max_new_tokens, priming=None):
     """The `beam` most likely continuations of idx (1, T) of exactly max_new_tokens tokens.
 
     Keeps the `beam` best prefixes by summed log-probability; each step extends every one by every
     token and keeps the best `beam` of them. beam=1 is greedy decoding. No length normalisation
     (all candidates have the same length) and no KV cache (every step reruns the last block_size
     tokens: slower, but short). Returns (sequences (beam, T + max_new_tokens), their summed
-    log-probabilities), best first.
+    log-probabilities), best first. priming: a state from model.prime (one document), for every beam.
     """
     seqs, scores = idx, torch.zeros(1, device=idx.device)
     for _ in range(max_new_tokens):
@@ -73,7 +75,8 @@ def beam_search(model, idx, beam, max_new_tokens):
         prefix = None  # prefix_lm models read the prompt as their prefix, as in generate()
         if model.config.prefix_lm:
             prefix = torch.full((seqs.size(0),), max(0, idx.size(1) - cropped), device=idx.device)
-        logits, _ = model(seqs[:, cropped:], prefix_len=prefix)
+        state = None if priming is None else priming.expand(-1, seqs.size(0), -1)
+        logits, _ = model(seqs[:, cropped:], prefix_len=prefix, priming=state)
         cand = (scores[:, None] + F.log_softmax(logits[:, -1].float(), dim=-1)).flatten()  # (n * vocab,)
         scores, flat = cand.topk(min(beam, cand.numel()))
         vocab = logits.size(-1)
@@ -91,19 +94,27 @@ def main(argv=None):
     tok = get_tokenizer(ckpt["meta"])
 
     x = torch.tensor(encode(tok, cfg.start), dtype=torch.long, device=device)[None, :]
+    state = None
+    if cfg.prime:  # the priming pass: the model reads the document; generation sees only the prompt
+        if not model.config.priming:
+            raise UserError(f"--prime needs a priming model (priming=True); {cfg.ckpt or cfg.out_dir} has no bias layers")
+        doc = cfg.prime if cfg.prime.startswith("FILE:") or not os.path.isfile(cfg.prime) else "FILE:" + cfg.prime
+        doc_ids = encode(tok, doc, "the priming document")[:model.config.block_size]
+        with torch.no_grad():
+            state = model.prime(torch.tensor(doc_ids, dtype=torch.long, device=device)[None, :])
 
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     ctx = nullcontext() if cfg.dtype == "float32" else torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
     with ctx:
         if cfg.beam > 0:
-            seqs, scores = beam_search(model, x, cfg.beam, cfg.max_new_tokens)
+            seqs, scores = beam_search(model, x, cfg.beam, cfg.max_new_tokens, state)
             for seq, score in list(zip(seqs, scores))[:cfg.num_samples]:
                 print(tok.decode(seq.tolist()))
                 print(f"--------------- total log-probability {score.item():.3f}")
             return
         for _ in range(cfg.num_samples):
             y = model.generate(x, cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k or None,
-                               top_p=cfg.top_p, generator=gen)
+                               top_p=cfg.top_p, generator=gen, priming=state)
             print(tok.decode(y[0].tolist()))
             print("---------------")
 

@@ -93,6 +93,11 @@ def test_every_shipped_config_parses():
         if "runs" in c:  # a compare.py config (name, seeds, common, runs): every run's keys must parse
             for run in c["runs"].values():
                 parse(*(f"--{k}={v}" for k, v in {**c["common"], **run}.items()))
+        elif "priming" in c:  # a prime.py config: the base's keys, and every bias-layer run's
+            import prime
+            configure([prime.PrimeConfig()], [path])
+            for run in [c["base"], *({**c["priming"], **v} for v in [{}, *c["variations"].values()])]:
+                parse(*(f"--{k}={v}" for k, v in run.items()))
         else:
             parse(path)
 

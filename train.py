@@ -4,6 +4,7 @@ Train a GPT, in one readable story: config -> data -> model -> optimizer -> loop
     python train.py                                       # the main job: a small model on the facts corpus
     python train.py config/train_shakespeare_char.py --n_layer=4 --device=cpu
     torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py    # DDP
+    python train.py --dataset=priming --freeze_base=True --base_ckpt=BASE/ckpt.pt --priming=True   # bias layers
 
 Every eval appends one line to out_dir/metrics.jsonl: train/val loss, bits per byte, the loss at
 every position of the context (in-context learning shows up as that curve bending down along the
@@ -73,6 +74,9 @@ class TrainConfig:
     seed: int = 1337  # seeds init, dropout and batch sampling
     target_val_loss: float = 0.0  # 0: off; X: stop at the first eval with val loss <= X and record the time to it
     backend: str = "auto"  # DDP backend: "nccl" on CUDA, "gloo" on CPU
+    # priming (model.BiasLayer): train only the bias layers of a priming model on top of a frozen base
+    freeze_base: bool = False  # load base_ckpt into a priming=True model, train only its bias layers on doc -> rest
+    base_ckpt: str = ""  # the base model's checkpoint, for freeze_base
 
 
 # The main job's model: small enough to train on a laptop CPU in a few minutes.
@@ -96,6 +100,10 @@ def check_train_config(c):
                         "learning_rate must be > 0")
     if c.target_val_loss < 0:
         raise UserError(f"target_val_loss must be >= 0 (0 = off), got {c.target_val_loss}")
+    if c.freeze_base and c.init_from == "scratch" and not c.base_ckpt:
+        raise UserError("freeze_base needs --base_ckpt=PATH, the checkpoint of the base model to prime")
+    if c.freeze_base and not c.respect_doc_boundaries:
+        raise UserError("freeze_base splits documents at their recorded prefix: keep respect_doc_boundaries=True")
 
 
 # -----------------------------------------------------------------------------
@@ -192,6 +200,47 @@ class Batches:
         return x, y, prefix_len
 
 
+class PrimingBatches(Batches):
+    """freeze_base: each example is one document split at its recorded prefix (the facts, the
+    "documentation"): the prefix primes the bias layers, the rest (prompt and answer) is the input.
+
+    get() returns (x, y, {"priming": (doc, doc_len)}): the model primes on the right-padded
+    documents and runs x primed, in one forward call. Documents without a prefix are skipped; a
+    prefix longer than block_size keeps its first block_size tokens.
+    """
+
+    def __init__(self, data_dir, meta, block_size, batch_size, device):
+        super().__init__(data_dir, meta, block_size, batch_size, device, respect_doc_boundaries=True)
+        self.primable = {}
+        for split, (bounds, prefixes) in self.docs.items():
+            self.primable[split] = np.flatnonzero((prefixes > 0) & (bounds[1:] - bounds[:-1] > prefixes + 1))
+            if not len(self.primable[split]):
+                raise UserError(f"no {split} document has a prefix to prime with: freeze_base needs a dataset "
+                                f"whose documents record one (prepare/priming.py, prepare/facts.py)")
+
+    def get(self, split, generator):
+        data = np.memmap(self.paths[split], dtype=self.dtype, mode="r")
+        bounds, prefixes = self.docs[split]
+        B, T = self.batch_size, self.block_size
+        pick = self.primable[split][torch.randint(len(self.primable[split]), (B,), generator=generator).numpy()]
+        doc_len = np.minimum(prefixes[pick], T)
+        doc = torch.zeros(B, int(doc_len.max()), dtype=torch.int64)
+        x = torch.zeros(B, T, dtype=torch.int64)
+        y = torch.full((B, T), -1, dtype=torch.int64)
+        for b, d in enumerate(pick):
+            lo, p, hi = bounds[d], prefixes[d], bounds[d + 1]
+            doc[b, :doc_len[b]] = torch.from_numpy(data[lo:lo + doc_len[b]].astype(np.int64))
+            w = torch.from_numpy(data[lo + p:min(hi, lo + p + T + 1)].astype(np.int64))
+            x[b, :len(w) - 1], y[b, :len(w) - 1] = w[:-1], w[1:]
+        doc_len = torch.from_numpy(doc_len)
+        return x.to(self.device), y.to(self.device), {"priming": (doc.to(self.device), doc_len.to(self.device))}
+
+
+def forward_kwargs(extra):
+    """The third item of a batch as forward() keywords: prefix_len (Batches) or a dict (PrimingBatches)."""
+    return extra if isinstance(extra, dict) else {"prefix_len": extra}
+
+
 # -----------------------------------------------------------------------------
 # Evaluation and the learning-rate schedule
 
@@ -232,9 +281,11 @@ def evaluate(model, batches, eval_iters, ctx, seed, bytes_per_token, unigram=Non
         loss_sum, count, p_sum = torch.zeros(batches.block_size), torch.zeros(batches.block_size), 0.0
         q_sum = 0.0  # summed predicted distributions, (vocab,)
         for _ in range(eval_iters):
-            x, y, prefix_len = batches.get(split, g)
+            x, y, extra = batches.get(split, g)
+            kw = forward_kwargs(extra)
+            prefix_len = kw.get("prefix_len")
             with ctx:
-                logits, loss = model(x, y, reduction="none", prefix_len=prefix_len)  # (B, T), 0 where no target
+                logits, loss = model(x, y, reduction="none", **kw)  # (B, T), 0 where no target
             valid = has_loss(y, prefix_len).float()
             if unigram is not None and split == "val":
                 q_sum += torch.einsum("btv,bt->v", logits.softmax(-1, dtype=torch.float32), valid).cpu()
@@ -365,11 +416,11 @@ def make_optimizer(model, cfg, device_type):
 def train_step(model, optimizer, scaler, get_batch, grad_accum, ctx, grad_clip, ddp=False):
     """One optimizer step over grad_accum micro-batches; returns the last micro-batch's loss."""
     for micro_step in range(grad_accum):
-        x, y, prefix_len = get_batch()
+        x, y, extra = get_batch()
         if ddp:  # all-reduce gradients only on the last micro-step
             model.require_backward_grad_sync = micro_step == grad_accum - 1
         with ctx:
-            _, loss = model(x, y, prefix_len=prefix_len)
+            _, loss = model(x, y, **forward_kwargs(extra))
             loss = loss / grad_accum
         scaler.scale(loss).backward()
     if grad_clip > 0:
@@ -516,7 +567,7 @@ def main(argv=None):
     bytes_per_token = {s: meta["splits"][s]["bytes"] / meta["splits"][s]["tokens"] for s in ("train", "val")}
 
     # --- model: from scratch or from the checkpoint in out_dir ---
-    ckpt = None
+    ckpt, ckpt_base = None, None
     if cfg.init_from == "resume":
         ckpt = load_checkpoint(ckpt_path)
         model_args = ckpt["model_args"]
@@ -532,12 +583,29 @@ def main(argv=None):
         if os.path.exists(ckpt_path) and not cfg.overwrite:
             raise UserError(f"{ckpt_path} already exists: pass --init_from=resume to continue it, "
                             f"--overwrite=True to replace it, or choose another --out_dir")
-        if "vocab_size" not in given:
+        if cfg.freeze_base:
+            base = load_checkpoint(cfg.base_ckpt)
+            ckpt_base = base  # its weights are loaded below
+            changed = [k for k in given if hasattr(mcfg, k) and not k.startswith("priming")
+                       and getattr(mcfg, k) != base["model_args"].get(k)]
+            if changed:
+                raise UserError(f"freeze_base keeps the base model as it is: only priming keys may be set, "
+                                f"not {', '.join(changed)}")
+            if not mcfg.priming:
+                raise UserError("freeze_base trains bias layers: pass --priming=True")
+            if base.get("meta") and (base["meta"]["tokenizer"], base["meta"]["vocab_size"]) != (meta["tokenizer"], meta["vocab_size"]):
+                raise UserError(f"{cfg.base_ckpt} was trained on {base['meta']['tokenizer']} tokens but {data_dir} "
+                                f"holds {meta['tokenizer']}: prime on the base model's own dataset")
+            mcfg = GPTConfig(**{**base["model_args"], **{k: v for k, v in asdict(mcfg).items() if k.startswith("priming")}})
+        elif "vocab_size" not in given:
             mcfg = GPTConfig(**{**asdict(mcfg), "vocab_size": meta["vocab_size"]})
     if mcfg.vocab_size < meta["vocab_size"]:
         raise UserError(f"the model's vocab_size {mcfg.vocab_size} is smaller than the data's "
                         f"{meta['vocab_size']} ({data_dir}/meta.json)")
-    batches = Batches(data_dir, meta, mcfg.block_size, cfg.batch_size, device, cfg.respect_doc_boundaries, mcfg.prefix_lm)
+    if cfg.freeze_base:
+        batches = PrimingBatches(data_dir, meta, mcfg.block_size, cfg.batch_size, device)
+    else:
+        batches = Batches(data_dir, meta, mcfg.block_size, cfg.batch_size, device, cfg.respect_doc_boundaries, mcfg.prefix_lm)
     unigram = unigram_distribution(batches.paths["train"], meta["dtype"], mcfg.vocab_size) if master else None
 
     torch.manual_seed(cfg.seed)
@@ -546,6 +614,13 @@ def main(argv=None):
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         iter_num, best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
+    if ckpt_base is not None:  # freeze_base: the base weights; the bias layers keep their fresh init
+        missing, unexpected = model.load_state_dict(ckpt_base["model"], strict=False)
+        if unexpected or any(not k.startswith("bias_layers.") for k in missing):
+            raise UserError(f"{cfg.base_ckpt} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    if cfg.freeze_base:  # only the bias layers learn; configure_optimizers sees only them
+        for name, p in model.named_parameters():
+            p.requires_grad = name.startswith("bias_layers.")
     model.to(device)
     raw_model = model  # what we checkpoint: no DDP or compile wrappers, no _orig_mod. prefixes
 

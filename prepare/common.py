@@ -5,9 +5,9 @@ A dataset directory data/<name>/ holds, for each split (train, val):
   <split>.bin        the token ids back to back, uint16 when vocab_size <= 65535 else uint32
   <split>.docs.npy   int64 (n_docs, 2): each document's first token offset and its prefix length
                      (the "preloaded context" part, e.g. the facts block; 0 when a dataset has none)
-and one meta.json: vocab_size, dtype, tokenizer ("char" with its `chars`, or a tiktoken encoding),
-eot_id (the end-of-text token written after every document, or null), and per split the token
-count, document count and UTF-8 byte count (for bits per byte).
+and one meta.json: vocab_size, dtype, tokenizer ("char" with its `chars`, "words" with its `words`, or
+a tiktoken encoding), eot_id (the end-of-text token written after every document, or null), and per
+split the token count, document count and UTF-8 byte count (for bits per byte).
 
 Everything is written under temporary names and renamed at the end, so an interrupted prepare never
 leaves a half-written dataset behind, and an existing dataset is replaced only by a complete one.
@@ -46,6 +46,31 @@ class CharTokenizer:
         return self.decode(ids).encode("utf-8")
 
 
+class WordTokenizer:
+    """One token per whitespace-separated word of a fixed list (synthetic corpora such as
+    prepare/priming.py). The last word, when it is "<eot>", ends every document."""
+
+    name = "words"
+
+    def __init__(self, words):
+        self.words = list(words)
+        self.stoi = {w: i for i, w in enumerate(self.words)}
+        self.n_vocab = len(self.words)
+        self.eot_token = self.stoi.get("<eot>")
+
+    def encode(self, text):
+        try:
+            return [self.stoi[w] for w in text.split()]
+        except KeyError as e:
+            raise ValueError(f"word {e.args[0]!r} is not in this word vocabulary") from None
+
+    def decode(self, ids):
+        return " ".join(self.words[i] for i in ids)
+
+    def decode_bytes(self, ids):
+        return self.decode(ids).encode("utf-8")
+
+
 class TiktokenTokenizer:
     """GPT-2 BPE (or any tiktoken encoding). encode() ignores special tokens in the text."""
 
@@ -75,6 +100,8 @@ def get_tokenizer(meta):
     """The tokenizer a dataset (or a checkpoint, which carries its meta) was written with."""
     if meta["tokenizer"] == "char":
         return CharTokenizer(meta["chars"])
+    if meta["tokenizer"] == "words":
+        return WordTokenizer(meta["words"])
     return TiktokenTokenizer(meta["tokenizer"])
 
 
@@ -111,6 +138,8 @@ def write_records(out_dir, records, split_names, tokenizer, name, extra_meta=Non
             "eot_id": eot, "splits": {}}
     if isinstance(tokenizer, CharTokenizer):
         meta["chars"] = tokenizer.chars
+    if isinstance(tokenizer, WordTokenizer):
+        meta["words"] = tokenizer.words
     meta.update(extra_meta or {})
 
     tmp = {s: {k: os.path.join(out_dir, f".{s}.{k}.tmp") for k in ("bin", "index", "docs.npy")} for s in split_names}
