@@ -27,48 +27,47 @@ TIKTOKEN_ALIASES = {"gpt2": "r50k_base"}
 class CharTokenizer:
     """One token per character; the vocabulary is the sorted set of characters of the corpus."""
 
+    # meta.json's tokenizer name and the key its vocabulary is kept under; what one token is; how tokens join
+    name, key, unit, sep = "char", "chars", "character", ""
+
     def __init__(self, chars):
-        self.chars = list(chars)
+        self.chars = list(chars)  # the vocabulary, in id order
         self.stoi = {ch: i for i, ch in enumerate(self.chars)}
         self.n_vocab = len(self.chars)
         self.eot_token = None
 
+    def units(self, text):
+        return list(text)
+
     def encode(self, text):
         try:
-            return [self.stoi[c] for c in text]
+            return [self.stoi[u] for u in self.units(text)]
         except KeyError as e:
-            raise ValueError(f"character {e.args[0]!r} is not in this char vocabulary") from None
+            raise ValueError(f"{self.unit} {e.args[0]!r} is not in this {self.name.rstrip('s')} vocabulary") from None
 
     def decode(self, ids):
-        return "".join(self.chars[i] for i in ids)
+        return self.sep.join(self.chars[i] for i in ids)
 
     def decode_bytes(self, ids):
         return self.decode(ids).encode("utf-8")
 
 
-class WordTokenizer:
+class WordTokenizer(CharTokenizer):
     """One token per whitespace-separated word of a fixed list (synthetic corpora such as
     prepare/priming.py). The last word, when it is "<eot>", ends every document."""
 
-    name = "words"
+    name, key, unit, sep = "words", "words", "word", " "
 
     def __init__(self, words):
-        self.words = list(words)
-        self.stoi = {w: i for i, w in enumerate(self.words)}
-        self.n_vocab = len(self.words)
+        super().__init__(words)
         self.eot_token = self.stoi.get("<eot>")
 
-    def encode(self, text):
-        try:
-            return [self.stoi[w] for w in text.split()]
-        except KeyError as e:
-            raise ValueError(f"word {e.args[0]!r} is not in this word vocabulary") from None
+    @property
+    def words(self):
+        return self.chars
 
-    def decode(self, ids):
-        return " ".join(self.words[i] for i in ids)
-
-    def decode_bytes(self, ids):
-        return self.decode(ids).encode("utf-8")
+    def units(self, text):
+        return text.split()
 
 
 class TiktokenTokenizer:
@@ -134,12 +133,10 @@ def write_records(out_dir, records, split_names, tokenizer, name, extra_meta=Non
     dtype = dtype_for(tokenizer.n_vocab)
     eot = tokenizer.eot_token if append_eot else None
     meta = {"name": name, "vocab_size": tokenizer.n_vocab, "dtype": np.dtype(dtype).name,
-            "tokenizer": "char" if isinstance(tokenizer, CharTokenizer) else tokenizer.name,
+            "tokenizer": tokenizer.name,
             "eot_id": eot, "splits": {}}
-    if isinstance(tokenizer, CharTokenizer):
-        meta["chars"] = tokenizer.chars
-    if isinstance(tokenizer, WordTokenizer):
-        meta["words"] = tokenizer.words
+    if isinstance(tokenizer, CharTokenizer):  # char and word vocabularies travel with the data
+        meta[tokenizer.key] = tokenizer.chars
     meta.update(extra_meta or {})
 
     tmp = {s: {k: os.path.join(out_dir, f".{s}.{k}.tmp") for k in ("bin", "index", "docs.npy")} for s in split_names}
