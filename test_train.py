@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import torch
 import train
 from configurator import UserError
 from conftest import ROOT, TINY_MODEL, train_args
+from model import GPT, GPTConfig
 
 
 def rows(out_dir):
@@ -54,6 +56,44 @@ def test_doc_aligned_windows_start_at_documents_and_ignore_targets_past_their_en
     x, y, _ = b.get("val", torch.Generator().manual_seed(0))
     assert (y != -1).all() and torch.equal(y[:, :-1], x[:, 1:])
     assert len(set(map(tuple, x.tolist()))) > 40  # varied offsets, not always the document starts
+
+
+def test_sweep_scores_every_target_token_once(facts_dir, tmp_path):
+    # one stream: consecutive windows, the last piece shorter than the context dropped
+    np.arange(1000, dtype=np.uint16).tofile(tmp_path / "val.bin")
+    np.arange(1000, dtype=np.uint16).tofile(tmp_path / "train.bin")
+    meta = {"dtype": "uint16", "splits": {"train": {"tokens": 1000}, "val": {"tokens": 1000}}}
+    b = train.Batches(str(tmp_path), meta, block_size=8, batch_size=5, device="cpu", respect_doc_boundaries=False)
+    batches = list(b.sweep("val", torch.Generator().manual_seed(0)))
+    assert [len(x) for x, _, _ in batches] == [5] * 24 + [4]  # 124 windows of 8
+    assert np.array_equal(torch.cat([y for _, y, _ in batches]).flatten().numpy(), np.arange(1, 993))
+    # documents: each read from its start in consecutive windows; every token after a document's first
+    # is a target once, and nothing crosses into the next document
+    meta = json.load(open(os.path.join(facts_dir, "meta.json")))
+    starts = np.load(os.path.join(facts_dir, "val.docs.npy"))[:, 0]
+    data = np.fromfile(os.path.join(facts_dir, "val.bin"), dtype=meta["dtype"])
+    ends = list(starts[1:]) + [len(data)]
+    b = train.Batches(facts_dir, meta, block_size=16, batch_size=7, device="cpu")
+    ys = torch.cat([y for _, y, _ in b.sweep("val", torch.Generator().manual_seed(0))]).flatten()
+    want = np.concatenate([data[s + 1:e] for s, e in zip(starts, ends)])
+    assert np.array_equal(ys[ys != -1].numpy(), want)
+
+
+def test_eval_iters_0_is_the_exact_loss_of_the_whole_split(tmp_path):
+    tokens = (np.arange(2000) * 7 % 50).astype(np.uint16)
+    for split in ("train", "val"):
+        tokens.tofile(tmp_path / f"{split}.bin")
+    meta = {"dtype": "uint16", "splits": {"train": {"tokens": 2000}, "val": {"tokens": 2000}}}
+    b = train.Batches(str(tmp_path), meta, block_size=16, batch_size=8, device="cpu", respect_doc_boundaries=False)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=50))
+    m = train.evaluate(model, b, 0, nullcontext(), 0, {"train": 1.0, "val": 1.0})
+    n = (2000 - 16 - 1) // 16 + 1  # windows starting at 0, 16, ... with a target after each input
+    x = torch.from_numpy(tokens[:n * 16].astype(np.int64)).view(n, 16)
+    y = torch.from_numpy(tokens[1:n * 16 + 1].astype(np.int64)).view(n, 16)
+    with torch.no_grad():
+        want = torch.nn.functional.cross_entropy(model(x)[0].flatten(0, 1), y.flatten()).item()
+    assert m["val_loss"] == pytest.approx(want, rel=1e-5) and m["train_loss"] == pytest.approx(want, rel=1e-5)
 
 
 def test_lr_schedule_warms_up_then_decays_to_min_lr():
@@ -244,6 +284,15 @@ def test_eval_only_reports_and_leaves_the_run_untouched(tiny_run, facts_dir, cap
     train.main(train_args(facts_dir, tiny_run, "--init_from=resume", "--eval_only=True"))
     assert "eval 30: train loss" in capsys.readouterr().out
     assert {f: open(os.path.join(tiny_run, f), "rb").read() for f in files} == before
+
+
+def test_eval_only_with_eval_iters_0_scores_the_whole_split(tiny_run, facts_dir, capsys):
+    train.main(train_args(facts_dir, tiny_run, "--init_from=resume", "--eval_only=True", "--eval_iters=0"))
+    assert "eval 30: train loss" in capsys.readouterr().out
+    with pytest.raises(UserError, match="or 0 for the whole split"):
+        train.main(train_args(facts_dir, tiny_run, "--eval_iters=-1"))
+    with pytest.raises(UserError, match="not implemented for freeze_base"):
+        train.main(train_args(facts_dir, tiny_run, "--eval_iters=0", "--freeze_base=True", "--base_ckpt=x.pt"))
 
 
 def test_prefix_lm_batches_carry_the_facts_block_or_a_sampled_split(facts_dir, tmp_path):

@@ -40,7 +40,7 @@ class TrainConfig:
     plot_dir: str = ""  # where the PNGs go; "" means plots/<name of out_dir>
     eval_interval: int = 100  # evaluate every this many iterations (and at 0 and at max_iters)
     log_interval: int = 50  # print a progress line every this many iterations
-    eval_iters: int = 10  # batches per split per evaluation
+    eval_iters: int = 10  # batches per split per evaluation; 0: the whole split, every target token once
     eval_only: bool = False  # evaluate once and exit
     always_save_checkpoint: bool = False  # save at every eval, not only when val loss improves
     init_from: str = "scratch"  # "scratch" or "resume" (from out_dir/ckpt.pt)
@@ -89,9 +89,14 @@ def check_train_config(c):
         raise UserError(f"init_from must be 'scratch' or 'resume', got {c.init_from!r}")
     if c.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise UserError(f"dtype must be auto, float32, bfloat16 or float16, got {c.dtype!r}")
-    for name in ("batch_size", "gradient_accumulation_steps", "eval_iters", "eval_interval", "log_interval"):
+    for name in ("batch_size", "gradient_accumulation_steps", "eval_interval", "log_interval"):
         if getattr(c, name) < 1:
             raise UserError(f"{name} must be >= 1, got {getattr(c, name)}")
+    if c.eval_iters < 0:
+        raise UserError(f"eval_iters must be >= 1 batches, or 0 for the whole split; got {c.eval_iters}")
+    if c.eval_iters == 0 and c.freeze_base:
+        raise UserError("eval_iters=0 (the whole split) is not implemented for freeze_base's priming batches: "
+                        "give a number of batches, e.g. --eval_iters=50")
     if c.max_iters < 0:
         raise UserError(f"max_iters must be >= 0, got {c.max_iters}")
     if c.optimizer not in ("adamw", "muon"):
@@ -171,19 +176,48 @@ class Batches:
         data = np.memmap(self.paths[split], dtype=self.dtype, mode="r")
         B, T = self.batch_size, self.block_size
         if self.docs is None:
-            ix = torch.randint(len(data) - T, (B,), generator=generator).numpy()
-            w = torch.from_numpy(data[ix[:, None] + np.arange(T + 1)].astype(np.int64))  # (B, T + 1), one gather
+            return self.windows(data, split, torch.randint(len(data) - T, (B,), generator=generator).numpy(), None,
+                                generator)
+        bounds, _ = self.docs[split]
+        d = torch.randint(len(bounds) - 1, (B,), generator=generator).numpy()
+        lo, hi = bounds[d], bounds[d + 1]
+        slack = np.maximum(hi - lo - T - 1, 0)  # how far a window can move inside its document
+        starts = lo + (torch.rand(B, generator=generator).numpy() * (slack + 1)).astype(np.int64)
+        return self.windows(data, split, starts, d, generator)
+
+    def sweep(self, split, generator):
+        """Batches that score every target token of the split once: consecutive windows from the
+        start (of each document, with respect_doc_boundaries). eval_iters=0 evaluates on these: the
+        exact loss of the split, with none of the sampling noise of a few random batches (nanoGPT's
+        1.886 on the CPU recipe is one such draw: README "nanoGPT's CPU recipe"). A last piece
+        shorter than the context is dropped when the text is one stream."""
+        data = np.memmap(self.paths[split], dtype=self.dtype, mode="r")
+        T, d = self.block_size, None
+        if self.docs is None:
+            starts = np.arange(0, len(data) - T, T)
+        else:
+            bounds, _ = self.docs[split]
+            per_doc = np.maximum(bounds[1:] - bounds[:-1] + T - 2, 0) // T  # windows for a document's targets
+            d = np.repeat(np.arange(len(per_doc)), per_doc)
+            first = np.repeat(np.cumsum(per_doc) - per_doc, per_doc)  # index of its document's first window
+            starts = bounds[d] + T * (np.arange(len(d)) - first)
+        for i in range(0, len(starts), self.batch_size):
+            yield self.windows(data, split, starts[i:i + self.batch_size],
+                               None if d is None else d[i:i + self.batch_size], generator)
+
+    def windows(self, data, split, starts, d, generator):
+        """The batch of windows starting at `starts` (inside documents d, unless d is None)."""
+        B, T = len(starts), self.block_size
+        idx = starts[:, None] + np.arange(T + 1)  # (B, T + 1): one gather for the whole batch
+        if d is None:
+            w = torch.from_numpy(data[idx].astype(np.int64))
             x, y = w[:, :-1], w[:, 1:]
             prefix = np.zeros(B, dtype=np.int64)
         else:
+            # (a Python loop of slices: 0.86 -> 0.38 ms, ~1% of a step); target t exists while it is
+            # inside the document; the rest is 0 (input) and -1 (no loss)
             bounds, prefixes = self.docs[split]
-            d = torch.randint(len(bounds) - 1, (B,), generator=generator).numpy()
             lo, hi = bounds[d], bounds[d + 1]
-            slack = np.maximum(hi - lo - T - 1, 0)  # how far a window can move inside its document
-            starts = lo + (torch.rand(B, generator=generator).numpy() * (slack + 1)).astype(np.int64)
-            # one gather for the whole batch (a Python loop of slices: 0.86 -> 0.38 ms, ~1% of a step);
-            # target t exists while it is inside the document; the rest is 0 (input) and -1 (no loss)
-            idx = starts[:, None] + np.arange(T + 1)  # (B, T + 1)
             w = torch.from_numpy(data[np.minimum(idx, len(data) - 1)].astype(np.int64))
             valid = torch.from_numpy(idx[:, 1:] < hi[:, None])
             x = torch.where(valid, w[:, :-1], 0)
@@ -264,7 +298,8 @@ def unigram_distribution(path, dtype, vocab_size, max_tokens=50_000_000, chunk=1
 
 @torch.no_grad()
 def evaluate(model, batches, eval_iters, ctx, seed, bytes_per_token, unigram=None):
-    """Mean loss per split over eval_iters batches; for val also loss per position and mean_p.
+    """Mean loss per split over eval_iters batches (0: the whole split, Batches.sweep); for val also
+    loss per position and mean_p.
 
     Batches come from a generator seeded the same way at every eval, so successive evals (and
     runs) score the very same tokens and their differences are not sampling noise.
@@ -281,8 +316,8 @@ def evaluate(model, batches, eval_iters, ctx, seed, bytes_per_token, unigram=Non
         g = torch.Generator().manual_seed(seed + 1000 + k)
         loss_sum, count, p_sum = torch.zeros(batches.block_size), torch.zeros(batches.block_size), 0.0
         q_sum = 0.0  # summed predicted distributions, (vocab,)
-        for _ in range(eval_iters):
-            x, y, extra = batches.get(split, g)
+        split_batches = (batches.get(split, g) for _ in range(eval_iters)) if eval_iters else batches.sweep(split, g)
+        for x, y, extra in split_batches:
             kw = forward_kwargs(extra)
             prefix_len = kw.get("prefix_len")
             with ctx:
