@@ -46,6 +46,50 @@ def test_bench_prints_json_with_speed_mfu_and_memory():
     assert result["ms_per_iter"] > 0 and 0 < result["mfu"] < 1 and result["peak_mem_mb"] > 0
 
 
+FAKE_NANOGPT = """
+# a stand-in for nanoGPT's model.py: its GPTConfig fields and its GPT interface, counting forward calls
+from dataclasses import dataclass
+import model as ours
+calls = []
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024
+    vocab_size: int = 50304
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True
+
+class GPT(ours.GPT):
+    def __init__(self, config):
+        super().__init__(ours.GPTConfig(**vars(config)))
+
+    def forward(self, idx, targets=None):
+        calls.append(idx.shape)
+        return super().forward(idx, targets)
+"""
+
+
+def test_bench_alternates_with_nanogpt_steps(facts_dir, tmp_path, capsys):
+    import bench
+
+    (tmp_path / "model.py").write_text(FAKE_NANOGPT)
+    tiny = ["--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=16", "--batch_size=2", "--device=cpu",
+            "--bench_iters=2", "--warmup_iters_bench=1", "--rounds=3", f"--nanogpt={tmp_path}"]
+    for data in (["--data=random"], ["--data=dataset", f"--data_dir={facts_dir}"]):
+        bench.main(tiny + data)
+        result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert result["ms_per_iter"] > 0 and result["nanogpt_ms_per_iter"] > 0 and result["speedup"] > 0
+        calls = sys.modules["nanogpt_model"].calls
+        assert len(calls) == 1 + 3 * 2 and set(calls) == {(2, 16)}  # warm-up, then 3 rounds of 2 steps
+    with pytest.raises(UserError, match="drop rotary"):
+        bench.main(tiny + ["--rotary=True"])
+    with pytest.raises(UserError, match="nanoGPT checkout"):
+        bench.main(tiny[:-1] + [f"--nanogpt={tmp_path / 'missing'}"])
+
+
 def test_bench_memory_builds_a_sparse_big_copy_that_train_py_accepts(facts_dir, tmp_path):
     """bench_memory.py's big dataset: the small one's train.bin extended by a hole, meta to match
     (the two training runs themselves take a minute: run the script, README "Speed")."""
