@@ -212,6 +212,7 @@ def versus_nanogpt(ours, info):
 
 
 def benchmark(argv):
+    """measure() for train.py-style arguments."""
     return measure(*make_step(argv))
 
 

@@ -208,14 +208,14 @@ class Batches:
     def windows(self, data, split, starts, d, generator):
         """The batch of windows starting at `starts` (inside documents d, unless d is None)."""
         B, T = len(starts), self.block_size
-        idx = starts[:, None] + np.arange(T + 1)  # (B, T + 1): one gather for the whole batch
+        # (B, T + 1): one gather for the whole batch, not a Python loop of slices (0.86 -> 0.38 ms, ~1% of a step)
+        idx = starts[:, None] + np.arange(T + 1)
         if d is None:
             w = torch.from_numpy(data[idx].astype(np.int64))
             x, y = w[:, :-1], w[:, 1:]
             prefix = np.zeros(B, dtype=np.int64)
         else:
-            # (a Python loop of slices: 0.86 -> 0.38 ms, ~1% of a step); target t exists while it is
-            # inside the document; the rest is 0 (input) and -1 (no loss)
+            # target t exists while it is inside the document; the rest is 0 (input) and -1 (no loss)
             bounds, prefixes = self.docs[split]
             lo, hi = bounds[d], bounds[d + 1]
             w = torch.from_numpy(data[np.minimum(idx, len(data) - 1)].astype(np.int64))
