@@ -2,6 +2,7 @@
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -250,7 +251,7 @@ print(ok, before, faults())
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="keep_freed_memory tunes glibc's malloc")
 def test_keep_freed_memory_stops_page_faults_between_steps():
     r = subprocess.run([sys.executable, "-c", KEEP_FREED_MEMORY_CHECK, ROOT], capture_output=True, text=True,
                        timeout=120)
