@@ -14,6 +14,8 @@ With --nanogpt=DIR (a nanoGPT checkout) it instead alternates this repo's step w
 from DIR/model.py and its configure_optimizers, with nanoGPT's batch code and loop order, in one
 process: rounds of bench_iters steps each, and the median ratio of the two times over the rounds.
 One process means one machine state for both, and the same process settings (threads, malloc).
+--compile=True compiles both models; add --nanogpt_eager=True to compile only this repo's, against
+nanoGPT's CPU recipe as it is written (--compile=False).
 """
 
 import importlib.util
@@ -41,6 +43,7 @@ class BenchConfig:
     peak_tflops: float = 0.0  # the device's peak for MFU; 0 measures it with a matmul
     nanogpt: str = ""  # a nanoGPT checkout: alternate its training step with this repo's and print the ratio
     rounds: int = 10  # with nanogpt: rounds of bench_iters steps of each
+    nanogpt_eager: bool = False  # with nanogpt and --compile=True: leave nanoGPT's model uncompiled, as its CPU recipe runs it
 
 
 def measure_peak_flops(device, ptdtype, n=None, reps=10):
@@ -89,6 +92,8 @@ def make_step(argv):
     """
     (bcfg, cfg, mcfg), given = configure([BenchConfig(), TrainConfig(), MAIN_JOB_MODEL], argv, description=__doc__)
     check_train_config(cfg)
+    if bcfg.nanogpt_eager and not (bcfg.nanogpt and cfg.compile):
+        raise UserError("--nanogpt_eager=True only matters with --nanogpt=DIR and --compile=True: add them or drop it")
     device, device_type, dtype, ctx = setup_device(cfg)
 
     batches = None
@@ -146,7 +151,7 @@ def nanogpt_step(path, info):
     spec.loader.exec_module(ng)
     torch.manual_seed(cfg.seed)
     model = ng.GPT(ng.GPTConfig(**{k: getattr(mcfg, k) for k in NANOGPT_KEYS})).to(device)
-    model = torch.compile(model) if cfg.compile else model
+    model = torch.compile(model) if cfg.compile and not info["bcfg"].nanogpt_eager else model
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), device_type)
     scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))
     B, T = cfg.batch_size, mcfg.block_size

@@ -90,6 +90,26 @@ def test_bench_alternates_with_nanogpt_steps(facts_dir, tmp_path, capsys):
         bench.main(tiny[:-1] + [f"--nanogpt={tmp_path / 'missing'}"])
 
 
+def test_bench_nanogpt_eager_compiles_only_this_repos_model(tmp_path, capsys, monkeypatch):
+    """--compile=True compiles both sides; --nanogpt_eager=True leaves nanoGPT's model as its CPU
+    recipe runs it. torch.compile is replaced by a recorder, so nothing is really compiled here."""
+    import bench
+
+    (tmp_path / "model.py").write_text(FAKE_NANOGPT)
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda m: compiled.append(type(m).__module__) or m)
+    tiny = ["--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=16", "--batch_size=2", "--device=cpu",
+            "--bench_iters=1", "--warmup_iters_bench=1", "--rounds=1", f"--nanogpt={tmp_path}", "--compile=True"]
+    bench.main(tiny)
+    assert compiled == ["model", "nanogpt_model"]
+    compiled.clear()
+    bench.main(tiny + ["--nanogpt_eager=True"])
+    assert compiled == ["model"]
+    capsys.readouterr()
+    with pytest.raises(UserError, match="only matters with"):
+        bench.main(tiny[:-1] + ["--nanogpt_eager=True"])
+
+
 def test_bench_memory_builds_a_sparse_big_copy_that_train_py_accepts(facts_dir, tmp_path):
     """bench_memory.py's big dataset: the small one's train.bin extended by a hole, meta to match
     (the two training runs themselves take a minute: run the script, README "Speed")."""
