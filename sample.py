@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from configurator import UserError, configure, main_guard
+from helpers.checkpoint import load_checkpoint, model_from_checkpoint
+from helpers.config import UserError, configure, main_guard
+from helpers.data import encode
 from prepare.common import get_tokenizer
-from train import load_checkpoint, model_from_checkpoint
 
 
 @dataclass
@@ -26,7 +27,7 @@ class SampleConfig:
     out_dir: str = "out-facts"  # run directory holding ckpt.pt
     ckpt: str = ""  # explicit checkpoint path; "" means out_dir/ckpt.pt
     start: str = "\n"  # prompt text, or FILE:path to read it from a file
-    num_samples: int = 3  # how many samples to draw
+    num_samples: int = 3  # how many samples to draw (greedy decoding, temperature 0, gives one)
     max_new_tokens: int = 300  # tokens generated per sample
     temperature: float = 0.8  # 1.0 samples the model's distribution; lower is more conservative; 0 is greedy
     top_k: int = 0  # keep only the k most likely tokens (0: no limit)
@@ -36,27 +37,6 @@ class SampleConfig:
     dtype: str = "float32"  # "float32" or "bfloat16"
     beam: int = 0  # beam search with this many beams (prints the best num_samples); 0: sample
     prime: str = ""  # priming models: a document (a file path, FILE:path or the text) to prime with; not in the context
-
-
-def read_text(text):
-    """The text itself, or the contents of the file when it is written FILE:path."""
-    if not text.startswith("FILE:"):
-        return text
-    if not os.path.exists(text[5:]):
-        raise UserError(f"prompt file {text[5:]} not found")
-    with open(text[5:], encoding="utf-8") as f:
-        return f.read()
-
-
-def encode(tok, text, what="the prompt"):
-    """Token ids of text (FILE:path allowed), with a one-line error for text the tokenizer cannot take."""
-    try:
-        ids = tok.encode(read_text(text))
-    except ValueError as e:
-        raise UserError(f"cannot encode {what}: {e}")
-    if not ids:
-        raise UserError(f"{what} encodes to no tokens: give it some text")
-    return ids
 
 
 @torch.no_grad()
@@ -112,7 +92,8 @@ def main(argv=None):
                 print(tok.decode(seq.tolist()))
                 print(f"--------------- total log-probability {score.item():.3f}")
             return
-        for _ in range(cfg.num_samples):
+        # greedy decoding has one answer: print it once
+        for _ in range(1 if cfg.temperature == 0 else cfg.num_samples):
             y = model.generate(x, cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k or None,
                                top_p=cfg.top_p, generator=gen, priming=state)
             print(tok.decode(y[0].tolist()))

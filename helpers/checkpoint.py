@@ -1,0 +1,119 @@
+"""
+Checkpoint I/O: what a run folder holds, written so that nothing already there is ever half-written.
+
+    out_dir/ckpt.pt        model, optimizer, configs, dataset meta, iteration, RNG states
+    out_dir/config.json    the resolved configuration of the run
+    out_dir/metrics.jsonl  one JSON line per evaluation (the plots are drawn from it)
+
+Files are written to a temp file and renamed onto their name, so a crash leaves the old file or the
+new one, never a broken one; metrics.jsonl grows by one whole line per evaluation.
+"""
+
+import json
+import os
+from dataclasses import asdict
+
+import torch
+
+from helpers.config import UserError
+from model import GPT, GPTConfig
+
+
+def atomic_write(path, write):
+    """write(tmp_path), then rename onto path: readers see the old file or the new one, never half."""
+    tmp = path + ".tmp"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path, text):
+    """atomic_write for a text."""
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
+
+
+def load_checkpoint(path):
+    """torch.load with a one-line error for a missing, corrupt or truncated file."""
+    if not os.path.exists(path):
+        raise UserError(f"no checkpoint at {path}: train one first, or point --out_dir at a run that has one")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt["model"], ckpt["model_args"]  # noqa: B018 (must exist)
+    except Exception as e:
+        raise UserError(f"could not read checkpoint {path} ({type(e).__name__}); it is corrupt or truncated") from None
+    # checkpoints from torch.compile'd models (e.g. nanoGPT's) carry an _orig_mod. prefix
+    ckpt["model"] = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
+    return ckpt
+
+
+def model_from_checkpoint(ckpt):
+    """A GPT built from a checkpoint's config, with its weights."""
+    model = GPT(GPTConfig(**ckpt["model_args"]))
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+def read_metrics(out_dir):
+    """The rows of out_dir/metrics.jsonl, oldest first ([] when there is none)."""
+    path = os.path.join(out_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def save_metrics_row(out_dir, row):
+    """Append one evaluation's row to out_dir/metrics.jsonl (a line is written whole or not at all)."""
+    with open(os.path.join(out_dir, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def same_tokens(meta_a, meta_b):
+    """Whether two datasets (or a checkpoint's and a dataset's meta) use the same tokenizer and vocabulary."""
+    return (meta_a["tokenizer"], meta_a["vocab_size"]) == (meta_b["tokenizer"], meta_b["vocab_size"])
+
+
+def resolve_model(cfg, mcfg, given, meta, data_dir):
+    """The run's GPTConfig and the checkpoints it starts from: (config, checkpoint to resume, base to freeze).
+
+    scratch: the model keys as given, vocab_size from the data unless set, and never over an existing
+    checkpoint (unless overwrite). resume: out_dir/ckpt.pt's own config; changing a model key is
+    refused. freeze_base: base_ckpt's config plus the priming keys given here.
+    """
+    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+    ckpt = base = None
+    if cfg.init_from == "resume":
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt.get("meta") and not same_tokens(ckpt["meta"], meta):
+            raise UserError(f"checkpoint was trained on {ckpt['meta']['tokenizer']} tokens (vocab "
+                            f"{ckpt['meta']['vocab_size']}) but {data_dir} holds {meta['tokenizer']} (vocab "
+                            f"{meta['vocab_size']}): use the same --dataset")
+        changed = [k for k in given if k in ckpt["model_args"] and getattr(mcfg, k) != ckpt["model_args"][k]]
+        if changed:
+            raise UserError(f"cannot change model key(s) {', '.join(changed)} when resuming")
+        mcfg = GPTConfig(**ckpt["model_args"])
+    elif os.path.exists(ckpt_path) and not cfg.overwrite:
+        raise UserError(f"{ckpt_path} already exists: pass --init_from=resume to continue it, "
+                        f"--overwrite=True to replace it, or choose another --out_dir")
+    elif cfg.freeze_base:
+        base = load_checkpoint(cfg.base_ckpt)
+        changed = [k for k in given if hasattr(mcfg, k) and not k.startswith("priming")
+                   and getattr(mcfg, k) != base["model_args"].get(k)]
+        if changed:
+            raise UserError(f"freeze_base keeps the base model as it is: only priming keys may be set, "
+                            f"not {', '.join(changed)}")
+        if not mcfg.priming:
+            raise UserError("freeze_base trains bias layers: pass --priming=True")
+        if base.get("meta") and not same_tokens(base["meta"], meta):
+            raise UserError(f"{cfg.base_ckpt} was trained on {base['meta']['tokenizer']} tokens but {data_dir} "
+                            f"holds {meta['tokenizer']}: prime on the base model's own dataset")
+        priming_keys = {k: v for k, v in asdict(mcfg).items() if k.startswith("priming")}
+        mcfg = GPTConfig(**{**base["model_args"], **priming_keys})
+    elif "vocab_size" not in given:
+        mcfg = GPTConfig(**{**asdict(mcfg), "vocab_size": meta["vocab_size"]})
+    if mcfg.vocab_size < meta["vocab_size"]:
+        raise UserError(f"the model's vocab_size {mcfg.vocab_size} is smaller than the data's "
+                        f"{meta['vocab_size']} ({data_dir}/meta.json)")
+    return mcfg, ckpt, base

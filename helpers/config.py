@@ -1,0 +1,242 @@
+"""
+Configuration: nanoGPT's habit done properly, and the keys of a training run.
+
+    python train.py [config/file.py ...] [--key=value ...]
+
+Config files are plain Python whose top-level assignments override defaults; `--key=value` overrides
+come after, in order. Every key belongs to one of the dataclasses the script passes in, so a typo
+fails with the closest valid name, and every value is checked against the field's type.
+`--help` lists every key with its default and the comment written next to it in the source.
+
+TrainConfig (below) holds train.py's keys; the tools that build a training step (tools/bench.py)
+read the same ones. The network's keys are model.GPTConfig's.
+"""
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import re
+import sys
+import types
+import typing
+from dataclasses import dataclass
+
+from model import GPTConfig
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, no traceback (see `main_guard`)."""
+
+
+def main_guard(main):
+    """Run main(); turn UserError into `error: ...` on stderr and exit status 2."""
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def field_comments(cls):
+    """{field: inline comment} read from the dataclass source, so the docs live next to the code."""
+    comments = {}
+    for c in cls.__mro__:
+        if not dataclasses.is_dataclass(c):
+            continue
+        for line in inspect.getsource(c).splitlines():
+            m = re.match(r"\s+(\w+)\s*:[^=]*=.*?#\s*(.*)$", line)
+            if m and m.group(1) not in comments:
+                comments[m.group(1)] = m.group(2)
+    return comments
+
+
+def _type_name(t):
+    return getattr(t, "__name__", None) or str(t).replace("typing.", "")
+
+
+def coerce(name, value, t):
+    """Return value converted to type t, or raise UserError saying what was expected."""
+    origin, args = typing.get_origin(t), typing.get_args(t)
+    if origin in (typing.Union, types.UnionType):  # Optional[X] and X | None
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(name, value, inner[0])
+    if origin is tuple:
+        if isinstance(value, (list, tuple)):
+            elem = args[0] if args else object
+            return tuple(coerce(name, v, elem) for v in value)
+    elif t is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif t is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif t in (bool, str, dict):
+        if isinstance(value, t):
+            return value
+    elif t is object:
+        return value
+    raise UserError(f"{name} must be {_type_name(t)}, got {value!r} ({type(value).__name__})")
+
+
+def parse_cli_value(raw, t):
+    """Strings stay strings for str fields; everything else is a Python literal (True, 3e-4, (2,4))."""
+    if t is str:
+        return raw
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw  # coerce() then reports the type mismatch
+
+
+def configure(defaults, argv=None, description=""):
+    """Parse argv into copies of the dataclass instances in `defaults`.
+
+    Returns (list of new instances, set of keys the user set). Raises UserError on any bad input.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    owner, types_ = {}, {}
+    for i, d in enumerate(defaults):
+        hints = typing.get_type_hints(type(d))
+        for f in dataclasses.fields(d):
+            if f.name in owner:
+                raise AssertionError(f"config key {f.name} defined twice")
+            owner[f.name], types_[f.name] = i, hints[f.name]
+
+    if "--help" in argv or "-h" in argv:
+        print_help(defaults, description)
+        sys.exit(0)
+
+    def lookup(key):
+        if key not in owner:
+            close = difflib.get_close_matches(key, owner, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else "; see --help for the list"
+            raise UserError(f"unknown config key {key!r}{hint}")
+        return types_[key]
+
+    values = {}
+    for arg in argv:
+        if not arg.startswith("--"):  # a config file
+            try:
+                with open(arg) as f:
+                    source = f.read()
+            except OSError:
+                raise UserError(f"config file {arg} not found (config files live in config/)")
+            scope = {"__file__": arg}  # so a config can find files beside it
+            exec(compile(source, arg, "exec"), scope)
+            for key, val in scope.items():
+                if key.startswith("_") or isinstance(val, (types.ModuleType, types.FunctionType, type)):
+                    continue
+                values[key] = coerce(key, val, lookup(key))
+        else:
+            key, eq, raw = arg[2:].partition("=")
+            if not eq:
+                raise UserError(f"expected --key=value, got {arg!r}")
+            t = lookup(key)
+            values[key] = coerce(key, parse_cli_value(raw, t), t)
+
+    out = []
+    for i, d in enumerate(defaults):
+        mine = {k: v for k, v in values.items() if owner[k] == i}
+        try:
+            out.append(dataclasses.replace(d, **mine))  # re-runs __post_init__ checks
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    return out, set(values)
+
+
+def print_help(defaults, description):
+    print(description.strip() + "\n" if description else "", end="")
+    print("usage: [config/file.py ...] [--key=value ...]\n")
+    for d in defaults:
+        comments = field_comments(type(d))
+        print(f"{type(d).__name__}:")
+        for f in dataclasses.fields(d):
+            default = repr(getattr(d, f.name))
+            print(f"  --{f.name:<28} {default:<18} {comments.get(f.name, '')}")
+        print()
+
+
+# -----------------------------------------------------------------------------
+# The keys of a training run (train.py). Model keys (n_layer, block_size, ...) are GPTConfig's.
+
+@dataclass
+class TrainConfig:
+    # I/O
+    out_dir: str = "out-facts"  # the run's folder: ckpt.pt, config.json, metrics.jsonl and the plots
+    plot_dir: str = ""  # where the PNGs go; "" means out_dir
+    eval_interval: int = 100  # evaluate every this many iterations (and at 0 and at max_iters)
+    log_interval: int = 50  # print a progress line every this many iterations
+    eval_iters: int = 10  # batches per split per evaluation; 0: the whole split, every target token once
+    eval_only: bool = False  # evaluate once and exit
+    always_save_checkpoint: bool = False  # save at every eval, not only when val loss improves
+    init_from: str = "scratch"  # "scratch" or "resume" (from out_dir/ckpt.pt)
+    overwrite: bool = False  # allow a scratch run to replace an existing checkpoint in out_dir
+    plot_only: bool = False  # redraw the plots from out_dir/metrics.jsonl and exit
+    # data
+    dataset: str = "facts"  # reads data/<dataset>/{train,val}.bin and meta.json
+    data_dir: str = ""  # "" means data/<dataset> next to train.py
+    gradient_accumulation_steps: int = 1  # micro-batches per optimizer step (split across DDP ranks)
+    batch_size: int = 12  # sequences per micro-batch
+    respect_doc_boundaries: bool = True  # windows stay inside one document (start at its start if it fits); False: nanoGPT's
+    # optimizer: AdamW, or Muon for the hidden matrices and AdamW for the rest
+    optimizer: str = "adamw"  # "adamw", or "muon": torch.optim.Muon on the blocks' 2-D weight matrices, AdamW on the rest
+    learning_rate: float = 2e-3  # peak learning rate (AdamW's)
+    max_iters: int = 500  # optimizer steps
+    weight_decay: float = 0.1  # on matrices and embeddings only
+    beta1: float = 0.9  # AdamW's momentum decay
+    beta2: float = 0.99  # AdamW's second-moment decay (0.95 for large models, 0.99 for small batches)
+    grad_clip: float = 1.0  # clip the global gradient norm at this value; 0 disables
+    muon_lr: float = 0.02  # Muon's peak learning rate (optimizer="muon"); the schedule scales it like learning_rate
+    muon_momentum: float = 0.95  # Muon's momentum (Nesterov)
+    muon_weight_decay: float = 0.0  # Muon's decoupled weight decay (multiplied by its learning rate)
+    # learning-rate schedule: linear warmup, then cosine down to min_lr
+    decay_lr: bool = True  # False keeps learning_rate constant after warmup
+    warmup_iters: int = 50  # linear warmup steps
+    lr_decay_iters: int = 500  # steps over which the cosine runs (~max_iters per Chinchilla)
+    min_lr: float = 2e-4  # final learning rate (~learning_rate/10 per Chinchilla)
+    # system
+    device: str = "auto"  # "cpu", "cuda", "cuda:1", "mps"; "auto" is cuda when available, else cpu
+    dtype: str = "auto"  # "float32", "bfloat16" or "float16"; "auto": bfloat16 on CUDA if supported, else float32
+    compile: bool = False  # torch.compile the model (minutes of warm-up; worth it on GPU)
+    seed: int = 1337  # seeds init, dropout and batch sampling
+    target_val_loss: float = 0.0  # 0: off; X: stop at the first eval with val loss <= X and record the time to it
+    backend: str = "auto"  # DDP backend: "nccl" on CUDA, "gloo" on CPU
+    # priming (model.BiasLayer): train only the bias layers of a priming model on top of a frozen base
+    freeze_base: bool = False  # load base_ckpt into a priming=True model, train only its bias layers on doc -> rest
+    base_ckpt: str = ""  # the base model's checkpoint, for freeze_base
+
+
+# The main job's model (`python train.py`): small enough to train on a laptop CPU in a few minutes.
+MAIN_JOB_MODEL = GPTConfig(block_size=384, vocab_size=58, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False)
+
+
+def check_train_config(c):
+    """Reject bad training keys before anything is read or written, with one line that says what to do."""
+    if c.init_from not in ("scratch", "resume"):
+        raise UserError(f"init_from must be 'scratch' or 'resume', got {c.init_from!r}")
+    if c.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise UserError(f"dtype must be auto, float32, bfloat16 or float16, got {c.dtype!r}")
+    for name in ("batch_size", "gradient_accumulation_steps", "eval_interval", "log_interval"):
+        if getattr(c, name) < 1:
+            raise UserError(f"{name} must be >= 1, got {getattr(c, name)}")
+    if c.eval_iters < 0:
+        raise UserError(f"eval_iters must be >= 1 batches, or 0 for the whole split; got {c.eval_iters}")
+    if c.eval_iters == 0 and c.freeze_base:
+        raise UserError("eval_iters=0 (the whole split) is not implemented for freeze_base's priming batches: "
+                        "give a number of batches, e.g. --eval_iters=50")
+    if c.max_iters < 0:
+        raise UserError(f"max_iters must be >= 0, got {c.max_iters}")
+    if c.optimizer not in ("adamw", "muon"):
+        raise UserError(f"optimizer must be 'adamw' or 'muon', got {c.optimizer!r}")
+    if c.optimizer == "muon" and c.learning_rate <= 0:
+        raise UserError("optimizer='muon' scales muon_lr by the schedule's learning_rate / learning_rate: "
+                        "learning_rate must be > 0")
+    if c.target_val_loss < 0:
+        raise UserError(f"target_val_loss must be >= 0 (0 = off), got {c.target_val_loss}")
+    if c.freeze_base and c.init_from == "scratch" and not c.base_ckpt:
+        raise UserError("freeze_base needs --base_ckpt=PATH, the checkpoint of the base model to prime")
+    if c.freeze_base and not c.respect_doc_boundaries:
+        raise UserError("freeze_base splits documents at their recorded prefix: keep respect_doc_boundaries=True")

@@ -1,0 +1,112 @@
+"""
+Optimizers: AdamW (GPT-2's) or Muon + AdamW, the learning-rate schedule, and one optimizer step.
+
+`train_step` is exactly what train.py runs each iteration, and what tools/bench.py times.
+"""
+
+import math
+
+import torch
+
+from helpers.data import forward_kwargs
+
+
+def get_lr(it, c):
+    """Linear warmup for warmup_iters, cosine decay to min_lr at lr_decay_iters, then min_lr."""
+    if it < c.warmup_iters:
+        return c.learning_rate * (it + 1) / (c.warmup_iters + 1)
+    if not c.decay_lr:
+        return c.learning_rate
+    if it > c.lr_decay_iters:
+        return c.min_lr
+    ratio = (it - c.warmup_iters) / max(1, c.lr_decay_iters - c.warmup_iters)
+    return c.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (c.learning_rate - c.min_lr)
+
+
+def muon_params(model):
+    """The weights Muon optimizes: every nn.Linear inside the transformer blocks (attention's c_attn
+    and c_proj, the MLP's c_fc and c_proj) and the layer_widths maps between them. Not the
+    embeddings, the head, gains, biases, or 2-D parameters that are not matrices of a linear map
+    (zero_value_attn's sink keys, cross_layer_kv's offsets)."""
+    return [m.weight for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and name.startswith(("transformer.h.", "resize."))
+            and m.weight.requires_grad]
+
+
+class Optimizers:
+    """Several optimizers that train.py steps, schedules, zeroes and checkpoints as one.
+
+    Enough of torch.optim.Optimizer's interface for the loop and GradScaler: param_groups (all of
+    them, so the schedule reaches every group), step, zero_grad, state_dict, load_state_dict.
+    """
+
+    def __init__(self, *optimizers):
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self):
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    def step(self):
+        for o in self.optimizers:
+            o.step()
+
+    def zero_grad(self, set_to_none=True):
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self):
+        return {"optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state):
+        for o, s in zip(self.optimizers, state["optimizers"], strict=True):
+            o.load_state_dict(s)
+
+
+def make_optimizer(model, cfg, device_type):
+    """AdamW (model.configure_optimizers), or Muon + AdamW when cfg.optimizer == "muon".
+
+    Muon (Jordan et al. 2024) replaces each hidden matrix's momentum update by the nearest
+    semi-orthogonal matrix (five Newton-Schulz iterations), so every direction of the matrix learns at
+    the same rate. Embeddings, the head and vectors stay on AdamW, as its authors prescribe.
+
+    Every group carries lr_ratio, its peak learning rate over learning_rate: the loop sets each
+    group's lr to the schedule's lr times it, so one schedule drives both optimizers.
+    """
+    if cfg.optimizer == "adamw":
+        optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), device_type)
+        for g in optimizer.param_groups:
+            g["lr_ratio"] = 1.0
+        return optimizer
+    hidden = muon_params(model)
+    ids = {id(p) for p in hidden}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+    muon = torch.optim.Muon(hidden, lr=cfg.muon_lr, momentum=cfg.muon_momentum, weight_decay=cfg.muon_weight_decay)
+    muon.param_groups[0]["lr_ratio"] = cfg.muon_lr / cfg.learning_rate
+    adamw = torch.optim.AdamW([
+        {"params": [p for p in rest if p.dim() >= 2], "weight_decay": cfg.weight_decay},  # embeddings, head
+        {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},  # gains, biases
+    ], lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2),
+        **({"fused": True} if device_type in ("cuda", "cpu") else {}))
+    for g in adamw.param_groups:
+        g["lr_ratio"] = 1.0
+    return Optimizers(muon, adamw)
+
+
+def train_step(model, optimizer, scaler, get_batch, grad_accum, ctx, grad_clip, ddp=False):
+    """One optimizer step over grad_accum micro-batches; returns the last micro-batch's loss."""
+    for micro_step in range(grad_accum):
+        x, y, extra = get_batch()
+        if ddp:  # all-reduce gradients only on the last micro-step
+            model.require_backward_grad_sync = micro_step == grad_accum - 1
+        with ctx:
+            _, loss = model(x, y, **forward_kwargs(extra))
+            loss = loss / grad_accum
+        scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss * grad_accum

@@ -1,0 +1,78 @@
+"""compare.py: trains every run over seeds, reuses finished runs, and reports differences honestly."""
+
+import json
+import math
+import os
+
+import pytest
+
+from helpers.config import UserError
+from tools import compare
+
+
+def write_config(tmp_path, facts_dir, seeds="(0, 1)"):
+    common = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, eval_iters=2, device="cpu",
+                  data_dir=facts_dir, max_iters=6, lr_decay_iters=6, eval_interval=3, warmup_iters=2)
+    cfg = tmp_path / "compare_tiny.py"
+    cfg.write_text(f"name = 'tiny'\nseeds = {seeds}\ncommon = {common!r}\n"
+                   f"runs = {{'baseline': {{}}, 'shared_qk': dict(shared_qk=True), 'untied': dict(tie_dims=0)}}\n")
+    return [str(cfg), f"--out_root={tmp_path}/runs"]
+
+
+def test_compare_trains_every_run_and_seed_then_reuses_them(facts_dir, tmp_path, capsys):
+    args = write_config(tmp_path, facts_dir)
+    compare.main(args + ["--only=('shared_qk',)"])
+    out = tmp_path / "runs" / "tiny"
+    results = json.load(open(out / "results.json"))
+    assert set(results["runs"]) == {"baseline", "shared_qk"} and results["baseline"] == "baseline"
+    r = results["runs"]["shared_qk"]
+    assert r["seeds"] == 2 and r["iters"] == 6 and len(r["val_losses"]) == 2 and r["ms_per_iter"] > 0
+    assert r["params"] < results["runs"]["baseline"]["params"]
+    assert r["diff"] == pytest.approx(r["val_loss"] - results["runs"]["baseline"]["val_loss"])
+    table = open(out / "results.md").read()
+    assert "| shared_qk |" in table and "± " in table and "(baseline)" in table
+    for png in ("val_loss.png", "position_loss.png"):
+        assert open(out / png, "rb").read(4) == b"\x89PNG"
+    stamp = tmp_path / "runs" / "tiny" / "shared_qk_s1" / "ckpt.pt"
+    before = os.path.getmtime(stamp)
+    capsys.readouterr()
+    compare.main(args)  # same runs again, plus "untied": only the new one trains
+    log = capsys.readouterr().out
+    assert log.count("reusing") == 4 and "training untied (seed 0)" in log and "training untied (seed 1)" in log
+    assert os.path.getmtime(stamp) == before
+
+
+def test_significance_needs_a_difference_beyond_the_seed_noise():
+    rows = lambda *losses: [[{"iter": 1, "val_loss": v, "val_bpb": v, "position_loss": [v]}] for v in losses]  # noqa: E731
+    base, res = stats({"a": rows(1.00, 1.02, 0.98), "b": rows(1.50, 1.52, 1.48)})
+    assert res["b"]["significant"] is True and res["b"]["diff"] == pytest.approx(0.5)
+    base, res = stats({"a": rows(1.00, 1.10, 0.90), "b": rows(1.05, 1.15, 0.95)})
+    assert res["b"]["significant"] is False
+    base, res = stats({"a": rows(1.0), "b": rows(2.0)})
+    assert res["b"]["significant"] is None and math.isnan(res["b"]["val_loss_std"])
+
+
+def stats(metrics):
+    """compare.summarize without config files on disk."""
+    import unittest.mock as mock
+
+    c = compare.CompareConfig(name="x", runs={k: {} for k in metrics}, seeds=(0,))
+    config = {"model": {"n_layer": 1, "n_head": 1, "n_embd": 8, "block_size": 4, "vocab_size": 10}}
+    with mock.patch("builtins.open", mock.mock_open(read_data=json.dumps(config))):
+        return compare.summarize(c, metrics)
+
+
+def test_unknown_runs_and_empty_configs_are_rejected(facts_dir, tmp_path):
+    args = write_config(tmp_path, facts_dir)
+    with pytest.raises(UserError, match="unknown run\\(s\\) nope"):
+        compare.main(args + ["--only=('nope',)"])
+    with pytest.raises(UserError, match="needs a name and runs"):
+        compare.main([])
+
+
+def test_bench_mode_times_every_run(facts_dir, tmp_path):
+    args = write_config(tmp_path, facts_dir)
+    compare.main(args + ["--bench=True", "--only=('shared_qk',)"])
+    table = open(tmp_path / "runs" / "tiny" / "bench.md").read()
+    rows = [line.split("|") for line in table.splitlines() if line.startswith(("| baseline |", "| shared_qk |"))]
+    assert len(rows) == 2 and all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)  # ms/iter, ratio

@@ -1,0 +1,116 @@
+"""Config parsing: nanoGPT's `config/file.py --key=value` habit, typed and checked."""
+
+import subprocess
+import sys
+
+import pytest
+
+from helpers.config import MAIN_JOB_MODEL, TrainConfig, UserError, configure
+from model import GPTConfig
+
+
+def parse(*argv):
+    (train, model), given = configure([TrainConfig(), MAIN_JOB_MODEL], list(argv))
+    return train, model, given
+
+
+def test_cli_values_are_typed_and_routed_to_their_dataclass():
+    train, model, given = parse("--n_layer=3", "--learning_rate=3e-4", "--compile=True", "--out_dir=runs/a")
+    assert model.n_layer == 3 and train.learning_rate == 3e-4 and train.compile is True
+    assert train.out_dir == "runs/a" and given == {"n_layer", "learning_rate", "compile", "out_dir"}
+
+
+def test_int_is_accepted_for_a_float_key():
+    train, _, _ = parse("--learning_rate=1")
+    assert train.learning_rate == 1.0 and isinstance(train.learning_rate, float)
+
+
+def test_str_keys_take_the_raw_text():
+    train, _, _ = parse("--out_dir=123", "--dataset=None")
+    assert train.out_dir == "123" and train.dataset == "None"
+
+
+def test_unknown_key_names_the_closest_valid_key():
+    with pytest.raises(UserError, match="unknown config key 'learing_rate'; did you mean learning_rate"):
+        parse("--learing_rate=1e-3")
+    with pytest.raises(UserError, match="see --help"):
+        parse("--zzzzzz=1")
+
+
+@pytest.mark.parametrize("arg, msg", [
+    ("--n_layer=2.5", "n_layer must be int"),
+    ("--n_layer=four", "n_layer must be int"),
+    ("--compile=1", "compile must be bool"),
+    ("--learning_rate=fast", "learning_rate must be float"),
+    ("--n_layer", "expected --key=value"),
+])
+def test_values_of_the_wrong_type_are_rejected(arg, msg):
+    with pytest.raises(UserError, match=msg):
+        parse(arg)
+
+
+def test_config_file_then_cli_overrides(tmp_path):
+    f = tmp_path / "exp.py"
+    f.write_text("import math\nn_layer = 6\nlearning_rate = 1e-3\n_private = 5\nbatch_size = 2 ** 4\n")
+    train, model, _ = parse(str(f), "--n_layer=2")
+    assert model.n_layer == 2 and train.learning_rate == 1e-3 and train.batch_size == 16
+
+
+def test_config_file_with_a_typo_or_bad_type_fails(tmp_path):
+    f = tmp_path / "exp.py"
+    f.write_text("n_layers = 6\n")
+    with pytest.raises(UserError, match="did you mean n_layer"):
+        parse(str(f))
+    f.write_text("dropout = 'lots'\n")
+    with pytest.raises(UserError, match="dropout must be float"):
+        parse(str(f))
+    with pytest.raises(UserError, match="not found"):
+        parse(str(tmp_path / "missing.py"))
+
+
+def test_model_checks_run_after_overrides():
+    with pytest.raises(UserError, match="divisible"):
+        parse("--n_embd=100", "--n_head=3")
+
+
+def test_shipped_nanogpt_recipe_has_nanogpts_values():
+    train, model, _ = parse("config/train_shakespeare_char.py")
+    assert (train.out_dir, train.eval_interval, train.eval_iters, train.log_interval) == ("out-shakespeare-char", 250, 200, 10)
+    assert (train.always_save_checkpoint, train.dataset, train.gradient_accumulation_steps) == (False, "shakespeare_char", 1)
+    assert (train.batch_size, model.block_size, model.n_layer, model.n_head, model.n_embd) == (64, 256, 6, 6, 384)
+    assert (model.dropout, model.bias, train.learning_rate, train.max_iters, train.lr_decay_iters) == (0.2, False, 1e-3, 5000, 5000)
+    assert (train.min_lr, train.beta1, train.beta2, train.warmup_iters, train.weight_decay, train.grad_clip) == \
+        (1e-4, 0.9, 0.99, 100, 0.1, 1.0)
+
+
+def test_every_shipped_config_parses():
+    import glob
+    import runpy
+
+    for path in glob.glob("config/*.py"):
+        c = runpy.run_path(path)
+        if "runs" in c:  # a compare.py config (name, seeds, common, runs): every run's keys must parse
+            for run in c["runs"].values():
+                parse(*(f"--{k}={v}" for k, v in {**c["common"], **run}.items()))
+        elif "priming" in c:  # a prime.py config: the base's keys, and every bias-layer run's
+            from tools import prime
+            configure([prime.PrimeConfig()], [path])
+            for run in [c["base"], *({**c["priming"], **v} for v in [{}, *c["variations"].values()])]:
+                parse(*(f"--{k}={v}" for k, v in run.items()))
+        else:
+            parse(path)
+
+
+def test_help_lists_every_key_with_default_and_description():
+    out = subprocess.run([sys.executable, "train.py", "--help"], capture_output=True, text=True, check=True).stdout
+    keys = list(TrainConfig.__dataclass_fields__) + list(GPTConfig.__dataclass_fields__)
+    for key in keys:
+        line = next(line for line in out.splitlines() if line.strip().startswith(f"--{key} "))
+        assert len(line.split()) >= 3, line  # key, default, description
+    assert "warmup steps" in out and "width of the residual stream" in out
+
+
+def test_cli_error_is_one_line_with_nonzero_exit():
+    r = subprocess.run([sys.executable, "train.py", "--n_layr=2"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: unknown config key 'n_layr'; did you mean n_layer?"

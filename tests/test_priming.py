@@ -1,0 +1,266 @@
+"""Priming bias layers (model.BiasLayer, train.py --freeze_base, prepare/priming.py, prime.py)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from helpers.checkpoint import model_from_checkpoint
+from helpers.config import UserError
+from helpers.data import PrimingBatches
+from model import GPT, GPTConfig
+from prepare import priming as priming_data
+from tools import prime
+
+BASE = dict(block_size=24, vocab_size=75, n_layer=3, n_head=2, n_embd=32, dropout=0.0, bias=True)
+TINY = ["--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=8", "--eval_iters=2",
+        "--log_interval=5", "--device=cpu", "--warmup_iters=2"]
+
+
+def base_and_primed(**priming):
+    """A random base model and a priming model holding the same base weights."""
+    torch.manual_seed(0)
+    base = GPT(GPTConfig(**BASE)).eval()
+    model = GPT(GPTConfig(**BASE, priming=True, priming_dim=16, **priming)).eval()
+    missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("bias_layers.") for k in missing)
+    return base, model
+
+
+def randomize_bias_layers(model):
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.startswith("bias_layers."):
+                p.normal_(0, 0.3)
+
+
+DOCS = torch.randint(0, 75, (3, 10), generator=torch.Generator().manual_seed(1))
+PROMPTS = torch.randint(0, 75, (3, 8), generator=torch.Generator().manual_seed(2))
+VARIANTS = [{}, dict(priming_pool="last"), dict(priming_pool="attention"), dict(priming_shared=True),
+            dict(priming_layers=(2,)), dict(priming_layers=(0, 2), priming_shared=True)]
+
+
+@pytest.mark.parametrize("kw", VARIANTS)
+def test_untrained_bias_layers_give_exactly_the_base_model(kw):
+    base, model = base_and_primed(**kw)
+    state = model.prime(DOCS, torch.tensor([10, 4, 7]))
+    assert state.shape == (len(model.config.primed_layers()), 3, 16) and state.abs().sum() > 0
+    want = base(PROMPTS)[0]
+    assert torch.equal(model(PROMPTS)[0], want)  # not primed: the bias layers are skipped
+    assert torch.equal(model(PROMPTS, priming=state)[0], want)  # primed, but c_out is still zero
+    randomize_bias_layers(model)  # the check can fail: trained bias layers change the output when primed
+    assert not torch.allclose(model(PROMPTS, priming=model.prime(DOCS))[0], want)
+    assert torch.equal(model(PROMPTS)[0], want)  # ... and still not when unprimed
+
+
+@pytest.mark.parametrize("other", [dict(layer_widths=(32, 48, 32)), dict(n_shared_blocks=1), dict(cross_layer_kv=True),
+                                   dict(zero_value_attn=True, residual_root="learned", attn_impl="manual")])
+def test_priming_combines_with_the_other_variants(other):
+    torch.manual_seed(0)
+    base = GPT(GPTConfig(**{**BASE, **other})).eval()
+    model = GPT(GPTConfig(**{**BASE, **other}, priming=True, priming_dim=16)).eval()
+    model.load_state_dict(base.state_dict(), strict=False)
+    assert torch.equal(model(PROMPTS, priming=model.prime(DOCS))[0], base(PROMPTS)[0])
+    randomize_bias_layers(model)
+    state = model.prime(DOCS)
+    assert not torch.allclose(model(PROMPTS, priming=state)[0], base(PROMPTS)[0])
+    assert torch.equal(model.generate(PROMPTS, 8, temperature=0, priming=state),
+                       model.generate(PROMPTS, 8, temperature=0, priming=state, use_cache=False))
+
+
+def test_priming_depends_on_the_document_and_generation_uses_it_with_the_kv_cache():
+    _, model = base_and_primed()
+    randomize_bias_layers(model)
+    a, b = model.prime(DOCS), model.prime(DOCS.flip(1))
+    assert not torch.allclose(model(PROMPTS, priming=a)[0], model(PROMPTS, priming=b)[0])
+    for doc_state in (a, b):
+        cached = model.generate(PROMPTS, 10, temperature=0, priming=doc_state)
+        assert torch.equal(cached, model.generate(PROMPTS, 10, temperature=0, priming=doc_state, use_cache=False))
+    assert torch.equal(model.generate(PROMPTS, 6, temperature=0, priming=(DOCS, None)),
+                       model.generate(PROMPTS, 6, temperature=0, priming=a))
+
+
+def test_pooling_ignores_padding_and_reads_what_it_says():
+    _, model = base_and_primed(priming_pool="mean")
+    padded = torch.cat([DOCS[:1, :6], torch.randint(0, 75, (1, 4))], dim=1)
+    assert torch.allclose(model.prime(padded, torch.tensor([6])), model.prime(DOCS[:1, :6]), atol=1e-6)
+    _, last = base_and_primed(priming_pool="last")
+    acts = {}
+    with last.hooks({f"transformer.h.{i}.hook_resid_post": (lambda o, i=i: acts.__setitem__(i, o)) for i in range(3)}):
+        last(DOCS[:1, :6])
+    bl = last.bias_layers[1]
+    assert torch.allclose(last.prime(padded, torch.tensor([6]))[1, 0], bl.activations(acts[1], bl.c_in.bias)[0, 5])
+
+
+def test_gradient_reaches_the_projections_through_the_priming_pass():
+    _, model = base_and_primed()
+    for n, p in model.named_parameters():
+        p.requires_grad = n.startswith("bias_layers.")
+    with torch.no_grad():  # a trained-looking c_out, so the loss depends on the primed bias
+        for bl in model.bias_layers:
+            bl.c_out.weight.normal_(0, 0.3)
+    _, loss = model(PROMPTS, PROMPTS.roll(-1, 1), priming=(DOCS, None))
+    loss.backward()
+    # c_in's own bias is overridden in the prompt pass: its gradient can only come through prime()
+    assert all(bl.c_in.bias.grad.abs().sum() > 0 for bl in model.bias_layers)
+    assert all(bl.c_in.weight.grad.abs().sum() > 0 and bl.c_out.weight.grad.abs().sum() > 0 for bl in model.bias_layers)
+    model.zero_grad()
+    _, loss = model(PROMPTS, PROMPTS.roll(-1, 1), priming=model.prime(DOCS).detach())
+    loss.backward()
+    assert all(bl.c_in.bias.grad is None or bl.c_in.bias.grad.abs().sum() == 0 for bl in model.bias_layers)
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(priming_pool="max"), "priming_pool must be one of"),
+    (dict(priming_layers=(0, 5)), "priming_layers must be distinct layers in 0..2"),
+    (dict(priming_layers=(1, 1)), "priming_layers must be distinct"),
+    (dict(priming_dim=0), "priming_dim must be >= 1"),
+    (dict(priming_shared=True, layer_widths=(32, 64, 32), tie_dims=0), "priming_shared needs the primed layers equally wide"),
+    (dict(prefix_lm=True), "does not combine with prefix_lm"),
+])
+def test_impossible_priming_configs_are_rejected(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        GPTConfig(**BASE, priming=True, **kw)
+
+
+def test_priming_a_model_without_bias_layers_is_an_error():
+    base = GPT(GPTConfig(**BASE))
+    with pytest.raises(ValueError, match="priming=True"):
+        base.prime(DOCS)
+    with pytest.raises(ValueError, match="priming=True"):
+        base(PROMPTS, priming=torch.zeros(3, 3, 16))
+
+
+# --- data, train.py --freeze_base, prime.py ---
+
+@pytest.fixture(scope="module")
+def priming_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "priming"
+    priming_data.main(["--train_docs=400", "--val_docs=40", f"--out={out}"])
+    return str(out)
+
+
+def test_triples_hold_out_names_and_the_answer_is_in_the_document(priming_dir):
+    train_names, val_names = priming_data.name_pools(0)
+    assert not set(train_names) & set(val_names) and len(val_names) == len(priming_data.SYLLABLES) ** 2 // 5
+    val = [json.loads(line) for line in open(os.path.join(priming_dir, "val_triples.jsonl"))]
+    for t in val:
+        name = t["prompt"][2:-len(" lives in")]
+        assert name in val_names and f"{name} lives in {t['answer']}" in t["document"]
+    meta = json.load(open(os.path.join(priming_dir, "meta.json")))
+    docs = np.load(os.path.join(priming_dir, "train.docs.npy"))
+    assert meta["tokenizer"] == "words" and (docs[:, 1] == 0).any() and (docs[:, 1] > 0).mean() > 0.6
+
+
+def test_priming_batches_split_each_document_at_its_prefix(priming_dir):
+    meta = json.load(open(os.path.join(priming_dir, "meta.json")))
+    tok = priming_data.WordTokenizer(meta["words"])
+    b = PrimingBatches(priming_dir, meta, 32, 16, "cpu")
+    x, y, extra = b.get("train", torch.Generator().manual_seed(0))
+    doc, doc_len = extra["priming"]
+    for i in range(16):
+        d, rest = tok.decode(doc[i, :doc_len[i]].tolist()), tok.decode(x[i].tolist())
+        question = rest[2:rest.index(" .") + 2]  # "? NAME lives in PLACE ." -> the fact it asks for
+        assert rest.startswith("? ") and d.endswith(" .") and question in d
+        n = int((y[i] != -1).sum())
+        assert torch.equal(x[i, 1:n], y[i, :n - 1]) and y[i, n - 1] == meta["eot_id"]  # y is x shifted
+
+
+@pytest.fixture(scope="module")
+def primed_run(priming_dir, tmp_path_factory):
+    """A tiny base model (6 steps) and its bias layers trained for 6 steps with the base frozen."""
+    tmp = tmp_path_factory.mktemp("runs")
+    base_dir, primed_dir = str(tmp / "base"), str(tmp / "primed")
+    common = [f"--data_dir={priming_dir}", *TINY]
+    train.main(common + [f"--out_dir={base_dir}", f"--plot_dir={base_dir}/p", "--max_iters=6", "--eval_interval=6"])
+    train.main(common + [f"--out_dir={primed_dir}", f"--plot_dir={primed_dir}/p", "--max_iters=6",
+                         "--eval_interval=6", "--freeze_base=True", f"--base_ckpt={base_dir}/ckpt.pt",
+                         "--priming=True", "--priming_dim=16", "--learning_rate=1e-2"])
+    return base_dir, primed_dir
+
+
+def test_freeze_base_trains_only_the_bias_layers(primed_run):
+    base_dir, primed_dir = primed_run
+    base = torch.load(f"{base_dir}/ckpt.pt", weights_only=False)
+    primed = torch.load(f"{primed_dir}/ckpt.pt", weights_only=False)
+    for k, v in base["model"].items():
+        assert torch.equal(primed["model"][k], v), k  # bit-identical base weights
+    c_out = [v for k, v in primed["model"].items() if k.endswith("c_out.weight") and k.startswith("bias_layers")]
+    assert c_out and all(v.abs().sum() > 0 for v in c_out)  # the bias layers learned
+    n_bias = sum(v.numel() for k, v in primed["model"].items() if k.startswith("bias_layers."))
+    assert sum(p.numel() for g in primed["optimizer"]["state"].values() for p in [g["exp_avg"]]) == n_bias
+    # once trained, priming changes the outputs, and which document primes matters
+    model = model_from_checkpoint(primed).eval()
+    x = torch.randint(0, 75, (2, 8))
+    docs = torch.randint(0, 75, (2, 12))
+    assert not torch.allclose(model(x, priming=model.prime(docs))[0], model(x)[0])
+    assert not torch.allclose(model(x, priming=model.prime(docs))[0], model(x, priming=model.prime(docs.flip(0)))[0])
+
+
+def test_freeze_base_bad_input_is_one_line(priming_dir, primed_run, facts_dir, tmp_path):
+    base = f"--base_ckpt={primed_run[0]}/ckpt.pt"
+    with pytest.raises(UserError, match="pass --priming=True"):
+        train.main([f"--data_dir={priming_dir}", "--freeze_base=True", base, f"--out_dir={tmp_path}/a", *TINY])
+    with pytest.raises(UserError, match="only priming keys may be set, not n_embd"):
+        train.main([f"--data_dir={priming_dir}", "--freeze_base=True", "--priming=True", base, *TINY[:2], "--n_embd=64",
+                    *TINY[3:], f"--out_dir={tmp_path}/b"])
+    with pytest.raises(UserError, match="prime on the base model's own dataset"):
+        train.main([f"--data_dir={facts_dir}", "--freeze_base=True", "--priming=True", base, f"--out_dir={tmp_path}/c",
+                    "--n_layer=2", "--n_head=2", "--block_size=32", "--device=cpu"])
+    with pytest.raises(UserError, match="base_ckpt"):
+        train.main([f"--data_dir={priming_dir}", "--freeze_base=True", "--priming=True", *TINY])
+    with pytest.raises(UserError, match="no checkpoint"):
+        train.main([f"--data_dir={priming_dir}", "--freeze_base=True", "--priming=True",
+                    f"--base_ckpt={tmp_path}/nothing.pt", f"--out_dir={tmp_path}/o", *TINY])
+
+
+def test_prime_py_end_to_end_on_a_tiny_config(tmp_path):
+    cfg = tmp_path / "priming_tiny.py"
+    cfg.write_text(f"""
+name = "tiny_test"
+data = dict(train_docs=300, val_docs=30)
+base = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, max_iters=8, eval_interval=8,
+            eval_iters=2, log_interval=4, warmup_iters=2, lr_decay_iters=8)
+priming = dict(priming_dim=8, max_iters=6, eval_interval=6, eval_iters=2, log_interval=3, warmup_iters=2,
+               batch_size=8, learning_rate=1e-2)
+variations = {{"pool_last": dict(priming_pool="last")}}
+eval_docs = 20
+out_root = "{tmp_path}/out"
+data_dir = "{tmp_path}/data"
+""")
+    results, details = prime.main([str(cfg)])
+    saved = json.load(open(tmp_path / "out" / "tiny_test" / "results.json"))
+    assert set(saved) == {"no_doc", "in_context", "primed", "primed_wrong_doc", "recovered_fraction"}
+    for cond in prime.CONDITIONS:
+        assert set(saved[cond]) == {"answer_loss", "exact_match"} and saved[cond]["answer_loss"] > 0
+    gap = saved["no_doc"]["answer_loss"] - saved["in_context"]["answer_loss"]
+    if gap > 0:
+        assert saved["recovered_fraction"] == pytest.approx((saved["no_doc"]["answer_loss"] - saved["primed"]["answer_loss"]) / gap)
+    assert details["base_val_loss"] == details["base_val_loss_with_bias_layers"]
+    assert set(details["runs"]) == {"main", "pool_last"}
+    for png in ("conditions.png", "runs.png"):
+        assert os.path.getsize(tmp_path / "out" / "tiny_test" / png) > 1000
+    # asked again, nothing is retrained
+    again, _ = prime.main([str(cfg)])
+    assert again == results
+
+
+def test_sample_primes_with_a_document_file(primed_run, tmp_path, capsys):
+    import sample
+
+    _, primed_dir = primed_run
+    doc = tmp_path / "doc.txt"
+    doc.write_text("mi be lives in tu ve .")
+    args = [f"--out_dir={primed_dir}", "--start=? mi be lives in", "--max_new_tokens=3", "--temperature=0",
+            "--num_samples=1", "--device=cpu"]
+    sample.main(args + [f"--prime={doc}"])
+    primed = capsys.readouterr().out
+    sample.main(args + ["--prime=FILE:" + str(doc), "--beam=2"])
+    assert primed.startswith("? mi be lives in ") and capsys.readouterr().out.startswith("? mi be lives in ")
+    with pytest.raises(UserError, match="not in this word vocabulary"):
+        sample.main(args + ["--prime=hello world"])
+    with pytest.raises(UserError, match="needs a priming model"):
+        sample.main(args[1:] + [f"--out_dir={primed_run[0]}", f"--prime={doc}"])

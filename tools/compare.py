@@ -1,0 +1,200 @@
+"""
+Compare runs: train a baseline and each variant for the same iterations over several seeds, and say
+whether each difference is larger than the seed noise.
+
+    python tools/compare.py config/compare_shakespeare_char.py
+    python tools/compare.py config/compare_shakespeare_char.py --seeds="(0,)" --only="('shared_qk',)"
+
+A compare config names the experiment, the seeds, the train.py keys every run shares (`common`) and
+each run's own keys (`runs`, the first one or `baseline` is the reference). Each run is a train.py
+process writing out-compare/<name>/<run>_s<seed>/; finished runs are reused, not retrained, when the
+same config is asked again. The results go beside them, to out-compare/<name>/: results.md,
+results.json, val_loss.png (val loss over iterations, mean over seeds) and position_loss.png (final
+loss per position, mean over seeds), each with every run minus the baseline.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # the repository: model, helpers
+
+import numpy as np  # noqa: E402
+
+from helpers.checkpoint import atomic_write_text, read_metrics  # noqa: E402
+from helpers.config import UserError, configure, main_guard  # noqa: E402
+from helpers.plotting import plot_comparison, position_curve  # noqa: E402
+from model import GPT, GPTConfig  # noqa: E402
+
+
+@dataclass
+class CompareConfig:
+    name: str = ""  # experiment name: runs and results go to <out_root>/<name>/
+    seeds: tuple[int, ...] = (0, 1, 2)  # every run is trained once per seed
+    common: dict = field(default_factory=dict)  # train.py keys shared by every run
+    runs: dict = field(default_factory=dict)  # {run name: {train.py keys}}; the first is the baseline
+    baseline: str = ""  # name of the reference run ("" = the first in runs)
+    only: tuple[str, ...] = ()  # train and report only these runs (plus the baseline)
+    out_root: str = "out-compare"  # where experiments go
+    bench: bool = False  # instead of training, time every run's config with bench.py (bench.md)
+
+
+def run_args(c, run, seed):
+    """train.py arguments of one run: common keys, the run's keys, then seed and directory."""
+    out_dir = os.path.join(c.out_root, c.name, f"{run}_s{seed}")
+    keys = {**c.common, **c.runs[run], "seed": seed, "out_dir": out_dir}
+    return out_dir, [f"--{k}={v}" for k, v in keys.items()]
+
+
+def train_or_reuse(c, run, seed):
+    """Train one run (a train.py process, its output in out_dir/train.log) unless a finished run with the
+    very same arguments is on disk."""
+    out_dir, args = run_args(c, run, seed)
+    stamp = os.path.join(out_dir, "compare.json")
+    if os.path.exists(stamp) and json.load(open(stamp)) == args:
+        print(f"reusing {out_dir}")
+    else:
+        print(f"training {run} (seed {seed}) -> {out_dir}", flush=True)
+        os.makedirs(out_dir, exist_ok=True)
+        log = os.path.join(out_dir, "train.log")
+        with open(log, "w") as f:
+            r = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args, "--overwrite=True"],
+                               stdout=f, stderr=subprocess.STDOUT)
+        if r.returncode:
+            last = open(log).read().strip().splitlines()[-1:] or ["no output"]
+            raise UserError(f"run {run} (seed {seed}) failed: {last[0]} (whole output in {log})")
+        atomic_write_text(stamp, json.dumps(args))
+    return read_metrics(out_dir)
+
+
+def mean_std(xs):
+    return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else float("nan"))
+
+
+def summarize(c, metrics):
+    """Per run: parameters, ms/iter, final val loss and bits/byte (mean, std), difference from the baseline."""
+    base = c.baseline or next(iter(c.runs))
+    results = {}
+    for run, per_seed in metrics.items():
+        final = [rows[-1] for rows in per_seed]
+        config = json.load(open(os.path.join(run_args(c, run, c.seeds[0])[0], "config.json")))
+        loss, loss_std = mean_std([r["val_loss"] for r in final])
+        bpb, bpb_std = mean_std([r["val_bpb"] for r in final])
+        ms = [r["ms_per_iter"] for rows in per_seed for r in rows if r.get("ms_per_iter")]
+        results[run] = {"params": GPT(GPTConfig(**config["model"])).get_num_params(), "iters": final[0]["iter"],
+                        "ms_per_iter": float(np.median(ms)) if ms else None, "val_loss": loss, "val_loss_std": loss_std,
+                        "val_bpb": bpb, "val_bpb_std": bpb_std, "seeds": len(final),
+                        "val_losses": [r["val_loss"] for r in final]}
+    b = results[base]
+    for run, r in results.items():
+        r["diff"] = r["val_loss"] - b["val_loss"]
+        # the difference's standard error from the two runs' seed spreads; "real" beyond 2 of them
+        se = math.sqrt(r["val_loss_std"] ** 2 / r["seeds"] + b["val_loss_std"] ** 2 / b["seeds"])
+        r["significant"] = None if math.isnan(se) or run == base else bool(abs(r["diff"]) > 2 * se)
+    return base, results
+
+
+def write_results(c, base, results, metrics, results_dir, elapsed):
+    fmt = lambda v, s: f"{v:.4f} ± {s:.4f}" if not math.isnan(s) else f"{v:.4f}"  # noqa: E731
+    lines = [f"# compare_{c.name}", "",
+             f"{len(results)} runs x {len(c.seeds)} seeds ({', '.join(map(str, c.seeds))}), "
+             f"{next(iter(results.values()))['iters']} iterations each; baseline `{base}`. "
+             f"A difference is marked real when it exceeds twice its standard error over seeds.", "",
+             "| run | params | ms/iter | val loss | val bits/byte | diff vs baseline | beyond seed noise? |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for run, r in results.items():
+        real = {None: "n/a", True: "yes", False: "no"}[r["significant"]] if run != base else "(baseline)"
+        ms = f"{r['ms_per_iter']:.1f}" if r["ms_per_iter"] else "-"
+        lines.append(f"| {run} | {r['params']:,} | {ms} | {fmt(r['val_loss'], r['val_loss_std'])} | "
+                     f"{fmt(r['val_bpb'], r['val_bpb_std'])} | {r['diff']:+.4f} | {real} |")
+    lines += ["", f"Wall time for the runs trained by this call: {elapsed / 60:.1f} min."]
+    os.makedirs(results_dir, exist_ok=True)
+    atomic_write_text(os.path.join(results_dir, "results.md"), "\n".join(lines) + "\n")
+    atomic_write_text(os.path.join(results_dir, "results.json"),
+                      json.dumps({"baseline": base, "seeds": list(c.seeds), "runs": results}, indent=1))
+    print("\n".join(lines))
+    return plot_overlays(c, metrics, base, results_dir)
+
+
+def plot_overlays(c, metrics, base, results_dir):
+    """val_loss.png (over iterations) and position_loss.png (at the last eval), means over seeds."""
+    val, pos = {}, {}
+    for run, per_seed in metrics.items():
+        n = min(len(rows) for rows in per_seed)
+        val[run] = ([r["iter"] for r in per_seed[0][:n]], np.mean([[r["val_loss"] for r in rows[:n]] for rows in per_seed], 0))
+        y = np.nanmean([position_curve(rows[-1]) for rows in per_seed], axis=0)
+        pos[run] = (range(len(y)), y)
+    seeds = f"mean over seeds {', '.join(map(str, c.seeds))}"
+    return [plot_comparison(val, base, os.path.join(results_dir, "val_loss.png"), "iteration", "val loss (nats)",
+                            f"compare {c.name}: val loss, {seeds}"),
+            plot_comparison(pos, base, os.path.join(results_dir, "position_loss.png"), "position in context",
+                            "final val loss (nats)", f"compare {c.name}: loss at each position, {seeds}", skip=0.1)]
+
+
+def bench_runs(c, results_dir, rounds=10, steps=5):
+    """ms/iter of every run's model and batches (bench.py's training step), relative to the baseline.
+
+    Each run is timed in one process beside a fresh baseline, alternating: `rounds` rounds of
+    `steps` steps of each, and the ratio is the median over rounds of (run's median step / the
+    baseline's in that round). A shared machine's speed drifts by ±15% over minutes; alternating
+    every few steps keeps that drift out of the ratios.
+    """
+    from tools import bench
+
+    base = c.baseline or next(iter(c.runs))
+    argv = lambda run: [f"--{k}={v}" for k, v in {**c.common, **c.runs[run]}.items()] + ["--data=dataset"]  # noqa: E731
+
+    def timed(step):
+        times = []
+        for _ in range(steps):
+            t = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t)
+        return float(np.median(times))
+
+    lines = [f"# compare_{c.name}: speed", "",
+             f"The training step of bench.py on the run's data, alternating with a baseline in one process: "
+             f"{rounds} rounds of {steps} steps each (after {steps} warm-up steps); ms/iter is the run's median "
+             f"step, the ratio the median over rounds of run / baseline in the same round (the baseline's own row "
+             f"is against a second copy of itself: the noise floor).", "",
+             "| run | ms/iter | x baseline | tok/s |", "|---|---:|---:|---:|"]
+    for run in c.runs:
+        (base_step, _), (run_step, info) = bench.make_step(argv(base)), bench.make_step(argv(run))
+        timed(base_step), timed(run_step)  # warm-up
+        pairs = [(timed(base_step), timed(run_step)) for _ in range(rounds)]
+        ms = float(np.median([r for _, r in pairs]))
+        ratio = float(np.median([r / b for b, r in pairs]))
+        lines.append(f"| {run} | {1000 * ms:.1f} | {ratio:.2f} | {info['tokens_per_iter'] / ms:,.0f} |")
+        print(lines[-1], flush=True)
+    os.makedirs(results_dir, exist_ok=True)
+    atomic_write_text(os.path.join(results_dir, "bench.md"), "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main(argv=None):
+    (c,), _ = configure([CompareConfig()], argv, description=__doc__)
+    if not c.name or not c.runs:
+        raise UserError("a compare config needs a name and runs: see config/compare_shakespeare_char.py")
+    base = c.baseline or next(iter(c.runs))
+    if base not in c.runs or any(r not in c.runs for r in c.only):
+        unknown = [r for r in (base, *c.only) if r not in c.runs]
+        raise UserError(f"unknown run(s) {', '.join(unknown)}; the config has {', '.join(c.runs)}")
+    if c.only:
+        c.runs = {r: v for r, v in c.runs.items() if r == base or r in c.only}
+    results_dir = os.path.join(c.out_root, c.name)
+    if c.bench:
+        return bench_runs(c, results_dir)
+    t0 = time.time()
+    metrics = {run: [train_or_reuse(c, run, seed) for seed in c.seeds] for run in c.runs}
+    base, results = summarize(c, metrics)
+    for p in write_results(c, base, results, metrics, results_dir, time.time() - t0):
+        print(f"wrote {p}")
+
+
+if __name__ == "__main__":
+    main_guard(main)

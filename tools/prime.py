@@ -1,0 +1,276 @@
+"""
+The priming experiment (design note 000), in one command:
+
+    python tools/prime.py config/priming_facts.py
+
+1. writes the (document, prompt, answer) triples with prepare/priming.py, unless they are there;
+2. trains the base model on them with train.py (documents, then prompts and answers, so it learns to
+   look answers up in its context), unless a finished run with the same keys is there;
+3. trains the bias layers of a priming model on top of the frozen base (train.py --freeze_base=True:
+   prime on the document, then predict the prompt's continuation without it), and each variation;
+4. evaluates the held-out triples (names never seen in training) under four conditions:
+     no_doc            the base model, prompt only
+     in_context        the base model, document + prompt in the context
+     primed            the priming model, prompt only, primed by the document
+     primed_wrong_doc  primed by another triple's document: a control that must not help
+   and writes out-priming/<name>/: results.json (for the `headline` run: answer loss in nats per
+   answer token and exact match of the greedy answer, per condition, and recovered_fraction =
+   (no_doc - primed) / (no_doc - in_context)), details.json (every variation, the ordinary val loss of the base model
+   with and without its bias layers, timings), results.md and conditions.png.
+
+Each training is a train.py process; its run folder (out-priming/<name>/<run>/) is reused when asked
+again with the same keys.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # the repository: model, helpers, prepare
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from helpers.checkpoint import atomic_write_text, load_checkpoint, model_from_checkpoint  # noqa: E402
+from helpers.config import UserError, configure, main_guard  # noqa: E402
+from helpers.data import Batches  # noqa: E402
+from helpers.evaluate import evaluate  # noqa: E402
+from helpers.plotting import plt, save  # noqa: E402
+from prepare import priming as priming_data  # noqa: E402
+from prepare.common import get_tokenizer  # noqa: E402
+
+CONDITIONS = ("no_doc", "in_context", "primed", "primed_wrong_doc")
+
+
+@dataclass
+class PrimeConfig:
+    name: str = ""  # experiment name: runs and results in <out_root>/<name>/
+    data: dict = field(default_factory=dict)  # prepare/priming.py options, e.g. {"n_facts": "1,2"}
+    base: dict = field(default_factory=dict)  # train.py keys of the base model
+    priming: dict = field(default_factory=dict)  # train.py keys of the bias-layer run (priming_dim, max_iters, ...)
+    variations: dict = field(default_factory=dict)  # {name: train.py keys}: more bias-layer runs, overriding `priming`
+    only: tuple[str, ...] = ()  # train and report only these variations ("main" is always run)
+    headline: str = "main"  # the run that results.json and conditions.png report ("main" or a variation)
+    eval_docs: int = 500  # held-out triples evaluated per condition
+    device: str = "cpu"  # where training and evaluation run
+    data_dir: str = ""  # where the triples go; "" = data/priming_<name>
+    out_root: str = "out-priming"  # where experiments go
+
+
+def prepare_data(c):
+    """data/priming_<name>/, written by prepare/priming.py unless it is there with the same options."""
+    data_dir = c.data_dir or os.path.join(ROOT, "data", f"priming_{c.name}")
+    argv = [f"--{k}={v}" for k, v in c.data.items()] + [f"--out={data_dir}"]
+    stamp = os.path.join(data_dir, "prime.json")
+    if os.path.exists(stamp) and json.load(open(stamp)) == argv:
+        print(f"reusing {data_dir}")
+    else:
+        priming_data.main(argv)
+        atomic_write_text(stamp, json.dumps(argv))
+    return data_dir
+
+
+def train_or_reuse(out_dir, keys):
+    """train.py with keys into out_dir (its output in out_dir/train.log), unless a finished run with the
+    same keys is there. Returns the seconds it took."""
+    args = [f"--{k}={v}" for k, v in {**keys, "out_dir": out_dir}.items()]
+    stamp = os.path.join(out_dir, "prime.json")
+    if os.path.exists(stamp) and json.load(open(stamp))["args"] == args:
+        print(f"reusing {out_dir}")
+        return json.load(open(stamp))["seconds"]
+    print(f"training {out_dir}", flush=True)
+    os.makedirs(out_dir, exist_ok=True)
+    t0, log = time.time(), os.path.join(out_dir, "train.log")
+    with open(log, "w") as f:
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args, "--overwrite=True"],
+                           stdout=f, stderr=subprocess.STDOUT)
+    if r.returncode:
+        last = open(log).read().strip().splitlines()[-1:] or ["no output"]
+        raise UserError(f"training {out_dir} failed: {last[0]} (whole output in {log})")
+    seconds = round(time.time() - t0, 1)
+    atomic_write_text(stamp, json.dumps({"args": args, "seconds": seconds}))
+    return seconds
+
+
+def pad(seqs, value=0):
+    """Right-pad lists of token ids into a (B, T) tensor; returns it and the (B,) lengths."""
+    out = torch.full((len(seqs), max(map(len, seqs))), value, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = torch.tensor(s)
+    return out, torch.tensor([len(s) for s in seqs])
+
+
+@torch.no_grad()
+def evaluate_conditions(base, primed, triples, tok, device="cpu", batch_size=100):
+    """{condition: {"answer_loss", "exact_match"}} over triples, and recovered_fraction.
+
+    answer_loss: mean loss (nats) over the answer's tokens, the answer given after the context by
+    teacher forcing. exact_match: share of triples whose greedy answer (as many tokens as the
+    answer, KV-cached generate) is exactly the answer.
+    """
+    enc = [[tok.encode(t[k]) for k in ("document", "prompt", "answer")] for t in triples]
+    n_facts = [t["document"].count(" lives in ") for t in triples]
+    out, by_facts = {}, {}
+    for cond in CONDITIONS:
+        loss_sum, n_tokens, hits, per_triple = 0.0, 0, 0, []
+        for i in range(0, len(enc), batch_size):
+            chunk = enc[i:i + batch_size]
+            state, model = None, base
+            if cond.startswith("primed"):
+                donors = chunk if cond == "primed" else [enc[(j + 1) % len(enc)] for j in range(i, i + len(chunk))]
+                doc, doc_len = pad([d for d, _, _ in donors])
+                state, model = primed.prime(doc.to(device), doc_len.to(device)), primed
+            contexts = [(d if cond == "in_context" else []) + p for d, p, _ in chunk]
+            x, _ = pad([c + a[:-1] for c, (_, _, a) in zip(contexts, chunk)])
+            y = torch.full_like(x, -1)
+            for b, (c, (_, _, a)) in enumerate(zip(contexts, chunk)):
+                y[b, len(c) - 1:len(c) - 1 + len(a)] = torch.tensor(a)
+            _, loss = model(x.to(device), y.to(device), reduction="none", priming=state)
+            loss_sum += loss.sum().item()
+            n_tokens += int((y != -1).sum())
+            per_triple += (loss.sum(1) / (y != -1).sum(1)).tolist()
+            for length in sorted({len(c) for c in contexts}):  # generate in groups of equal context length
+                rows = [b for b, c in enumerate(contexts) if len(c) == length]
+                n_new = max(len(chunk[b][2]) for b in rows)
+                idx = torch.tensor([contexts[b] for b in rows], device=device)
+                g = model.generate(idx, n_new, temperature=0, priming=None if state is None else state[:, rows])
+                hits += sum(g[k, length:length + len(chunk[b][2])].tolist() == chunk[b][2] for k, b in enumerate(rows))
+        out[cond] = {"answer_loss": loss_sum / n_tokens, "exact_match": hits / len(enc)}
+        for k in sorted(set(n_facts)):  # documents with one fact, with two, ...: is binding the hard part?
+            by_facts.setdefault(k, {})[cond] = float(np.mean([v for v, f in zip(per_triple, n_facts) if f == k]))
+    gap = out["no_doc"]["answer_loss"] - out["in_context"]["answer_loss"]
+    out["recovered_fraction"] = (out["no_doc"]["answer_loss"] - out["primed"]["answer_loss"]) / gap if gap > 0 else None
+    out["answer_loss_by_n_facts"] = {str(k): v for k, v in by_facts.items()}
+    return out
+
+
+def val_loss(model, data_dir, meta, block_size, device):
+    """The ordinary val loss (helpers.evaluate, unprimed) of a model on the dataset's val split."""
+    batches = Batches(data_dir, meta, block_size, 32, device)
+    bpt = {s: meta["splits"][s]["bytes"] / meta["splits"][s]["tokens"] for s in ("train", "val")}
+    return evaluate(model, batches, 20, nullcontext(), 0, bpt)["val_loss"]
+
+
+def plot_conditions(results, path, title):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    colors = ["#999999", "#4c72b0", "#dd8452", "#c44e52"]
+    for ax, key, label in zip(axes, ("answer_loss", "exact_match"), ("answer loss (nats per token)", "exact match")):
+        vals = [results[c][key] for c in CONDITIONS]
+        ax.bar(CONDITIONS, vals, color=colors)
+        for i, v in enumerate(vals):
+            ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=9)
+        ax.set(ylabel=label)
+        ax.tick_params(axis="x", labelrotation=15)
+    rf = results["recovered_fraction"]
+    fig.suptitle(f"{title}: recovered fraction {rf:.2f}" if rf is not None else title)
+    save(fig, path)
+
+
+def plot_runs(details, path, title):
+    """Primed answer loss of every run, between the no_doc and in_context lines."""
+    runs = details["runs"]
+    fig, ax = plt.subplots(figsize=(9.5, 0.45 * len(runs) + 1.5))
+    names = list(runs)[::-1]
+    ax.barh(names, [runs[n]["primed"]["answer_loss"] for n in names], color="#dd8452", label="primed")
+    ax.scatter([runs[n]["primed_wrong_doc"]["answer_loss"] for n in names], names, color="#c44e52", marker="x",
+               label="primed_wrong_doc", zorder=3)
+    first = runs[names[-1]]
+    for cond, style in (("no_doc", "--"), ("in_context", ":")):
+        ax.axvline(first[cond]["answer_loss"], color="k", ls=style, label=cond)
+    for i, n in enumerate(names):
+        rf = runs[n]["recovered_fraction"]
+        ax.text(runs[n]["primed"]["answer_loss"], i, f" {rf:.2f}" if rf is not None else "", va="center", fontsize=8)
+    ax.set(xlabel="answer loss (nats per token); label: recovered fraction", title=title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    save(fig, path)
+
+
+def main(argv=None):
+    (c,), _ = configure([PrimeConfig()], argv, description=__doc__)
+    if not c.name:
+        raise UserError("name is empty: set it in the config file (outputs go to <out_root>/<name>/)")
+    unknown = [v for v in c.only if v not in c.variations]
+    if unknown:
+        raise UserError(f"only names unknown variation(s) {unknown}; the config has {list(c.variations)}")
+    if c.headline != "main" and (c.headline not in c.variations or (c.only and c.headline not in c.only)):
+        raise UserError(f"headline must be 'main' or a variation that runs, got {c.headline!r}")
+    timings = {}
+    t0 = time.time()
+    data_dir = prepare_data(c)
+    timings["prepare_s"] = round(time.time() - t0, 1)
+    root = os.path.join(c.out_root, c.name)
+    common = {"data_dir": data_dir, "device": c.device}
+    base_dir = os.path.join(root, "base")
+    timings["base_train_s"] = train_or_reuse(base_dir, {**common, **c.base})
+    base_ckpt = load_checkpoint(os.path.join(base_dir, "ckpt.pt"))
+    base = model_from_checkpoint(base_ckpt).to(c.device).eval()
+    meta = base_ckpt["meta"]
+    tok = get_tokenizer(meta)
+    with open(os.path.join(data_dir, "val_triples.jsonl")) as f:
+        triples = [json.loads(line) for line in f][:c.eval_docs]
+
+    runs = {"main": c.priming, **{k: {**c.priming, **v} for k, v in c.variations.items() if not c.only or k in c.only}}
+    details = {"runs": {}, "base_val_loss": val_loss(base, data_dir, meta, base.config.block_size, c.device)}
+    for run, keys in runs.items():
+        out_dir = os.path.join(root, run)
+        secs = train_or_reuse(out_dir, {**common, **keys, "freeze_base": True, "priming": True,
+                                        "base_ckpt": os.path.join(base_dir, "ckpt.pt")})
+        primed = model_from_checkpoint(load_checkpoint(os.path.join(out_dir, "ckpt.pt"))).to(c.device).eval()
+        stamp, evaluated = os.path.join(out_dir, "prime_eval.json"), {"run": json.load(open(os.path.join(out_dir, "prime.json"))),
+                                                                      "base": json.load(open(os.path.join(base_dir, "prime.json"))),
+                                                                      "eval_docs": len(triples)}
+        if os.path.exists(stamp) and json.load(open(stamp))["evaluated"] == evaluated:
+            res = json.load(open(stamp))["results"]  # the same run, base and triples: the same numbers
+        else:
+            t1 = time.time()
+            res = evaluate_conditions(base, primed, triples, tok, c.device)
+            res["train_s"], res["eval_s"] = secs, round(time.time() - t1, 1)
+            atomic_write_text(stamp, json.dumps({"evaluated": evaluated, "results": res}))
+        res["keys"] = {k: v for k, v in keys.items() if k.startswith("priming")} or {}
+        res["params"] = sum(p.numel() for n, p in primed.named_parameters() if n.startswith("bias_layers."))
+        details["runs"][run] = res
+        print(f"{run}: " + ", ".join(f"{k} {res[k]['answer_loss']:.3f} ({res[k]['exact_match']:.2f})" for k in CONDITIONS)
+              + f", recovered fraction {res['recovered_fraction']}")
+        if run == c.headline:  # the base model with its bias layers, not primed: must be the base model
+            details["base_val_loss_with_bias_layers"] = val_loss(primed, data_dir, meta, base.config.block_size, c.device)
+    details["timings"] = timings
+    details["eval_docs"] = len(triples)
+
+    results_dir = root
+    main_res = details["runs"][c.headline]
+    details["headline"] = c.headline
+    results = {k: main_res[k] for k in (*CONDITIONS, "recovered_fraction")}
+    atomic_write_text(os.path.join(results_dir, "results.json"), json.dumps(results, indent=1))
+    atomic_write_text(os.path.join(results_dir, "details.json"), json.dumps(details, indent=1))
+    lines = ["| run | bias-layer params | " + " | ".join(CONDITIONS) + " | recovered fraction | train s |",
+             "|---|---:|" + "---:|" * len(CONDITIONS) + "---:|---:|"]
+    for run, r in details["runs"].items():
+        rf = r["recovered_fraction"]
+        lines.append(f"| {run} | {r['params']:,} | " + " | ".join(f"{r[k]['answer_loss']:.3f} ({r[k]['exact_match']:.2f})"
+                                                               for k in CONDITIONS)
+                     + f" | {'n/a' if rf is None else f'{rf:.2f}'} | {r['train_s']} |")
+    lines.append(f"\nanswer loss in nats per answer token (exact match in brackets), {len(triples)} held-out triples. "
+                 f"Base val loss {details['base_val_loss']:.4f}, with its bias layers unprimed "
+                 f"{details['base_val_loss_with_bias_layers']:.4f}; base trained in {timings['base_train_s']} s.")
+    lines += ["", f"answer loss of {c.headline} (results.json) by facts in the document:", "",
+              "| facts | " + " | ".join(CONDITIONS) + " | recovered fraction |", "|---:|" + "---:|" * (len(CONDITIONS) + 1)]
+    for k, r in main_res["answer_loss_by_n_facts"].items():
+        gap = r["no_doc"] - r["in_context"]
+        rf = f"{(r['no_doc'] - r['primed']) / gap:.2f}" if gap > 0 else "n/a"
+        lines.append(f"| {k} | " + " | ".join(f"{r[c]:.3f}" for c in CONDITIONS) + f" | {rf} |")
+    atomic_write_text(os.path.join(results_dir, "results.md"), "\n".join(lines) + "\n")
+    plot_conditions(results, os.path.join(results_dir, "conditions.png"), f"priming_{c.name} ({c.headline})")
+    if len(details["runs"]) > 1:
+        plot_runs(details, os.path.join(results_dir, "runs.png"), f"priming_{c.name}: every bias-layer run")
+    print("\n".join(lines))
+    print(f"wrote {results_dir}/results.json, details.json, results.md, conditions.png, runs.png")
+    return results, details
+
+
+if __name__ == "__main__":
+    main_guard(main)
