@@ -1,11 +1,17 @@
 """
-The model: a GPT-2 language model in one file, read top to bottom.
+GPT-2 in one file, read top to bottom, plus the design notes' research variants as flags that are off
+by default.
 
-    attention (SDPA fast path + readable manual path) -> MLP -> Block -> GPTConfig -> GPT
+    HookPoint, AttnArgs -> CausalSelfAttention (attention_mask, rotary) -> MLP -> Block -> BiasLayer
+    -> GPTConfig -> GPT (forward, generate, hooks, priming) -> sample_next
 
-With every GPTConfig field at its default this is exactly GPT-2 (learned positions, pre-LayerNorm
-blocks, GELU MLP x4, tied input/output embeddings, GPT-2 init). Research variants are added as
-GPTConfig fields whose defaults leave the baseline untouched.
+With every GPTConfig field at its default this is exactly GPT-2: learned positions, pre-LayerNorm
+blocks, a GELU MLP 4x wide, input and output embeddings tied, GPT-2's init, nanoGPT's state-dict keys.
+- Attention has two paths that agree to ~1e-6: the fused kernel (SDPA) and a readable manual one.
+- Generation keeps a KV cache; sampling is greedy, temperature, top-k or top-p.
+- Hook points with TransformerLens-style names read or replace any activation (GPT.run_with_cache, GPT.hooks).
+- Each variant is one GPTConfig field and a short `if` where it acts. docs/variants.md gives its
+  hypothesis, the experiment that tests it and the results.
 """
 
 import inspect
@@ -21,27 +27,39 @@ from torch.nn import functional as F
 class HookPoint(nn.Identity):
     """A named place in the forward pass where analysis reads or replaces an activation.
 
-    It returns its input unchanged; `GPT.run_with_cache` and `GPT.hooks` attach ordinary torch
-    forward hooks to it. With no hook attached it costs one Python call (TransformerLens's idea,
-    done with torch's own hook machinery).
+    It returns its input unchanged; GPT.run_with_cache and GPT.hooks attach ordinary torch forward
+    hooks to it (TransformerLens's idea, done with torch's own hooks). Unhooked, it costs one call.
     """
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention, plus the attention variants of the design notes.
+@dataclass
+class AttnArgs:
+    """What one layer's attention needs besides its input: GPT.forward fills one per layer per call.
 
-    Two implementations compute the same thing: `F.scaled_dot_product_attention` (fast, fused) and
-    a manual path that materialises scores, mask and softmax so you can read it and look at the
-    attention pattern. They agree to ~1e-6 (test_model.py checks 1e-5). Every variant below works
-    on both paths, except attention-sum power scaling, which needs the scores and so always takes
-    the manual path.
+    Plain GPT-2 training uses none of it. Each field serves one feature, so a new variant adds a
+    field here instead of an argument to every forward.
+    """
+    past: int = 0  # tokens already in the KV cache: the new tokens' positions start here
+    cache: list | None = None  # this layer's [k, v] (B, nh, past, hs), extended in place (generation)
+    window: int = 0  # layer_windows: how far back a query sees; 0 = the whole context
+    prefix_len: torch.Tensor | None = None  # prefix_lm: (B,) prefix lengths, seen bidirectionally
+    kv_input: torch.Tensor | None = None  # residual_root: (B, T, C) what keys and values read instead of x
+    borrowed: tuple | None = None  # cross_layer_kv: the previous layer's (k, v), covering the same positions
+    kv: tuple | None = None  # set by attention: this layer's (k, v), for the next layer to borrow
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention: each position mixes the values of the positions before it.
+
+    Two implementations compute the same thing: F.scaled_dot_product_attention (fast, fused) and a
+    manual path that builds the scores, mask and softmax, so you can read it and hook the pattern.
     """
 
     def __init__(self, config, width):
         super().__init__()
         self.n_head, self.width, self.config = config.n_head, width, config
-        hs = width // config.n_head
-        # query, key, value projections in one matmul; shared_qk drops the key projection
+        hs = width // config.n_head  # head size
+        # query, key, value projections for all heads in one matmul (shared_qk: no key projection)
         self.c_attn = nn.Linear(width, (2 if config.shared_qk else 3) * width, bias=config.bias)
         # output projection back into the residual stream
         self.c_proj = nn.Linear(width, width, bias=config.bias)
@@ -49,167 +67,132 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
         if config.zero_value_attn:
-            # zero_value_attn (design note 003, "attention heads can't turn themselves off"): one
-            # extra key slot per head with a learned key and a value of zero. Attention that goes
-            # there adds nothing, so a head can switch itself off for a token (softmax-plus-one,
-            # the learnable sink of Gu et al. 2410.10781). Confirmed if heads put mass on the slot
-            # (analyze.py attention) and loss does not get worse; refuted if the slot stays unused.
+            # zero_value_attn (note 003, "heads can't turn themselves off"): one more key per head,
+            # learned, whose value is zero; attention that goes there reads nothing (softmax-plus-one).
             self.sink_key = nn.Parameter(torch.zeros(config.n_head, hs))
         self.power = None
-        if config.attn_sum_power_learned:
+        if config.attn_sum_power_learned:  # attn_sum_power's p, learned per head
             self.power = nn.Parameter(torch.full((config.n_head,), float(config.attn_sum_power)))
-        # (B, nh, T, keys) attention weights, manual path only; keys are [zero slot if zero_value_attn |
-        # previous layer's if cross_layer_kv | own], so plain GPT-2 has (B, nh, T, T)
-        self.hook_pattern = HookPoint()
-        self.hook_sink = HookPoint()  # (B, nh, T) mass on the zero-value slot (zero_value_attn, manual path)
+        self.hook_pattern = HookPoint()  # (B, nh, T, keys) attention weights, manual path; GPT-2: keys = T
+        self.hook_sink = HookPoint()  # (B, nh, T) weight on the zero-value key (zero_value_attn, manual path)
         self.hook_z = HookPoint()  # (B, nh, T, hs) each head's output, before c_proj mixes the heads
-        # (B, nh, T, 1) attn_sum_power only: each query's total attention (sum exp(s))^(1 - p); the
-        # weights it applies are hook_pattern (a softmax, where it looks) times this (how much it reads)
-        self.hook_attn_scale = HookPoint()
+        self.hook_attn_scale = HookPoint()  # (B, nh, T, 1) attn_sum_power: how much each query reads
         if config.qk_norm:
-            # qk_norm (issue 7): RMS-normalise each head's query and key before the dot product, with
-            # a learned gain per dim (Henry et al. 2010.04245; OLMo 2, Gemma 3; part of modded-nanogpt's
-            # "modernized architecture" by its 12-minute record). Scores cannot blow up as the
-            # weights grow, so higher learning rates stay stable. Confirmed here if the same or a
-            # higher learning rate reaches the baseline's loss in fewer steps, without spikes.
-            # (with shared_qk keys are queries: one norm for both keeps them in one space)
+            # qk_norm (modded-nanogpt, OLMo 2): RMS-normalise each head's queries and keys, so scores
+            # cannot blow up as weights grow. With shared_qk keys are queries: one norm for both.
             self.q_norm = nn.RMSNorm(hs)
             self.k_norm = self.q_norm if config.shared_qk else nn.RMSNorm(hs)
-        if config.rotary:  # tables computed once (not saved: they follow from the config)
+        if config.rotary:  # rotation tables, computed once (not saved: they follow from the config)
             cos, sin = rotary_tables(config.block_size, hs)
             self.register_buffer("rotary_cos", cos, persistent=False)
             self.register_buffer("rotary_sin", sin, persistent=False)
 
-    def project(self, x, kv_input):
-        """q, k, v as (B, nh, T, hs). Keys and values come from kv_input when it is given."""
+    def forward(self, x, args):
+        """x: (B, T, C) -> (B, T, C). args: this call's AttnArgs (cache, mask shape, variant inputs)."""
+        B, T, C = x.size()
+        q, k, v = self.qkv(x, args.kv_input)  # (B, nh, T, hs) each
+        if self.config.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if self.config.rotary:  # positions past..past+T-1; keys are rotated before they are cached or lent
+            cos, sin = self.rotary_cos[args.past:args.past + T], self.rotary_sin[args.past:args.past + T]
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if args.cache is not None:  # generation: the new queries also see every cached key
+            if args.past:
+                k = torch.cat([args.cache[0], k], dim=2)  # (B, nh, past + T, hs)
+                v = torch.cat([args.cache[1], v], dim=2)
+            args.cache[0], args.cache[1] = k, v
+        args.kv = (k, v)
+
+        # who may see whom: None is plain causal attention, which the fused kernel does by itself
+        manual = self.config.attn_impl == "manual" or self.power is not None or self.config.attn_sum_power != 1.0
+        extra = args.borrowed is not None or self.config.zero_value_attn  # keys beyond this layer's own
+        no_self = self.config.shared_qk and args.kv_input is None  # shared_qk: q.k with itself would always win
+        mask = attention_mask(T, args.past, x.device, args.window, args.prefix_len, no_self, force=manual or extra)
+        if extra:
+            k, v, mask = self.extra_keys(k, v, mask, args.borrowed)
+
+        if manual:
+            y = self.manual_attention(q, k, v, mask)
+        else:  # the fused kernel; is_causal only when the queries start at position 0
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.config.dropout if self.training
+                                               else 0.0, is_causal=mask is None and args.past == 0)
+        y = self.hook_z(y)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
+        return self.resid_dropout(self.c_proj(y))
+
+    def manual_attention(self, q, k, v, mask):
+        """The readable path: scores, mask, softmax, weighted sum of the values. q (B, nh, T, hs),
+        k and v (B, nh, S, hs) for S keys, mask (1 or B, 1, T, S) -> (B, nh, T, hs)."""
+        B, nh, T, hs = q.shape
+        S = k.size(2)
+        # q.k / sqrt(hs) plus -inf where a key is hidden, in one batched matmul-add (baddbmm)
+        hidden = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
+        hidden = hidden.view(1, T, S) if hidden.size(0) == 1 else hidden.expand(B, nh, T, S).reshape(B * nh, T, S)
+        scores = torch.baddbmm(hidden, q.reshape(B * nh, T, hs), k.reshape(B * nh, S, hs).transpose(1, 2),
+                               alpha=1.0 / math.sqrt(hs)).view(B, nh, T, S)
+        soft = F.softmax(scores, dim=-1)
+        att = self.hook_pattern(soft)  # (B, nh, T, S), each row sums to 1
+        if self.config.zero_value_attn:
+            self.hook_sink(att[..., 0])
+        y = self.attn_dropout(att) @ v  # (B, nh, T, hs)
+        if self.power is not None or self.config.attn_sum_power != 1.0:
+            # attn_sum_power (note 004, "power scaling of the sum of attention scores"): weights
+            # exp(s) / (sum exp(s))^p, i.e. softmax times (sum exp(s))^(1-p), one factor per query.
+            y = y * self.hook_attn_scale(self.sum_power_factor(scores, soft))
+        return y
+
+    def sum_power_factor(self, scores, soft):
+        """(sum_j exp(s_j))^(1 - p) per query, (B, nh, T, 1). Its log-sum-exp is read off the softmax at
+        the top score (s - log softmax(s) is the same at every visible key, and softmax >= 1/keys there)."""
+        p = self.config.attn_sum_power
+        if self.power is not None:  # clamped to [0, 1], the gradient passed straight through so p can return
+            p = (self.power + (self.power.clamp(0.0, 1.0) - self.power).detach()).view(1, -1, 1, 1)
+        top = scores.detach().argmax(dim=-1, keepdim=True)
+        lse = scores.gather(-1, top) - torch.log(soft.gather(-1, top))  # (B, nh, T, 1)
+        return torch.exp((1 - p) * lse)
+
+    def qkv(self, x, kv_input=None):
+        """q, k, v as (B, nh, T, hs). Keys and values read kv_input instead of x when it is given."""
         C, shared = self.width, self.config.shared_qk
         if kv_input is None and not shared:
-            q, k, v = self.c_attn(x).split(C, dim=2)  # the baseline: one matmul for all three
-        elif kv_input is None:
+            q, k, v = self.c_attn(x).split(C, dim=2)  # GPT-2: one matmul for all three
+        elif kv_input is None:  # shared_qk (note 003, "queries and keys in the same space"): keys are the queries
             q, v = self.c_attn(x).split(C, dim=2)
-            k = q  # shared_qk: queries and keys are the same vectors
-        else:
+            k = q
+        else:  # residual_root: the rows of c_attn applied to two inputs
             w, b = self.c_attn.weight, self.c_attn.bias
             rows = lambda i: (w[i * C:(i + 1) * C], None if b is None else b[i * C:(i + 1) * C])  # noqa: E731
             q = F.linear(x, *rows(0))
             k, v = F.linear(kv_input, *rows(0 if shared else 1)), F.linear(kv_input, *rows(1 if shared else 2))
-        B, T = x.shape[:2]
+        B = x.size(0)
         heads = lambda t: t.view(B, t.size(1), self.n_head, C // self.n_head).transpose(1, 2)  # noqa: E731
         return heads(q), heads(k), heads(v)
 
-    def forward(self, x, cache=None, kv_input=None, borrowed=None, window=0, prefix_len=None):
-        """x: (B, T, width), the input of the queries (and of keys/values unless kv_input is given).
-
-        cache: [k, v] of this layer, extended in place. borrowed: (k, v) of the previous layer
-        (cross_layer_kv), covering the same positions as this layer's keys. window and prefix_len
-        shape the mask (see attention_mask). Returns (output, (k, v) of this layer).
-        """
-        B, T, C = x.size()
-        q, k, v = self.project(x, kv_input)
-        hs = C // self.n_head
-        past = cache[0].size(2) if cache is not None and cache[0] is not None else 0
-        if self.config.qk_norm:
-            q, k = self.q_norm(q), self.k_norm(k)
-        if self.config.rotary:  # positions past..past+T-1; keys are rotated before they are cached or lent
-            cos, sin = self.rotary_cos[past:past + T], self.rotary_sin[past:past + T]
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-
-        # With a KV cache, the new queries attend over every cached key plus the new ones.
-        if cache is not None:
-            if past:
-                k = torch.cat([cache[0], k], dim=2)  # (B, nh, past + T, hs)
-                v = torch.cat([cache[1], v], dim=2)
-            cache[0], cache[1] = k, v
-        own = (k, v)
-
-        # Who may see whom. None means plain causal attention (the fused kernel's is_causal).
-        no_self = self.config.shared_qk and kv_input is None  # Reformer: q.k with itself would win
-        extra = borrowed is not None or self.config.zero_value_attn
-        mask = attention_mask(T, past, x.device, window, prefix_len, no_self, force=extra)
-        if borrowed is not None:  # cross_layer_kv: the previous layer's keys, same positions, same mask
+    def extra_keys(self, k, v, mask, borrowed):
+        """This layer's keys and values with the extra ones in front, and the mask widened to match:
+        [zero-value key | previous layer's keys | own keys]."""
+        if borrowed is not None:
+            # cross_layer_kv (note 003, "attend to the keys and values of the previous layer"): the
+            # previous layer's keys at the same positions, under the same mask
             k, v = torch.cat([borrowed[0], k], dim=2), torch.cat([borrowed[1], v], dim=2)
             mask = torch.cat([mask, mask], dim=-1)
-        if self.config.zero_value_attn:  # slot 0: the learned key with a zero value, always visible
-            k = torch.cat([self.sink_key.view(1, self.n_head, 1, hs).expand(B, -1, -1, -1).to(k.dtype), k], dim=2)
+        if self.config.zero_value_attn:  # key 0: the learned key with a zero value, always visible
+            B, nh, _, hs = k.shape
+            k = torch.cat([self.sink_key.view(1, nh, 1, hs).expand(B, -1, -1, -1).to(k.dtype), k], dim=2)
             v = torch.cat([torch.zeros_like(v[:, :, :1]), v], dim=2)
             mask = torch.cat([torch.ones_like(mask[..., :1]), mask], dim=-1)
-
-        power = self.config.attn_sum_power
-        if self.power is not None:  # clamped to [0, 1], with the gradient passed straight through the
-            power = self.power + (self.power.clamp(0.0, 1.0) - self.power).detach()  # clamp so p can return
-        if self.config.attn_impl == "manual" or self.power is not None or power != 1.0:
-            # The readable path: scores, mask, softmax, weighted sum of values.
-            if mask is None:
-                mask = attention_mask(T, past, x.device, force=True)
-            # scores q.k / sqrt(hs), plus 0 where the key is visible and -inf where it is not: one
-            # fused batched matmul-add (a separate scale and masked_fill made this path ~7% slower on CPU)
-            nh, S = self.n_head, k.size(2)
-            additive = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
-            if additive.size(0) == 1:  # one mask for the batch: broadcast it over batch and heads
-                additive = additive.view(1, T, S)
-            else:  # prefix_lm: one mask per sequence
-                additive = additive.expand(B, nh, T, S).reshape(B * nh, T, S)
-            att = torch.baddbmm(additive, q.reshape(B * nh, T, hs),
-                                k.reshape(B * nh, S, hs).transpose(1, 2), alpha=1.0 / math.sqrt(hs))
-            att = att.view(B, nh, T, S)  # (B, nh, T, keys)
-            scores, att = att, F.softmax(att, dim=-1)
-            soft, att = att, self.hook_pattern(att)
-            if self.config.zero_value_attn:
-                self.hook_sink(att[..., 0])
-            y = self.attn_dropout(att) @ v  # (B, nh, T, hs)
-            if self.power is not None or power != 1.0:
-                # attn_sum_power (design note 004, "power scaling of the sum of attention scores"):
-                # weights exp(s) / (sum exp(s))^p. p = 1 is softmax; p < 1 lets the total attention
-                # grow with the evidence, so a query with nothing relevant to read can attend weakly.
-                # Confirmed if loss drops or the learned p settles below 1; refuted if p goes to 1
-                # and loss is unchanged. Computed as softmax(s) * (sum exp(s))^(1 - p): the factor is
-                # one number per query, so it scales the output rows, not the (T, T) weights, and the
-                # gradient to p flows through it. log sum exp(s) is read off the softmax at the row's
-                # top score (s - log softmax(s) is the same at every visible key; at the top one
-                # softmax >= 1/keys, so the log is safe), which is cheaper than a second pass for it.
-                top = scores.detach().argmax(dim=-1, keepdim=True)
-                lse = scores.gather(-1, top) - torch.log(soft.gather(-1, top))  # (B, nh, T, 1)
-                p = power.view(1, -1, 1, 1) if torch.is_tensor(power) else power
-                y = y * self.hook_attn_scale(torch.exp((1 - p) * lse))
-        else:
-            # Fused kernel. Plain causal attention with no past uses is_causal; everything else
-            # (a cache, windows, prefixes, extra keys) passes an explicit boolean mask.
-            drop = self.config.dropout if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop,
-                                               is_causal=mask is None and past == 0)
-        y = self.hook_z(y)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
-        return self.resid_dropout(self.c_proj(y)), own
-
-
-def has_loss(targets, prefix_len=None, past=0):
-    """(B, T) bool: which targets count in the loss. -1 marks none; with prefix_lm, neither do targets
-    inside the prefix (a token there sees the next one through bidirectional attention)."""
-    valid = targets != -1
-    if prefix_len is not None:
-        pos = torch.arange(past, past + targets.size(1), device=targets.device)
-        valid = valid & (pos[None, :] >= prefix_len.view(-1, 1) - 1)
-    return valid
+        return k, v, mask
 
 
 def attention_mask(T, past, device, window=0, prefix_len=None, no_self=False, force=False):
-    """Boolean (1 or B, 1, T, past + T) mask, True where a query may see a key; None when it is plain
-    causal attention that the fused kernel can do by itself (no past) or needs no mask (one query).
+    """Boolean (1 or B, 1, T, past + T) mask, True where a query may see a key; None for plain causal
+    attention that the fused kernel does by itself (no past) or that needs no mask (one query).
 
-    Query i (absolute position past..past+T-1) sees key j when j <= i (causal), or j < prefix_len
-    (prefix_lm: the prefix is seen by everyone, so it is bidirectional inside), and i - j < window
-    (layer_windows; 0 = unlimited), and j != i if no_self (shared_qk; position 0 keeps itself).
-
-    prefix_lm (design note 003, "the causal mask ... is it really necessary?"): the preloaded
-    context (the facts block, or a split point sampled per sequence in plain text) is read
-    bidirectionally, the rest causally, and the loss counts only after the prefix. Confirmed if
-    answer loss after the prefix drops below the causal baseline's on the same tokens.
-    layer_windows (design note 004, "smaller context in the beginning ... larger in the middle"):
-    a sliding window per layer (cf. Longformer, Gemma's local/global layers). Confirmed if a
-    small-large-small schedule matches full attention everywhere at lower cost.
-    shared_qk (design note 003, "everything in the same vector space, even queries and keys?"):
-    with one projection a token's query matches its own key best, so, as in Reformer, a token may
-    not attend to itself (except at position 0, which has nothing else).
+    Query i (absolute position past..past+T-1) sees key j when j <= i (causal), and:
+    - prefix_lm (note 003, "is the causal mask necessary?"): also when j < prefix_len, so the prefix
+      is read bidirectionally; has_loss drops the loss inside it;
+    - layer_windows (note 004, "smaller context in the beginning"): only when i - j < window;
+    - shared_qk: not when j == i (as in Reformer; position 0 keeps itself, it has nothing else).
     """
     if not force and not window and prefix_len is None and not no_self and (past == 0 or T == 1):
         return None
@@ -225,6 +208,16 @@ def attention_mask(T, past, device, window=0, prefix_len=None, no_self=False, fo
     return m.view(-1, 1, T, past + T)
 
 
+def has_loss(targets, prefix_len=None, past=0):
+    """(B, T) bool: which targets count in the loss. -1 marks none; with prefix_lm neither do targets
+    inside the prefix (a token there sees the next one through bidirectional attention)."""
+    valid = targets != -1
+    if prefix_len is not None:
+        pos = torch.arange(past, past + targets.size(1), device=targets.device)
+        valid = valid & (pos[None, :] >= prefix_len.view(-1, 1) - 1)
+    return valid
+
+
 def rotary_tables(block_size, hs, base=10000.0):
     """cos and sin of the rotary angles pos * base^(-2i/hs), (block_size, hs/2) each."""
     freqs = base ** (-torch.arange(0, hs // 2, dtype=torch.float32) / (hs // 2))
@@ -233,35 +226,19 @@ def rotary_tables(block_size, hs, base=10000.0):
 
 
 def apply_rotary(x, cos, sin):
-    """Rotary position embedding (RoFormer, Su et al. 2104.09864) of x (B, nh, T, hs), with cos/sin
-    the tables' rows of its positions: dims i and i + hs/2 form a 2-D vector rotated by pos * freq_i.
-
-    rotary (issue 7): positions enter the attention scores only, as q_i . k_j depending on i - j,
-    instead of a learned vector added to the stream. The first change of modded-nanogpt's record
-    history (with a tuned learning rate: 3.28 val loss in 31.4 min on 8 H100s instead of llm.c's
-    45). No position table to learn; the stream keeps its width for content. Confirmed here if a
-    rotary model reaches the baseline's loss in enough fewer steps to pay for its extra elementwise
-    ops (1.19x the recipe's CPU step; README "Speed": it does, with Muon).
-    """
+    """rotary (RoFormer, Su et al. 2104.09864; modded-nanogpt): positions enter the scores only, as
+    q_i . k_j depending on i - j. x (B, nh, T, hs): dims i and i + hs/2 form a 2-D vector rotated by
+    pos * freq_i; cos and sin are the tables' rows for x's positions."""
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # bf16 under autocast: q and k stay in one dtype
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
-def swiglu_hidden(width):
-    """SwiGLU's hidden size: 8/3 of the width, rounded to a multiple of 8, so its three matrices hold
-    about the parameters of the GELU MLP's two (4 x width)."""
-    return max(8, 8 * round(8 * width / 3 / 8))
-
-
 class MLP(nn.Module):
-    """Position-wise feed-forward: width -> 4*width -> GELU -> width (or mlp_act's alternative).
+    """Position-wise feed-forward: width -> 4 * width -> GELU -> width.
 
-    mlp_act (issue 7): "relu2" is ReLU squared (So et al. 2109.08668 "Primer"; in modded-nanogpt's
-    records by its 12-minute one, with QK-norm and zero-init projections). "swiglu" gates one
-    projection by the SiLU of another (Shazeer 2002.05202; LLaMA's MLP), hidden 8/3 x width so the
-    parameters stay about equal. Confirmed here if either reaches the GELU model's loss in fewer
-    steps at equal parameters (on this CPU, enough fewer to pay for 1.13x / 1.08x the step).
+    mlp_act: "relu2" is ReLU squared (So et al. 2109.08668, modded-nanogpt); "swiglu" gates one
+    projection by the SiLU of another (Shazeer 2002.05202, LLaMA), 8/3 as wide for equal parameters.
     """
 
     def __init__(self, config, width):
@@ -277,28 +254,32 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        h = self.c_fc(x)
+        h = self.c_fc(x)  # (B, T, hidden)
         if self.act == "gelu":
             h = self.gelu(h)
         elif self.act == "relu2":
             h = F.relu(h).square()
-        else:
+        else:  # swiglu
             gate, value = h.chunk(2, dim=-1)
             h = F.silu(gate) * value
         return self.dropout(self.c_proj(h))
 
 
+def swiglu_hidden(width):
+    """SwiGLU's hidden size: 8/3 of the width, rounded to a multiple of 8, so its three matrices hold
+    about the parameters of the GELU MLP's two (4 x width)."""
+    return max(8, 8 * round(8 * width / 3 / 8))
+
+
 def make_norm(config, width):
-    """norm (issue 7): "layernorm" (GPT-2) or "rmsnorm" (no mean subtraction, no bias: Zhang &
-    Sennrich 1910.07467; LLaMA, modded-nanogpt). Cheaper by one reduction and usually no worse.
-    Confirmed here if loss per step is unchanged and the step is a little faster."""
+    """LayerNorm (GPT-2), or norm="rmsnorm": no mean subtraction and no bias (LLaMA, modded-nanogpt)."""
     if config.norm == "rmsnorm":
         return nn.RMSNorm(width)
     return nn.LayerNorm(width, bias=config.bias)
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+    """Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
     def __init__(self, config, width):
         super().__init__()
@@ -306,43 +287,35 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(config, width)
         self.ln_2 = make_norm(config, width)
         self.mlp = MLP(config, width)
-        # residual_dims (design note 003, "what if only some dims have residual connections?"):
-        # the first k dims add the sublayer's output to the stream, the others are replaced by it.
-        # Confirmed if a small k trains as well as the full residual (the stream needs only a few
-        # carried dims); refuted if loss rises steeply as k shrinks.
+        # residual_dims (note 003, "what if only some dims have residual connections?"): the first k
+        # dims add the sublayer's output to the stream, the others are replaced by it
         keep = (torch.arange(width) < config.residual_dims).float() if config.residual_dims >= 0 else None
         self.register_buffer("keep", keep, persistent=False)
         # the residual stream and what each sublayer writes into it, (B, T, width) each
         self.hook_resid_pre, self.hook_attn_out, self.hook_resid_mid = HookPoint(), HookPoint(), HookPoint()
         self.hook_mlp_out, self.hook_resid_post = HookPoint(), HookPoint()
 
+    def forward(self, x, args):
+        """x: (B, T, width) -> (B, T, width); args (AttnArgs) goes to attention."""
+        x = self.hook_resid_pre(x)
+        x = self.hook_resid_mid(self.residual(x, self.hook_attn_out(self.attn(self.ln_1(x), args))))
+        x = self.hook_resid_post(self.residual(x, self.hook_mlp_out(self.mlp(self.ln_2(x)))))
+        return x
+
     def residual(self, x, out):
         return x + out if self.keep is None else x * self.keep + out
 
-    def forward(self, x, cache=None, kv_input=None, borrowed=None, window=0, prefix_len=None):
-        x = self.hook_resid_pre(x)
-        kv_input = None if kv_input is None else self.ln_1(kv_input)
-        a, kv = self.attn(self.ln_1(x), cache, kv_input, borrowed, window, prefix_len)
-        x = self.hook_resid_mid(self.residual(x, self.hook_attn_out(a)))
-        x = self.hook_resid_post(self.residual(x, self.hook_mlp_out(self.mlp(self.ln_2(x)))))
-        return x, kv
-
 
 class BiasLayer(nn.Module):
-    """priming (design note 000, "priming bias layers"): a layer on top of a block that reads the
-    residual stream there and writes back into it, for the next block: ln -> c_in -> GELU -> c_out.
+    """priming (note 000, "priming bias layers"): a layer after a block that reads the residual stream
+    and writes back into it: ln -> c_in -> GELU -> c_out.
 
-    Inference is two passes. Priming (`GPT.prime`): the frozen model reads a document; this layer's
-    activations GELU(c_in(ln(x)) + bias) over the document's tokens, pooled over positions, become
-    its primed bias. Generation: only the prompt is in the context, and the units run with the
-    primed bias in place of their learned one; c_out adds the result to the stream. Only c_in,
-    c_out (and ln, and the attention pool's query) learn, through both passes; the base model stays
-    frozen. It is not fine-tuning (no weights are learned per document) and not in-context learning
-    (the document is not in the context). Without a priming state the layer is skipped, so the
-    model is the base model; c_out starts at zero, so a primed but untrained one is too.
-    Confirmed if, on held-out documents, a prompt primed by its document has a much lower answer
-    loss than the prompt alone, and priming by another document does not help; refuted if the
-    answer loss stays at the no-document level (prime.py measures both).
+    Inference takes two passes. Priming (GPT.prime): the frozen model reads a document, and this
+    layer's activations GELU(c_in(ln(x)) + bias), pooled over the document's tokens, become its primed
+    bias. Generation: the context holds only the prompt, and the units run with the primed bias in
+    place of their learned one. Only c_in, c_out, ln (and the attention pool's query) learn, through
+    both passes. Without a priming state the layer is skipped; c_out starts at zero, so an untrained
+    layer changes nothing either.
     """
 
     def __init__(self, config, width):
@@ -357,6 +330,9 @@ class BiasLayer(nn.Module):
             self.pool_query = nn.Parameter(torch.zeros(D))
         self.hook_act = HookPoint()  # (B, T, priming_dim) the units' activations with the primed bias
         self.hook_out = HookPoint()  # (B, T, width) what the layer adds to the residual stream
+
+    def forward(self, x, primed_bias):
+        return self.hook_out(self.c_out(self.hook_act(self.activations(x, primed_bias))))
 
     def activations(self, x, bias):
         """GELU(c_in(ln(x)) + bias), bias (D,) or (B, D): the same units in both passes."""
@@ -373,16 +349,12 @@ class BiasLayer(nn.Module):
         w = (h @ self.pool_query / math.sqrt(h.size(-1))).masked_fill(~mask, float("-inf")).softmax(1)
         return (w[..., None] * h).sum(1)  # "attention"
 
-    def forward(self, x, primed_bias):
-        return self.hook_out(self.c_out(self.hook_act(self.activations(x, primed_bias))))
-
 
 @dataclass
 class GPTConfig:
     """Everything that defines the network. Defaults are GPT-2 124M; every variant defaults to off.
 
-    Each variant's docstring sits where it is implemented (search for its name); README.md lists
-    them with the experiment that would confirm or refute each.
+    docs/variants.md lists each variant with its design note, hypothesis and results.
     """
 
     block_size: int = 1024  # maximum context length (learned position embeddings)
@@ -413,7 +385,7 @@ class GPTConfig:
     priming_pool: str = "mean"  # how a bias layer's activations over the document become its bias: mean, last, attention
     priming_shared: bool = False  # every bias layer uses the same projections (each is still primed separately)
     priming_layers: tuple[int, ...] | None = None  # after which layers' blocks the bias layers sit; None = all
-    # --- modern pieces (issue 7); the defaults are GPT-2 ---
+    # --- modern pieces (modded-nanogpt, LLaMA); the defaults are GPT-2 ---
     rotary: bool = False  # rotary position embeddings on q and k instead of learned positions (no wpe)
     qk_norm: bool = False  # RMS-normalise each head's queries and keys (learned gain) before the dot product
     norm: str = "layernorm"  # "layernorm" (GPT-2) or "rmsnorm" (torch.nn.RMSNorm) in blocks and before the head
@@ -454,8 +426,7 @@ def check_model_config(c):
         raise ValueError(f"dropout must be in [0, 1), got {c.dropout}")
     choices = {"attn_impl": ("sdpa", "manual"), "residual_root": ("token", "position", "learned"),
                "share_pattern": ("cycle", "repeat"), "norm": ("layernorm", "rmsnorm"),
-               "mlp_act": ("gelu", "relu2", "swiglu"),
-               "priming_pool": ("mean", "last", "attention")}
+               "mlp_act": ("gelu", "relu2", "swiglu"), "priming_pool": ("mean", "last", "attention")}
     for name, allowed in choices.items():
         if getattr(c, name) not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(c, name)!r}")
@@ -510,11 +481,12 @@ def check_model_config(c):
 
 
 class GPT(nn.Module):
+    """The language model: token and position embeddings, n_layer blocks, a final norm, the head."""
+
     def __init__(self, config):
         super().__init__()
         self.config = config
-        widths = config.widths()
-        n_blocks = config.n_shared_blocks or config.n_layer
+        widths = config.widths()  # GPT-2: n_embd everywhere
         first_use = {}  # block -> the first layer that runs it, whose width the block has
         for layer in reversed(range(config.n_layer)):
             first_use[config.block_of_layer(layer)] = layer
@@ -522,50 +494,31 @@ class GPT(nn.Module):
             wte=nn.Embedding(config.vocab_size, widths[0]),  # token embeddings
             **({} if config.rotary else {"wpe": nn.Embedding(config.block_size, widths[0])}),  # learned positions
             drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config, widths[first_use[b]]) for b in range(n_blocks)]),
+            # n_shared_blocks (note 004, "weight sharing ... recursion?"): fewer distinct blocks than
+            # layers, reused ABAB ("cycle") or AABB ("repeat"); their hook points fire once per use
+            h=nn.ModuleList([Block(config, widths[first_use[b]]) for b in range(config.n_shared_blocks or config.n_layer)]),
             ln_f=make_norm(config, widths[-1]),
         ))
-        # n_shared_blocks (design note 004, "weight sharing ... could some recursion occur?"): fewer
-        # distinct blocks than layers, reused "cycle" (ABAB) or "repeat" (AABB); k=1 applies one
-        # block n_layer times (ALBERT, Universal Transformer, MobileLLM). Confirmed if loss per
-        # parameter beats unshared models of the same size; refuted if it only tracks block count.
-        # (With sharing, the hook points are those of the shared blocks: each fires once per use.)
-
-        # tie_dims (design note 003): how much of the input embedding the output head shares.
-        # -1 is GPT-2's full weight tying (Press & Wolf 2016): one matrix, one set of gradients.
-        # 0 unties them; k shares the first k dims only: wte = [A | B], lm_head = [A | C], so
-        # lm_head holds only C. Confirmed if some 0 < k < n_embd beats both ends at equal steps.
+        # tie_dims (note 003, "only half of the embedding weights tied"): -1 ties wte and lm_head (GPT-2);
+        # 0 unties them; k shares the first k dims: wte = [A | B], lm_head = [A | C] holds only C
         k = config.tie_dims
         self.lm_head = nn.Linear(widths[-1] - max(k, 0), config.vocab_size, bias=False)
         if k == -1:
-            self.transformer.wte.weight = self.lm_head.weight
-
-        # residual_root (design notes 003, 004, "could the residual stream start with a learned
-        # value instead of the last token?"): the stream starts from the token ("token", GPT-2),
-        # from its position only ("position") or from one learned vector plus position ("learned");
-        # then the tokens enter through the first layer's attention, whose keys and values read the
-        # token embeddings. Confirmed if loss matches the baseline (the stream need not be rooted
-        # in the current token); refuted if it stays clearly worse.
+            self.transformer.wte.weight = self.lm_head.weight  # one matrix, one set of gradients
         if config.residual_root == "learned":
+            # residual_root (notes 003, 004, "start the stream with a learned value"): the stream starts
+            # from positions only (+ this vector); the tokens enter through layer 0's keys and values
             self.root = nn.Parameter(torch.zeros(widths[0]))
-        # layer_widths (design note 004, "smaller dimensions in the beginning ... larger in the
-        # middle"): a learned linear map wherever the width changes, initialised to copy the shared
-        # dims. Confirmed if a narrow-wide-narrow model matches a uniform one of equal parameters.
+        # layer_widths (note 004, "smaller dimensions in the beginning"): a learned linear map where the
+        # width changes, initialised to copy the dims both widths share
         self.resize = nn.ModuleList([
             nn.Linear(widths[i - 1], widths[i], bias=False) if i and widths[i] != widths[i - 1] else nn.Identity()
             for i in range(config.n_layer)])
-        # cross_layer_kv (design note 003, "what if each layer could attend to the keys and values
-        # of the previous layer?"): layer l >= 1 also attends over layer l-1's keys/values at the same
-        # positions, with a learned per-layer vector added to the borrowed keys so heads can tell
-        # them apart (cf. CLA 2405.12981, ResFormer 2410.17897). Confirmed if loss drops at equal
-        # steps and heads use the borrowed half (analyze.py attention); refuted otherwise.
-        if config.cross_layer_kv:
+        if config.cross_layer_kv:  # a learned vector per lending layer, added to its keys, tells them apart
             self.kv_offsets = nn.Parameter(torch.zeros(config.n_layer - 1, widths[0]))
-
         if config.priming:  # BiasLayer: one per primed layer, or one shared by all
             layers = config.primed_layers()
-            layers = layers[:1] if config.priming_shared else layers
-            self.bias_layers = nn.ModuleList([BiasLayer(config, widths[i]) for i in layers])
+            self.bias_layers = nn.ModuleList([BiasLayer(config, widths[i]) for i in layers[:1 if config.priming_shared else None]])
 
         self.apply(self._init_weights)
         for m in self.modules():
@@ -575,22 +528,6 @@ class GPT(nn.Module):
             if isinstance(m, nn.Linear):
                 torch.nn.init.eye_(m.weight)
 
-    def _init_weights(self, module):
-        """GPT-2 init: N(0, 0.02) everywhere, residual projections scaled by 1/sqrt(2*n_layer) so
-        the residual stream's variance does not grow with depth."""
-        if isinstance(module, nn.Linear):
-            std = 0.02
-            if getattr(module, "RESIDUAL_PROJ", False):
-                # zero_init_proj (issue 7): every block starts as the identity and the stream as the
-                # embeddings (modded-nanogpt, with ReLU^2 and QK-norm; cf. Fixup, ReZero). Confirmed
-                # here if the first hundred steps drop faster and the final loss is no worse.
-                std = 0.0 if self.config.zero_init_proj else std / math.sqrt(2 * self.config.n_layer)
-            torch.nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                torch.nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
-
     def get_num_params(self, non_embedding=True):
         """Parameter count; position embeddings are subtracted by default (the token embeddings
         are shared with the head, so they count as the head's weights)."""
@@ -599,109 +536,157 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel()
         return n
 
-    def head(self, x):
-        """Logits from the last residual stream (lm_head, or [A | C] for partly tied embeddings)."""
-        k, cap = self.config.tie_dims, self.config.logit_softcap
-        if k <= 0:
-            logits = self.lm_head(x)
-        else:
-            logits = F.linear(x, torch.cat([self.transformer.wte.weight[:, :k], self.lm_head.weight], dim=1))
-        if cap:
-            # logit_softcap (issue 7): c * tanh(logits / c) keeps every logit in (-c, c), so the model
-            # cannot become overconfident fast (Gemma 2; in modded-nanogpt's records from ~8 min, cap 30).
-            # Confirmed here if the loss falls faster at the same learning rate, or a higher rate
-            # becomes stable. Inside head() so the logit lens decodes exactly like the model.
-            logits = cap * torch.tanh(logits / cap)
-        return logits
+    def _init_weights(self, module):
+        """GPT-2 init: N(0, 0.02) everywhere, residual projections scaled by 1/sqrt(2 * n_layer) so the
+        residual stream's variance does not grow with depth."""
+        if isinstance(module, nn.Linear):
+            std = 0.02
+            if getattr(module, "RESIDUAL_PROJ", False):
+                # zero_init_proj (modded-nanogpt; cf. Fixup, ReZero): every block starts as the identity
+                std = 0.0 if self.config.zero_init_proj else std / math.sqrt(2 * self.config.n_layer)
+            torch.nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def bias_layer(self, slot):
-        """The bias layer of the slot-th primed layer."""
-        return self.bias_layers[0 if self.config.priming_shared else slot]
+    def forward(self, idx, targets=None, reduction="mean", *, cache=None, prefix_len=None, priming=None):
+        """idx: (B, T) token ids. Returns (logits (B, T, vocab), loss or None).
 
-    def prime(self, doc_idx, doc_len=None):
-        """The priming pass: (len(primed_layers), B, priming_dim) bias vectors from documents doc_idx (B, T).
-
-        The base model reads the documents (its own forward, the bias layers silent); each bias
-        layer's activations on the residual stream after its block (hook_resid_post) are pooled
-        over the document's tokens. doc_len (B,): real lengths of right-padded documents.
-        Differentiable: the answer loss reaches c_in through it.
-        """
-        if not self.config.priming:
-            raise ValueError("this model has no bias layers: build it with priming=True")
-        B, T = doc_idx.shape
-        doc_len = torch.full((B,), T, device=doc_idx.device) if doc_len is None else doc_len
-        if int(doc_len.min()) < 1:
-            raise ValueError("a priming document needs at least one token")
-        resid = []  # the stream after every layer, in order (a shared block fires once per use)
-        names = {f"transformer.h.{self.config.block_of_layer(i)}.hook_resid_post" for i in range(self.config.n_layer)}
-        with self.hooks({n: resid.append for n in names}):
-            self(doc_idx)
-        mask = torch.arange(T, device=doc_idx.device)[None, :] < doc_len[:, None]
-        states = []
-        for slot, layer in enumerate(self.config.primed_layers()):
-            bl = self.bias_layer(slot)
-            states.append(bl.pool(bl.activations(resid[layer], bl.c_in.bias), mask, self.config.priming_pool))
-        return torch.stack(states)
-
-    def forward(self, idx, targets=None, reduction="mean", cache=None, prefix_len=None, priming=None):
-        """idx: (B, T) token ids. Returns (logits (B, T, vocab), loss).
-
-        targets: (B, T) next-token ids, -1 where no loss is wanted. reduction="none" returns the
-        loss of every token as (B, T), which is how train.py measures loss per position.
-        cache: a list with one [k, v] pair per layer (see `generate`); positions continue after
-        what it already holds. prefix_len: (B,) prefix lengths for prefix_lm models.
-        priming: the bias layers' state from `prime` (None: the base model), or (doc_idx, doc_len)
-        to prime on those documents first, in this same call (how train.py trains them).
+        targets: (B, T) next-token ids, -1 where no loss is wanted; reduction="none" returns the loss
+        of every token, (B, T), which is how the loss per position is measured.
+        cache: one [k, v] pair per layer (see generate); the positions continue after what it holds.
+        prefix_len: (B,) prefix lengths, for prefix_lm models. priming: the bias layers' state from
+        prime(), or (doc_idx, doc_len) to prime on those documents first, in this same call.
         """
         cfg = self.config
         B, T = idx.size()
-        past = 0 if cache is None or cache[0][0] is None else cache[0][0].size(2)
-        if past + T > cfg.block_size:
-            raise ValueError(f"sequence of {past + T} tokens is longer than block_size {cfg.block_size}")
-        pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)  # (T,)
-        if cfg.prefix_lm and prefix_len is None:
-            raise ValueError("a prefix_lm model needs prefix_len, the length of each sequence's prefix")
-        if not cfg.prefix_lm:
-            prefix_len = None
-        if priming is not None and not cfg.priming:
-            raise ValueError("priming given to a model without bias layers: build it with priming=True")
+        past = 0 if cache is None or cache[0][0] is None else cache[0][0].size(2)  # tokens already cached
+        self.check_inputs(past + T, prefix_len, priming)
+        prefix_len = prefix_len if cfg.prefix_lm else None
         if isinstance(priming, (tuple, list)):
             priming = self.prime(*priming)
         slot = {layer: i for i, layer in enumerate(cfg.primed_layers())} if priming is not None else {}
 
-        # with rotary, positions enter the attention scores instead (apply_rotary)
-        pos_emb = 0.0 if cfg.rotary else self.transformer.wpe(pos)  # (T, C)
-        tok_pos = self.transformer.wte(idx) + pos_emb  # (B, T, C)
-        kv_input = None
-        if cfg.residual_root == "token":
-            x = self.transformer.drop(tok_pos)
-        else:  # the stream starts without the token; layer 0's keys and values read it
-            root = self.root if cfg.residual_root == "learned" else 0.0
-            x = self.transformer.drop((root + pos_emb).expand(B, T, -1))
-            kv_input = self.transformer.drop(tok_pos)
-        borrowed = None
+        x, kv_input = self.embed(idx, past)  # (B, T, C): token + position embeddings
+        lent = None  # cross_layer_kv: the keys and values the previous layer lends
         for layer in range(cfg.n_layer):
-            x = self.resize[layer](x)
-            block = self.transformer.h[cfg.block_of_layer(layer)]
-            window = cfg.layer_windows[layer] if cfg.layer_windows else 0
-            x, (k, v) = block(x, None if cache is None else cache[layer], kv_input if layer == 0 else None,
-                              borrowed, window, prefix_len)
-            if layer in slot:  # BiasLayer: the primed bias layer writes into the stream after the block
+            block = self.transformer.h[cfg.block_of_layer(layer)]  # GPT-2: block `layer`
+            args = AttnArgs(past, None if cache is None else cache[layer], prefix_len=prefix_len, borrowed=lent,
+                            window=cfg.layer_windows[layer] if cfg.layer_windows else 0,
+                            kv_input=block.ln_1(kv_input) if layer == 0 and kv_input is not None else None)
+            x = block(self.resize[layer](x), args)  # resize: layer_widths' map where the width changes
+            if layer in slot:  # priming: the primed bias layer writes into the stream after the block
                 x = x + self.bias_layer(slot[layer])(x, priming[slot[layer]])
             if cfg.cross_layer_kv and layer + 1 < cfg.n_layer:
-                offset = self.kv_offsets[layer].view(1, cfg.n_head, 1, -1)  # the borrowing layer's vector
-                borrowed = (k + offset, v)
+                lent = (args.kv[0] + self.kv_offsets[layer].view(1, cfg.n_head, 1, -1), args.kv[1])
         x = self.transformer.ln_f(x)
         logits = self.head(x)  # (B, T, vocab)
 
         loss = None
         if targets is not None:
-            targets = targets.masked_fill(~has_loss(targets, prefix_len, past), -1)
+            if prefix_len is not None:  # prefix_lm: no loss inside the prefix
+                targets = targets.masked_fill(~has_loss(targets, prefix_len, past), -1)
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1),
                                    ignore_index=-1, reduction=reduction)
             if reduction == "none":
                 loss = loss.view(B, T)
         return logits, loss
+
+    def embed(self, idx, past):
+        """The residual stream's start: token + position embeddings after dropout, (B, T, C), and
+        what layer 0's keys and values read instead of the stream (residual_root; None for GPT-2)."""
+        B, T = idx.size()
+        pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)  # (T,)
+        pos_emb = 0.0 if self.config.rotary else self.transformer.wpe(pos)  # (T, C); rotary: positions go into the scores
+        x = self.transformer.wte(idx) + pos_emb  # (B, T, C)
+        if self.config.residual_root == "token":
+            return self.transformer.drop(x), None
+        root = self.root if self.config.residual_root == "learned" else 0.0  # see __init__
+        return self.transformer.drop((root + pos_emb).expand(B, T, -1)), self.transformer.drop(x)
+
+    def check_inputs(self, length, prefix_len, priming):
+        """One clear error for a forward call this model cannot run."""
+        if length > self.config.block_size:
+            raise ValueError(f"sequence of {length} tokens is longer than block_size {self.config.block_size}")
+        if self.config.prefix_lm and prefix_len is None:
+            raise ValueError("a prefix_lm model needs prefix_len, the length of each sequence's prefix")
+        if priming is not None and not self.config.priming:
+            raise ValueError("priming given to a model without bias layers: build it with priming=True")
+
+    def head(self, x):
+        """Logits from the last residual stream: lm_head (tie_dims > 0: [A | C])."""
+        k, cap = self.config.tie_dims, self.config.logit_softcap
+        if k <= 0:
+            logits = self.lm_head(x)
+        else:
+            logits = F.linear(x, torch.cat([self.transformer.wte.weight[:, :k], self.lm_head.weight], dim=1))
+        if cap:  # logit_softcap (Gemma 2, modded-nanogpt): c * tanh(logits / c) keeps every logit in (-c, c)
+            logits = cap * torch.tanh(logits / cap)
+        return logits
+
+    def crop_block_size(self, block_size):
+        """Shrink the context (e.g. load a 1024-token checkpoint, train at 256)."""
+        assert block_size <= self.config.block_size
+        self.config.block_size = block_size
+        if "wpe" in self.transformer:  # rotary models have no position table
+            self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
+
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+        """AdamW; weight decay on matrices and embeddings (>= 2-D), none on biases and gains."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        # fused: one kernel for all tensors instead of a dozen small ops per tensor (CUDA, and CPU too)
+        fused = device_type in ("cuda", "cpu") and "fused" in inspect.signature(torch.optim.AdamW).parameters
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **({"fused": True} if fused else {}))
+
+    def flops_per_token(self):
+        """Training FLOPs per token: 6N for the matmuls (PaLM appendix B) plus attention scores."""
+        N = self.get_num_params()
+        cfg = self.config
+        L, H, Q, T = cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head, cfg.block_size
+        return 6 * N + 12 * L * H * Q * T
+
+    def estimate_mfu(self, tokens_per_iter, dt, peak_flops):
+        """Model FLOPs utilisation: achieved FLOP/s over the device's peak (which tools/bench.py measures)."""
+        return self.flops_per_token() * tokens_per_iter / dt / peak_flops
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
+                 generator=None, prefix_len=None, priming=None):
+        """Sample max_new_tokens tokens after idx (B, T). Call in eval mode.
+
+        temperature 0 is greedy. top_k keeps the k most likely tokens; top_p keeps the smallest set
+        whose probability reaches p (nucleus sampling). With use_cache each step feeds only the new
+        token and reuses past keys/values; it gives the same tokens as use_cache=False.
+        prefix_lm models treat the first prefix_len tokens (default: the whole prompt) as the prefix.
+        priming: a state from prime() (or (doc_idx, doc_len), primed once here): every step runs primed.
+        """
+        if isinstance(priming, (tuple, list)):
+            priming = self.prime(*priming)
+        if self.config.prefix_lm and prefix_len is None:
+            prefix_len = idx.size(1)
+        cache = None
+        for _ in range(max_new_tokens):
+            cropped = max(0, idx.size(1) - self.config.block_size)
+            prefix = None if prefix_len is None else torch.full((idx.size(0),), max(0, prefix_len - cropped),
+                                                                device=idx.device)
+            if use_cache and not cropped:
+                if cache is None:  # prefill: run the whole prompt once
+                    cache = [[None, None] for _ in range(self.config.n_layer)]
+                    logits, _ = self(idx, cache=cache, prefix_len=prefix, priming=priming)
+                else:
+                    logits, _ = self(idx[:, -1:], cache=cache, prefix_len=prefix, priming=priming)
+            else:
+                # Past the context window the positions shift every step, so nothing can be
+                # reused: run the last block_size tokens afresh (what use_cache=False always does).
+                logits, _ = self(idx[:, cropped:], prefix_len=prefix, priming=priming)
+            idx_next = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
+            idx = torch.cat((idx, idx_next), dim=1)
+        return idx
 
     # --- looking inside: hook points (see HookPoint) ---
 
@@ -743,69 +728,36 @@ class GPT(nn.Module):
             self.config.attn_impl = saved_impl
         return logits, cache
 
-    def crop_block_size(self, block_size):
-        """Shrink the context (e.g. load a 1024-token checkpoint, train at 256)."""
-        assert block_size <= self.config.block_size
-        self.config.block_size = block_size
-        if "wpe" in self.transformer:  # rotary models have no position table
-            self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
+    # --- priming bias layers (BiasLayer) ---
 
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
-        """AdamW; weight decay on matrices and embeddings (>= 2-D), none on biases and gains."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        # fused: one kernel per tensor instead of a dozen small ops; on CPU it made the recipe's
-        # optimizer step ~3x faster (issue 7, README "Speed")
-        fused = device_type in ("cuda", "cpu") and "fused" in inspect.signature(torch.optim.AdamW).parameters
-        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **({"fused": True} if fused else {}))
+    def bias_layer(self, slot):
+        """The bias layer of the slot-th primed layer."""
+        return self.bias_layers[0 if self.config.priming_shared else slot]
 
-    def flops_per_token(self):
-        """Training FLOPs per token: 6N for the matmuls (PaLM appendix B) plus attention scores."""
-        N = self.get_num_params()
-        cfg = self.config
-        L, H, Q, T = cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head, cfg.block_size
-        return 6 * N + 12 * L * H * Q * T
+    def prime(self, doc_idx, doc_len=None):
+        """The priming pass: (len(primed_layers), B, priming_dim) bias vectors from documents doc_idx (B, T).
 
-    def estimate_mfu(self, tokens_per_iter, dt, peak_flops):
-        """Model FLOPs utilisation: achieved FLOP/s over the device's peak (which bench.py measures)."""
-        return self.flops_per_token() * tokens_per_iter / dt / peak_flops
-
-    @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
-                 generator=None, prefix_len=None, priming=None):
-        """Sample max_new_tokens tokens after idx (B, T). Call in eval mode.
-
-        temperature 0 is greedy. top_k keeps the k most likely tokens; top_p keeps the smallest set
-        whose probability reaches p (nucleus sampling). With use_cache each step feeds only the new
-        token and reuses past keys/values; it gives the same tokens as use_cache=False.
-        prefix_lm models treat the first prefix_len tokens (default: the whole prompt) as the prefix.
-        priming: a state from `prime` (or (doc_idx, doc_len), primed once here): every step runs primed.
+        The base model reads the documents (its own forward, the bias layers silent); each bias
+        layer's activations on the residual stream after its block (hook_resid_post) are pooled
+        over the document's tokens. doc_len (B,): real lengths of right-padded documents.
+        Differentiable: the answer loss reaches c_in through it.
         """
-        if isinstance(priming, (tuple, list)):
-            priming = self.prime(*priming)
-        if self.config.prefix_lm and prefix_len is None:
-            prefix_len = idx.size(1)
-        cache = None
-        for _ in range(max_new_tokens):
-            cropped = max(0, idx.size(1) - self.config.block_size)
-            prefix = None if prefix_len is None else torch.full((idx.size(0),), max(0, prefix_len - cropped),
-                                                                device=idx.device)
-            if use_cache and not cropped:
-                if cache is None:  # prefill: run the whole prompt once
-                    cache = [[None, None] for _ in range(self.config.n_layer)]
-                    logits, _ = self(idx, cache=cache, prefix_len=prefix, priming=priming)
-                else:
-                    logits, _ = self(idx[:, -1:], cache=cache, prefix_len=prefix, priming=priming)
-            else:
-                # Past the context window the positions shift every step, so nothing can be
-                # reused: run the last block_size tokens afresh (what use_cache=False always does).
-                logits, _ = self(idx[:, cropped:], prefix_len=prefix, priming=priming)
-            idx_next = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
-            idx = torch.cat((idx, idx_next), dim=1)
-        return idx
+        if not self.config.priming:
+            raise ValueError("this model has no bias layers: build it with priming=True")
+        B, T = doc_idx.shape
+        doc_len = torch.full((B,), T, device=doc_idx.device) if doc_len is None else doc_len
+        if int(doc_len.min()) < 1:
+            raise ValueError("a priming document needs at least one token")
+        resid = []  # the stream after every layer, in order (a shared block fires once per use)
+        names = {f"transformer.h.{self.config.block_of_layer(i)}.hook_resid_post" for i in range(self.config.n_layer)}
+        with self.hooks({n: resid.append for n in names}):
+            self(doc_idx)
+        mask = torch.arange(T, device=doc_idx.device)[None, :] < doc_len[:, None]
+        states = []
+        for slot, layer in enumerate(self.config.primed_layers()):
+            bl = self.bias_layer(slot)
+            states.append(bl.pool(bl.activations(resid[layer], bl.c_in.bias), mask, self.config.priming_pool))
+        return torch.stack(states)
 
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
