@@ -12,7 +12,6 @@ sequence) and the mean probability given to the correct next token. The plots ar
 into out_dir. `python train.py --help` lists every key.
 """
 
-import json
 import os
 import time
 from dataclasses import asdict
@@ -20,14 +19,14 @@ from dataclasses import asdict
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from helpers.checkpoint import atomic_write, atomic_write_text, read_metrics, resolve_model, save_metrics_row
-from helpers.config import MAIN_JOB_MODEL, TrainConfig, UserError, check_train_config, configure, main_guard
+from helpers.checkpoint import (build_model, resolve_model, restore_rng, save_checkpoint, save_metrics_row,
+                                start_run_folder)
+from helpers.config import MAIN_JOB_MODEL, TrainConfig, check_train_config, configure, main_guard
 from helpers.data import Batches, PrimingBatches, dataset_dir, load_meta
-from helpers.device import end_ddp, setup_ddp, setup_device
+from helpers.device import end_ddp, from_rank0, setup_ddp, setup_device
 from helpers.evaluate import evaluate, unigram_distribution
 from helpers.optim import get_lr, make_optimizer, train_step
 from helpers.plotting import plot_run
-from model import GPT
 
 
 def main(argv=None):
@@ -58,35 +57,20 @@ def main(argv=None):
                           mcfg.prefix_lm)
     unigram = unigram_distribution(batches.paths["train"], meta["dtype"], mcfg.vocab_size) if master else None
     torch.manual_seed(cfg.seed)
-    model = GPT(mcfg)
-    iter_num, best_val_loss = 0, float("inf")
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        iter_num, best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
-    if base is not None:  # freeze_base: the base's weights; only the (fresh) bias layers will learn
-        missing, unexpected = model.load_state_dict(base["model"], strict=False)
-        if unexpected or any(not k.startswith("bias_layers.") for k in missing):
-            raise UserError(f"{cfg.base_ckpt} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
-        for name, p in model.named_parameters():
-            p.requires_grad = name.startswith("bias_layers.")
+    model = build_model(mcfg, ckpt, base, cfg.base_ckpt)  # freeze_base: only the bias layers will learn
+    iter_num, best_val_loss = (ckpt["iter_num"], ckpt["best_val_loss"]) if ckpt else (0, float("inf"))
     model.to(device)
     raw_model = model  # what we checkpoint: no DDP or compile wrappers, no _orig_mod. prefixes
 
     # --- optimizer: AdamW, or Muon + AdamW; one learning-rate schedule drives both ---
     optimizer = make_optimizer(raw_model, cfg, device_type)
     if ckpt is not None:
-        was = ckpt["config"]["train"].get("optimizer", "adamw")
-        if was != cfg.optimizer:
-            raise UserError(f"the checkpoint was trained with optimizer={was}: pass --optimizer={was} to resume it")
         optimizer.load_state_dict(ckpt["optimizer"])
     scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))  # float16 needs loss scaling
     # batches have their own generator, so evals never shift the training data stream
     gen = torch.Generator().manual_seed(cfg.seed + rank)
-    if ckpt is not None and world == 1:  # restore every random stream: resuming continues exactly
-        gen.set_state(ckpt["rng"]["batches"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if device_type == "cuda" and ckpt["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
+    if ckpt is not None and world == 1:
+        restore_rng(ckpt, gen, device_type)  # every random stream as it was: resuming continues exactly
     if cfg.compile:
         print("compiling the model...")
         model = torch.compile(model)
@@ -97,12 +81,8 @@ def main(argv=None):
     tokens_per_iter = grad_accum * world * cfg.batch_size * mcfg.block_size
     config_record = {"train": asdict(cfg), "model": asdict(mcfg), "dtype": dtype, "device": device, "world_size": world}
     writes = master and not cfg.eval_only  # eval_only reports and leaves out_dir as it was
-    if writes:
-        os.makedirs(out_dir, exist_ok=True)
-        atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(config_record, indent=1))
-        # metrics.jsonl describes this run: start it afresh, or on resume keep the rows up to the checkpoint
-        kept = [r for r in read_metrics(out_dir) if ckpt is not None and r["iter"] <= iter_num]
-        atomic_write_text(os.path.join(out_dir, "metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in kept))
+    if writes:  # config.json, and metrics.jsonl afresh (on resume: its rows up to the checkpoint)
+        start_run_folder(out_dir, config_record, keep_until=iter_num if ckpt is not None else None)
     if master:
         print(f"{raw_model.get_num_params() / 1e6:.2f}M parameters | {tokens_per_iter:,} tokens per iteration "
               f"({grad_accum} accumulation steps x {world} processes x {cfg.batch_size} x {mcfg.block_size}) "
@@ -145,18 +125,12 @@ def main(argv=None):
             if m["val_loss"] < best_val_loss or cfg.always_save_checkpoint:
                 best_val_loss = min(best_val_loss, m["val_loss"])
                 if iter_num > 0:
-                    ckpt_now = {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "model_args": asdict(mcfg), "config": config_record, "iter_num": iter_num,
-                                "best_val_loss": best_val_loss, "meta": meta,
-                                "rng": {"torch": torch.get_rng_state(), "batches": gen.get_state(),
-                                        "cuda": torch.cuda.get_rng_state() if device_type == "cuda" else None}}
-                    atomic_write(ckpt_path, lambda tmp: torch.save(ckpt_now, tmp))
+                    save_checkpoint(ckpt_path, raw_model, optimizer, config_record, meta, iter_num, best_val_loss,
+                                    gen, device_type)
                     print(f"saved {ckpt_path}")
             since_eval = (time.time(), iter_num)
         if ddp and cfg.target_val_loss and eval_now:  # every process stops when rank 0 reaches the target
-            flag = torch.tensor([float(reached)], device=device)
-            torch.distributed.broadcast(flag, 0)
-            reached = bool(flag.item())
+            reached = from_rank0(reached, device)
         if iter_num >= cfg.max_iters or cfg.eval_only or reached:
             break
 

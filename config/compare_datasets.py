@@ -1,7 +1,8 @@
 # Seed 004's "effect of training on different datasets": the same small GPT trained on each dataset
 # that is available locally, compared in bits per byte (val_bpb), which does not depend on the
-# tokenizer (loss per token does). Read by compare.py, which trains every run and writes the table
-# and plots to plots/compare_datasets/. Prepare the data first, from the repo root (offline):
+# tokenizer (loss per token does). Run with `python tools/compare.py config/compare_datasets.py`, which
+# trains every run and writes the table and plots to out-compare/datasets/. Prepare the data first,
+# from the repo root (offline):
 #
 #   export TIKTOKEN_CACHE_DIR=../shared/data/tiktoken_cache HF_DATASETS_OFFLINE=1
 #   python prepare/tinystories.py --data_files ../shared/data/tinystories_validation_head.txt --tokenizer char   # data/tinystories_local_char
@@ -19,7 +20,7 @@
 # so the numbers describe the samples, not the full datasets. Windows stay inside one document
 # (respect_doc_boundaries, the default). With the full data (prepare/openwebtext.py,
 # prepare/dolma.py, or any script without --data_files), add a run per dataset.
-name = "datasets"  # outputs go to plots/compare_datasets/
+name = "datasets"  # runs and results go to out-compare/datasets/
 seeds = [0]  # one run per seed per entry
 common = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, max_iters=600,
               lr_decay_iters=600, warmup_iters=50, eval_interval=100, eval_iters=20, dropout=0.0,

@@ -1,8 +1,8 @@
-# The priming experiment (issue 4, design note 000): a frozen base model that has learned to look
+# The priming experiment (design note 000): a frozen base model that has learned to look
 # facts up in its context, primed with the document instead of reading it.
-#   python prime.py config/priming_facts.py
-#   python prime.py config/priming_facts.py --only="('pool_last',)"     # the main run and one variation
-# Finished runs in out-priming/facts/ are reused.
+#   python tools/prime.py config/priming_facts.py
+#   python tools/prime.py config/priming_facts.py --only="('pool_last',)"     # the main run and one variation
+# Finished runs in out-priming/facts/ are reused; the results go there too (docs/priming.md).
 
 name = "facts"
 data = dict(train_docs=50000, val_docs=1000, n_facts="1,2", seed=0)  # prepare/priming.py options

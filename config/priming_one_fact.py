@@ -1,7 +1,7 @@
 # The priming experiment with one fact per document: nothing to bind, the primed bias only has to carry
 # one place. Compared with config/priming_facts.py (one or two facts), it says how much of the gap is
 # binding names to places. Same model and recipes.
-#   python prime.py config/priming_one_fact.py
+#   python tools/prime.py config/priming_one_fact.py
 
 import runpy as _runpy
 import os as _os

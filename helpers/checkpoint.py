@@ -93,6 +93,9 @@ def resolve_model(cfg, mcfg, given, meta, data_dir):
         changed = [k for k in given if k in ckpt["model_args"] and getattr(mcfg, k) != ckpt["model_args"][k]]
         if changed:
             raise UserError(f"cannot change model key(s) {', '.join(changed)} when resuming")
+        was = ckpt["config"]["train"].get("optimizer", "adamw")
+        if was != cfg.optimizer:
+            raise UserError(f"the checkpoint was trained with optimizer={was}: pass --optimizer={was} to resume it")
         mcfg = GPTConfig(**ckpt["model_args"])
     elif os.path.exists(ckpt_path) and not cfg.overwrite:
         raise UserError(f"{ckpt_path} already exists: pass --init_from=resume to continue it, "
@@ -117,3 +120,44 @@ def resolve_model(cfg, mcfg, given, meta, data_dir):
         raise UserError(f"the model's vocab_size {mcfg.vocab_size} is smaller than the data's "
                         f"{meta['vocab_size']} ({data_dir}/meta.json)")
     return mcfg, ckpt, base
+
+
+def build_model(mcfg, ckpt=None, base=None, base_path=""):
+    """The run's GPT: fresh, with the weights of the checkpoint it resumes, or (freeze_base) with the
+    base model's weights and only its new bias layers trainable."""
+    model = GPT(mcfg)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+    if base is not None:
+        missing, unexpected = model.load_state_dict(base["model"], strict=False)
+        if unexpected or any(not k.startswith("bias_layers.") for k in missing):
+            raise UserError(f"{base_path} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        for name, p in model.named_parameters():
+            p.requires_grad = name.startswith("bias_layers.")
+    return model
+
+
+def save_checkpoint(path, model, optimizer, config_record, meta, iter_num, best_val_loss, gen, device_type):
+    """Everything needed to continue exactly: weights, optimizer, configs, data meta, random streams."""
+    ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": config_record["model"],
+            "config": config_record, "iter_num": iter_num, "best_val_loss": best_val_loss, "meta": meta,
+            "rng": {"torch": torch.get_rng_state(), "batches": gen.get_state(),
+                    "cuda": torch.cuda.get_rng_state() if device_type == "cuda" else None}}
+    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
+
+
+def restore_rng(ckpt, gen, device_type):
+    """Put every random stream back where save_checkpoint found it: batches, dropout, CUDA."""
+    gen.set_state(ckpt["rng"]["batches"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if device_type == "cuda" and ckpt["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
+
+
+def start_run_folder(out_dir, config_record, keep_until=None):
+    """Write config.json, and start metrics.jsonl afresh; on resume (keep_until) keep its rows up to
+    the checkpoint's iteration, so the file describes exactly the run that continues."""
+    os.makedirs(out_dir, exist_ok=True)
+    atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(config_record, indent=1))
+    kept = [r for r in read_metrics(out_dir) if keep_until is not None and r["iter"] <= keep_until]
+    atomic_write_text(os.path.join(out_dir, "metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in kept))

@@ -72,3 +72,10 @@ def setup_ddp(cfg):
 def end_ddp(ddp):
     if ddp:
         destroy_process_group()
+
+
+def from_rank0(flag, device):
+    """Rank 0's value of a bool, on every DDP process (so that all of them stop together)."""
+    t = torch.tensor([float(flag)], device=device)
+    torch.distributed.broadcast(t, 0)
+    return bool(t.item())

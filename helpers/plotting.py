@@ -144,10 +144,11 @@ def plot_comparison(curves, reference, path, xlabel, ylabel, title, skip=0.2):
     """Several runs' curves {label: (x, y)} side by side with each run minus `reference` (a label).
 
     Left: every curve, the y axis zoomed on the part past the first `skip` of the x range, where runs
-    differ (the start is off the scale). Right: run minus reference, on the reference's x values. Every
-    run has its own colour and line style; the reference is black. The legend sits outside the axes.
+    differ (the steep start is cut off). Right: each run minus the reference, at the reference's x
+    values. Every run has its own colour and line style; the reference is black. The legend sits
+    below the axes.
     """
-    fig, (ax, ax_diff) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (ax, ax_diff) = plt.subplots(1, 2, figsize=(13, 4.8))
     ref_x, ref_y = (np.asarray(v, dtype=float) for v in curves[reference])
     styles = dict(zip([k for k in curves if k != reference], distinct_styles(len(curves) - 1)))
     for label, (x, y) in curves.items():
@@ -161,12 +162,12 @@ def plot_comparison(curves, reference, path, xlabel, ylabel, title, skip=0.2):
     limits = zoomed_limits(curves.values(), skip)
     if limits:
         ax.set_ylim(*limits)
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{ylabel} (y zoomed past the first {skip:.0%})")
-    ax_diff.axhline(0, color="black", lw=1)
-    ax_diff.set(xlabel=xlabel, ylabel=f"difference from {reference}", title=f"each run minus {reference}")
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=f"y zoomed: the first {skip:.0%} of the x range may run off it")
+    ax_diff.axhline(0, color="black", lw=2.0)
+    ax_diff.set(xlabel=xlabel, ylabel="run minus the reference", title="each run minus the reference (black)")
     fig.suptitle(wrap(title, 120))
+    fig.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=1 if len(curves) <= 6 else 2, fontsize=8,
+               frameon=False)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight"))
     plt.close(fig)

@@ -1,5 +1,5 @@
 """
-(document, prompt, answer) triples for the priming experiment (issue 4, design note 000), generated
+(document, prompt, answer) triples for the priming experiment (design note 000), generated
 from a seed with no download. The document is the "documentation": a few facts about invented
 people; the prompt asks for one of them; the answer is only in the document.
 
@@ -18,7 +18,7 @@ For the base model every triple is one training document, `document prompt answe
 them have no document at all, so the base model has also seen prompts alone (the `no_doc`
 condition is then a fair baseline, not a distribution shift). The priming run of train.py
 (`--freeze_base=True`) splits each document at that prefix: the prefix primes, the rest is the
-input. `val_triples.jsonl` lists the validation triples for prime.py's evaluation.
+input. `val_triples.jsonl` lists the validation triples for the evaluation of tools/prime.py.
 
     python prepare/priming.py                        # data/priming
     python prepare/priming.py --n_facts=1,3 --out data/priming_3

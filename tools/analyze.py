@@ -610,7 +610,7 @@ def patch_tool(cfg, plot_dir, model, tok):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
-        raise UserError(f"name a tool: python analyze.py TOOL [--key=value ...], TOOL one of {', '.join(TOOLS)}")
+        raise UserError(f"name a tool: python tools/analyze.py TOOL [--key=value ...], TOOL one of {', '.join(TOOLS)}")
     if argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return
@@ -620,7 +620,7 @@ def main(argv=None):
         raise UserError(f"unknown tool {name!r}" + (f"; did you mean {close[0]}?" if close else f"; one of {', '.join(TOOLS)}"))
     fn, config, needs_model = TOOLS[name]
     defaults = [Common(), config()] + ([Checkpoint()] if needs_model else [])
-    common, cfg, *ckpt_cfg = configure(defaults, argv, description=f"analyze.py {name}: {fn.__doc__}")[0]
+    common, cfg, *ckpt_cfg = configure(defaults, argv, description=f"tools/analyze.py {name}: {fn.__doc__}")[0]
     plot_dir = common.plot_dir or os.path.join(ROOT, "plots", name)
     extra = load(common, ckpt_cfg[0]) if needs_model else (common,)
     os.makedirs(plot_dir, exist_ok=True)

@@ -1,0 +1,101 @@
+"""
+Refresh the curated copies that the docs show (docs/results/<experiment>/) from the runs that made them.
+
+Runs never touch tracked files: they write into ignored folders (out-*/, plots/). This is the one
+command that copies their outputs into the docs, and only when you ask for it.
+
+    python tools/refresh_docs.py                       # every experiment whose outputs exist
+    python tools/refresh_docs.py main_job analysis     # only these (an error if their outputs are missing)
+    python tools/refresh_docs.py --list                # what each experiment copies, and the command that makes it
+"""
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
+DOCS = os.path.join(ROOT, "docs", "results")
+
+ANALYSIS = ("tokens/tokens.png", "distribution/distribution.png", "logprobs/logprobs.png",
+            "logprobs/logprobs_bounds.png", "shape/shape.png", "embeddings/embeddings.png",
+            "attention/attention.png", "lens/lens.png", "lens/lens_loss.png", "patch/patch.png")
+
+
+@dataclass
+class Experiment:
+    source: str  # the folder its outputs are in, relative to the repository
+    files: tuple  # paths under source; each is copied to docs/results/<experiment>/<its file name>
+    command: str  # what writes them
+
+
+EXPERIMENTS = {
+    "main_job": Experiment("out-facts", ("position_loss.png", "loss.png", "mean_p.png"), "python train.py"),
+    "first_experiment": Experiment("plots/positions", ("positions.png",),
+                                   "the three commands of README.md, 'Your first experiment'"),
+    "analysis": Experiment("plots", ANALYSIS, "the commands of docs/analysis.md, 'The example figures'"),
+    "compare_shakespeare_char": Experiment(
+        "out-compare/shakespeare_char", ("results.md", "results.json", "val_loss.png", "position_loss.png", "bench.md"),
+        "python tools/compare.py config/compare_shakespeare_char.py (bench.md: add --bench=True)"),
+    "compare_datasets": Experiment("out-compare/datasets", ("results.md", "results.json", "val_loss.png",
+                                                            "position_loss.png"),
+                                   "python tools/compare.py config/compare_datasets.py"),
+    "priming_facts": Experiment("out-priming/facts", ("results.md", "results.json", "details.json", "conditions.png",
+                                                      "runs.png"), "python tools/prime.py config/priming_facts.py"),
+    "priming_one_fact": Experiment("out-priming/one_fact", ("results.md", "results.json", "details.json",
+                                                            "conditions.png"),
+                                   "python tools/prime.py config/priming_one_fact.py"),
+}
+
+
+def copy_atomic(src, dst):
+    """Copy src onto dst through a temp file, so a reader sees the old copy or the new one."""
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    shutil.copyfile(src, dst + ".tmp")
+    os.replace(dst + ".tmp", dst)
+
+
+def refresh(names, root=ROOT, docs=DOCS):
+    """Copy the outputs of the named experiments; returns {name: the files copied, or None if missing}."""
+    done = {}
+    for name in names:
+        exp = EXPERIMENTS[name]
+        sources = [os.path.join(root, exp.source, f) for f in exp.files]
+        if not all(os.path.exists(s) for s in sources):
+            done[name] = None
+            continue
+        done[name] = []
+        for src in sources:
+            dst = os.path.join(docs, name, os.path.basename(src))
+            copy_atomic(src, dst)
+            done[name].append(os.path.relpath(dst, root))
+    return done
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "-h" in argv or "--help" in argv:
+        print(__doc__.strip())
+        return 0
+    if "--list" in argv:
+        for name, exp in EXPERIMENTS.items():
+            print(f"{name}: {exp.source}/{{{', '.join(exp.files)}}}\n    made by: {exp.command}")
+        return 0
+    unknown = [a for a in argv if a not in EXPERIMENTS]
+    if unknown:
+        sys.exit(f"error: unknown experiment(s) {', '.join(unknown)}; one of {', '.join(EXPERIMENTS)} (--list)")
+    done = refresh(argv or list(EXPERIMENTS))
+    for name, files in done.items():
+        exp = EXPERIMENTS[name]
+        if files is None:
+            print(f"{name}: skipped, {exp.source}/ lacks some of its outputs; make them with: {exp.command}")
+        else:
+            print(f"{name}: copied {len(files)} files into docs/results/{name}/")
+    missing = [n for n, files in done.items() if files is None]
+    if argv and missing:
+        sys.exit(f"error: no outputs to copy for {', '.join(missing)}: run the command above first")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
