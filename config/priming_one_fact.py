@@ -3,8 +3,8 @@
 # binding names to places. Same model and recipes.
 #   python tools/prime.py config/priming_one_fact.py
 
-import runpy as _runpy
 import os as _os
+import runpy as _runpy
 
 _facts = _runpy.run_path(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "priming_facts.py"))
 name = "one_fact"

@@ -100,7 +100,7 @@ def main(argv=None):
         inputs = [("TinyStories sample", SAMPLE, os.path.getsize(SAMPLE))]
         if args.mb > 0:
             big = os.path.join(tmp, "synthetic.txt")
-            inputs.append((f"synthetic TinyStories", big, synthetic(big, args.mb)))
+            inputs.append(("synthetic TinyStories", big, synthetic(big, args.mb)))
         for label, path, size in inputs:
             for n in args.procs:
                 r = measure(path, n)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, shared_file
 
 # appended to every train.py command: the same commands, a few seconds instead of minutes

@@ -11,8 +11,8 @@ import shlex
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from tools import refresh_docs
 
 DOCS = [os.path.join(ROOT, "README.md"), *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]

@@ -126,9 +126,8 @@ def test_bench_memory_builds_a_sparse_big_copy_that_train_py_accepts(facts_dir, 
 # --- beam search ---
 
 def test_beam_of_one_is_greedy_and_wider_beams_score_at_least_as_high():
-    from tools.analyze import token_logprobs
-
     from test_model import tiny
+    from tools.analyze import token_logprobs
 
     m = tiny(vocab_size=20)
     idx = torch.randint(0, 20, (1, 5), generator=torch.Generator().manual_seed(0))
@@ -144,9 +143,8 @@ def test_beam_of_one_is_greedy_and_wider_beams_score_at_least_as_high():
 
 
 def test_beam_as_wide_as_the_vocabulary_finds_the_best_two_tokens():
-    from tools.analyze import token_logprobs
-
     from test_model import tiny
+    from tools.analyze import token_logprobs
 
     m = tiny(vocab_size=20)
     idx = torch.randint(0, 20, (1, 5), generator=torch.Generator().manual_seed(1))

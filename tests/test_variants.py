@@ -1,7 +1,6 @@
 """The research variants: every GPTConfig flag (and combinations) keeps the model a working,
 causal, cacheable language model, and changes exactly what it says."""
 
-import math
 
 import pytest
 import torch
