@@ -16,7 +16,6 @@ loss per position, mean over seeds), each with every run minus the baseline.
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from helpers.checkpoint import atomic_write_text, read_metrics  # noqa: E402
 from helpers.config import UserError, configure, main_guard  # noqa: E402
+from helpers.launch import train_or_reuse  # noqa: E402
 from helpers.plotting import plot_comparison, position_curve  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
@@ -44,32 +44,15 @@ class CompareConfig:
     bench: bool = False  # instead of training, time every run's config with bench.py (bench.md)
 
 
-def run_args(c, run, seed):
-    """train.py arguments of one run: common keys, the run's keys, then seed and directory."""
-    out_dir = os.path.join(c.out_root, c.name, f"{run}_s{seed}")
-    keys = {**c.common, **c.runs[run], "seed": seed, "out_dir": out_dir}
-    return out_dir, [f"--{k}={v}" for k, v in keys.items()]
+def run_dir(c, run, seed):
+    return os.path.join(c.out_root, c.name, f"{run}_s{seed}")
 
 
-def train_or_reuse(c, run, seed):
-    """Train one run (a train.py process, its output in out_dir/train.log) unless a finished run with the
-    very same arguments is on disk."""
-    out_dir, args = run_args(c, run, seed)
-    stamp = os.path.join(out_dir, "compare.json")
-    if os.path.exists(stamp) and json.load(open(stamp)) == args:
-        print(f"reusing {out_dir}")
-    else:
-        print(f"training {run} (seed {seed}) -> {out_dir}", flush=True)
-        os.makedirs(out_dir, exist_ok=True)
-        log = os.path.join(out_dir, "train.log")
-        with open(log, "w") as f:
-            r = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args, "--overwrite=True"],
-                               stdout=f, stderr=subprocess.STDOUT)
-        if r.returncode:
-            last = open(log).read().strip().splitlines()[-1:] or ["no output"]
-            raise UserError(f"run {run} (seed {seed}) failed: {last[0]} (whole output in {log})")
-        atomic_write_text(stamp, json.dumps(args))
-    return read_metrics(out_dir)
+def train_or_reuse_run(c, run, seed):
+    """Train one run (a train.py process: common keys, the run's keys, the seed), unless it is on disk."""
+    keys = {**c.common, **c.runs[run], "seed": seed}
+    train_or_reuse(run_dir(c, run, seed), [f"--{k}={v}" for k, v in keys.items()])
+    return read_metrics(run_dir(c, run, seed))
 
 
 def mean_std(xs):
@@ -82,7 +65,7 @@ def summarize(c, metrics):
     results = {}
     for run, per_seed in metrics.items():
         final = [rows[-1] for rows in per_seed]
-        config = json.load(open(os.path.join(run_args(c, run, c.seeds[0])[0], "config.json")))
+        config = json.load(open(os.path.join(run_dir(c, run, c.seeds[0]), "config.json")))
         loss, loss_std = mean_std([r["val_loss"] for r in final])
         bpb, bpb_std = mean_std([r["val_bpb"] for r in final])
         ms = [r["ms_per_iter"] for rows in per_seed for r in rows if r.get("ms_per_iter")]
@@ -190,7 +173,7 @@ def main(argv=None):
     if c.bench:
         return bench_runs(c, results_dir)
     t0 = time.time()
-    metrics = {run: [train_or_reuse(c, run, seed) for seed in c.seeds] for run in c.runs}
+    metrics = {run: [train_or_reuse_run(c, run, seed) for seed in c.seeds] for run in c.runs}
     base, results = summarize(c, metrics)
     for p in write_results(c, base, results, metrics, results_dir, time.time() - t0):
         print(f"wrote {p}")

@@ -24,7 +24,6 @@ again with the same keys.
 
 import json
 import os
-import subprocess
 import sys
 import time
 from contextlib import nullcontext
@@ -40,6 +39,7 @@ from helpers.checkpoint import atomic_write_text, load_checkpoint, model_from_ch
 from helpers.config import UserError, configure, main_guard  # noqa: E402
 from helpers.data import Batches  # noqa: E402
 from helpers.evaluate import evaluate  # noqa: E402
+from helpers.launch import train_or_reuse  # noqa: E402
 from helpers.plotting import plt, save  # noqa: E402
 from prepare import priming as priming_data  # noqa: E402
 from prepare.common import get_tokenizer  # noqa: E402
@@ -75,26 +75,9 @@ def prepare_data(c):
     return data_dir
 
 
-def train_or_reuse(out_dir, keys):
-    """train.py with keys into out_dir (its output in out_dir/train.log), unless a finished run with the
-    same keys is there. Returns the seconds it took."""
-    args = [f"--{k}={v}" for k, v in {**keys, "out_dir": out_dir}.items()]
-    stamp = os.path.join(out_dir, "prime.json")
-    if os.path.exists(stamp) and json.load(open(stamp))["args"] == args:
-        print(f"reusing {out_dir}")
-        return json.load(open(stamp))["seconds"]
-    print(f"training {out_dir}", flush=True)
-    os.makedirs(out_dir, exist_ok=True)
-    t0, log = time.time(), os.path.join(out_dir, "train.log")
-    with open(log, "w") as f:
-        r = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args, "--overwrite=True"],
-                           stdout=f, stderr=subprocess.STDOUT)
-    if r.returncode:
-        last = open(log).read().strip().splitlines()[-1:] or ["no output"]
-        raise UserError(f"training {out_dir} failed: {last[0]} (whole output in {log})")
-    seconds = round(time.time() - t0, 1)
-    atomic_write_text(stamp, json.dumps({"args": args, "seconds": seconds}))
-    return seconds
+def args(keys):
+    """train.py's --key=value arguments for a dict of keys."""
+    return [f"--{k}={v}" for k, v in keys.items()]
 
 
 def pad(seqs, value=0):
@@ -206,7 +189,7 @@ def main(argv=None):
     root = os.path.join(c.out_root, c.name)
     common = {"data_dir": data_dir, "device": c.device}
     base_dir = os.path.join(root, "base")
-    timings["base_train_s"] = train_or_reuse(base_dir, {**common, **c.base})
+    timings["base_train_s"] = train_or_reuse(base_dir, args({**common, **c.base}))
     base_ckpt = load_checkpoint(os.path.join(base_dir, "ckpt.pt"))
     base = model_from_checkpoint(base_ckpt).to(c.device).eval()
     meta = base_ckpt["meta"]
@@ -218,12 +201,12 @@ def main(argv=None):
     details = {"runs": {}, "base_val_loss": val_loss(base, data_dir, meta, base.config.block_size, c.device)}
     for run, keys in runs.items():
         out_dir = os.path.join(root, run)
-        secs = train_or_reuse(out_dir, {**common, **keys, "freeze_base": True, "priming": True,
-                                        "base_ckpt": os.path.join(base_dir, "ckpt.pt")})
+        secs = train_or_reuse(out_dir, args({**common, **keys, "freeze_base": True, "priming": True,
+                                             "base_ckpt": os.path.join(base_dir, "ckpt.pt")}))
         primed = model_from_checkpoint(load_checkpoint(os.path.join(out_dir, "ckpt.pt"))).to(c.device).eval()
-        stamp, evaluated = os.path.join(out_dir, "prime_eval.json"), {"run": json.load(open(os.path.join(out_dir, "prime.json"))),
-                                                                      "base": json.load(open(os.path.join(base_dir, "prime.json"))),
-                                                                      "eval_docs": len(triples)}
+        stamp = os.path.join(out_dir, "prime_eval.json")
+        evaluated = {"run": json.load(open(os.path.join(out_dir, "run.json"))),
+                     "base": json.load(open(os.path.join(base_dir, "run.json"))), "eval_docs": len(triples)}
         if os.path.exists(stamp) and json.load(open(stamp))["evaluated"] == evaluated:
             res = json.load(open(stamp))["results"]  # the same run, base and triples: the same numbers
         else:
