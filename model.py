@@ -2,12 +2,12 @@
 GPT-2 in one file, read top to bottom, plus the design notes' research variants as flags that are off
 by default.
 
-    HookPoint, AttnArgs -> CausalSelfAttention (attention_mask, rotary) -> MLP -> Block -> BiasLayer
-    -> GPTConfig -> GPT (forward, generate, hooks, priming) -> sample_next
+    HookPoint, AttnArgs -> CausalSelfAttention (attention_mask, rotary) -> MLP -> Block -> GPTConfig
+    -> GPT (forward, generate, hooks, priming) -> BiasLayer (priming) -> sample_next
 
 With every GPTConfig field at its default this is exactly GPT-2: learned positions, pre-LayerNorm
 blocks, a GELU MLP 4x wide, input and output embeddings tied, GPT-2's init, nanoGPT's state-dict keys.
-- Attention has two paths that agree to ~1e-6: the fused kernel (SDPA) and a readable manual one.
+- Attention has two paths that compute the same thing: the fused kernel (SDPA) and a readable manual one.
 - Generation keeps a KV cache; sampling is greedy, temperature, top-k or top-p.
 - Hook points with TransformerLens-style names read or replace any activation (GPT.run_with_cache, GPT.hooks).
 - Each variant is one GPTConfig field and a short `if` where it acts. docs/variants.md gives its
@@ -90,7 +90,11 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x, args):
         """x: (B, T, C) -> (B, T, C). args: this call's AttnArgs (cache, mask shape, variant inputs)."""
         B, T, C = x.size()
-        q, k, v = self.qkv(x, args.kv_input)  # (B, nh, T, hs) each
+        if args.kv_input is None and not self.config.shared_qk:
+            q, k, v = self.c_attn(x).split(C, dim=2)  # GPT-2: queries, keys and values in one matmul
+        else:
+            q, k, v = self.variant_qkv(x, args.kv_input)
+        q, k, v = (t.view(B, -1, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         if self.config.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         if self.config.rotary:  # positions past..past+T-1; keys are rotated before they are cached or lent
@@ -101,12 +105,12 @@ class CausalSelfAttention(nn.Module):
                 k = torch.cat([args.cache[0], k], dim=2)  # (B, nh, past + T, hs)
                 v = torch.cat([args.cache[1], v], dim=2)
             args.cache[0], args.cache[1] = k, v
-        args.kv = (k, v)
+        args.kv = (k, v)  # cross_layer_kv lends them to the next layer
 
-        # who may see whom: None is plain causal attention, which the fused kernel does by itself
         manual = self.config.attn_impl == "manual" or self.power is not None or self.config.attn_sum_power != 1.0
         extra = args.borrowed is not None or self.config.zero_value_attn  # keys beyond this layer's own
         no_self = self.config.shared_qk and args.kv_input is None  # shared_qk: q.k with itself would always win
+        # who may see whom; GPT-2 (no variant, no cache) gets None: the fused kernel's is_causal does it
         mask = attention_mask(T, args.past, x.device, args.window, args.prefix_len, no_self, force=manual or extra)
         if extra:
             k, v, mask = self.extra_keys(k, v, mask, args.borrowed)
@@ -114,8 +118,9 @@ class CausalSelfAttention(nn.Module):
         if manual:
             y = self.manual_attention(q, k, v, mask)
         else:  # the fused kernel; is_causal only when the queries start at position 0
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.config.dropout if self.training
-                                               else 0.0, is_causal=mask is None and args.past == 0)
+            dropout = self.config.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
+                                               is_causal=mask is None and args.past == 0)
         y = self.hook_z(y)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.c_proj(y))
@@ -151,22 +156,17 @@ class CausalSelfAttention(nn.Module):
         lse = scores.gather(-1, top) - torch.log(soft.gather(-1, top))  # (B, nh, T, 1)
         return torch.exp((1 - p) * lse)
 
-    def qkv(self, x, kv_input=None):
-        """q, k, v as (B, nh, T, hs). Keys and values read kv_input instead of x when it is given."""
+    def variant_qkv(self, x, kv_input=None):
+        """q, k, v (B, T, C) each, when a variant changes where they come from."""
         C, shared = self.width, self.config.shared_qk
-        if kv_input is None and not shared:
-            q, k, v = self.c_attn(x).split(C, dim=2)  # GPT-2: one matmul for all three
-        elif kv_input is None:  # shared_qk (note 003, "queries and keys in the same space"): keys are the queries
+        if kv_input is None:  # shared_qk (note 003, "queries and keys in the same space"): keys are the queries
             q, v = self.c_attn(x).split(C, dim=2)
-            k = q
-        else:  # residual_root: the rows of c_attn applied to two inputs
-            w, b = self.c_attn.weight, self.c_attn.bias
-            rows = lambda i: (w[i * C:(i + 1) * C], None if b is None else b[i * C:(i + 1) * C])  # noqa: E731
-            q = F.linear(x, *rows(0))
-            k, v = F.linear(kv_input, *rows(0 if shared else 1)), F.linear(kv_input, *rows(1 if shared else 2))
-        B = x.size(0)
-        heads = lambda t: t.view(B, t.size(1), self.n_head, C // self.n_head).transpose(1, 2)  # noqa: E731
-        return heads(q), heads(k), heads(v)
+            return q, q, v
+        # residual_root: queries read x, keys and values read kv_input, through the same rows of c_attn
+        w, b = self.c_attn.weight, self.c_attn.bias
+        rows = lambda i: (w[i * C:(i + 1) * C], None if b is None else b[i * C:(i + 1) * C])  # noqa: E731
+        q = F.linear(x, *rows(0))
+        return q, F.linear(kv_input, *rows(0 if shared else 1)), F.linear(kv_input, *rows(1 if shared else 2))
 
     def extra_keys(self, k, v, mask, borrowed):
         """This layer's keys and values with the extra ones in front, and the mask widened to match:
@@ -206,16 +206,6 @@ def attention_mask(T, past, device, window=0, prefix_len=None, no_self=False, fo
     if no_self:
         m = m & ((j != i) | (i == 0))
     return m.view(-1, 1, T, past + T)
-
-
-def has_loss(targets, prefix_len=None, past=0):
-    """(B, T) bool: which targets count in the loss. -1 marks none; with prefix_lm neither do targets
-    inside the prefix (a token there sees the next one through bidirectional attention)."""
-    valid = targets != -1
-    if prefix_len is not None:
-        pos = torch.arange(past, past + targets.size(1), device=targets.device)
-        valid = valid & (pos[None, :] >= prefix_len.view(-1, 1) - 1)
-    return valid
 
 
 def rotary_tables(block_size, hs, base=10000.0):
@@ -289,8 +279,8 @@ class Block(nn.Module):
         self.mlp = MLP(config, width)
         # residual_dims (note 003, "what if only some dims have residual connections?"): the first k
         # dims add the sublayer's output to the stream, the others are replaced by it
-        keep = (torch.arange(width) < config.residual_dims).float() if config.residual_dims >= 0 else None
-        self.register_buffer("keep", keep, persistent=False)
+        mask = (torch.arange(width) < config.residual_dims).float() if config.residual_dims >= 0 else None
+        self.register_buffer("residual_mask", mask, persistent=False)
         # the residual stream and what each sublayer writes into it, (B, T, width) each
         self.hook_resid_pre, self.hook_attn_out, self.hook_resid_mid = HookPoint(), HookPoint(), HookPoint()
         self.hook_mlp_out, self.hook_resid_post = HookPoint(), HookPoint()
@@ -298,56 +288,15 @@ class Block(nn.Module):
     def forward(self, x, args):
         """x: (B, T, width) -> (B, T, width); args (AttnArgs) goes to attention."""
         x = self.hook_resid_pre(x)
-        x = self.hook_resid_mid(self.residual(x, self.hook_attn_out(self.attn(self.ln_1(x), args))))
-        x = self.hook_resid_post(self.residual(x, self.hook_mlp_out(self.mlp(self.ln_2(x)))))
+        a = self.hook_attn_out(self.attn(self.ln_1(x), args))
+        x = self.hook_resid_mid(self.residual(x, a))  # x + attn(ln_1(x))
+        m = self.hook_mlp_out(self.mlp(self.ln_2(x)))
+        x = self.hook_resid_post(self.residual(x, m))  # x + mlp(ln_2(x))
         return x
 
     def residual(self, x, out):
-        return x + out if self.keep is None else x * self.keep + out
-
-
-class BiasLayer(nn.Module):
-    """priming (note 000, "priming bias layers"): a layer after a block that reads the residual stream
-    and writes back into it: ln -> c_in -> GELU -> c_out.
-
-    Inference takes two passes. Priming (GPT.prime): the frozen model reads a document, and this
-    layer's activations GELU(c_in(ln(x)) + bias), pooled over the document's tokens, become its primed
-    bias. Generation: the context holds only the prompt, and the units run with the primed bias in
-    place of their learned one. Only c_in, c_out, ln (and the attention pool's query) learn, through
-    both passes. Without a priming state the layer is skipped; c_out starts at zero, so an untrained
-    layer changes nothing either.
-    """
-
-    def __init__(self, config, width):
-        super().__init__()
-        D = config.priming_dim
-        self.ln = make_norm(config, width)
-        self.c_in = nn.Linear(width, D)  # its bias is the learned bias that priming overrides
-        self.c_out = nn.Linear(D, width, bias=False)
-        self.c_out.ZERO_INIT = True  # an untrained bias layer writes nothing (GPT._init_weights, then zeroed)
-        self.gelu = nn.GELU()
-        if config.priming_pool == "attention":  # a learned query over the document; zero = the mean
-            self.pool_query = nn.Parameter(torch.zeros(D))
-        self.hook_act = HookPoint()  # (B, T, priming_dim) the units' activations with the primed bias
-        self.hook_out = HookPoint()  # (B, T, width) what the layer adds to the residual stream
-
-    def forward(self, x, primed_bias):
-        return self.hook_out(self.c_out(self.hook_act(self.activations(x, primed_bias))))
-
-    def activations(self, x, bias):
-        """GELU(c_in(ln(x)) + bias), bias (D,) or (B, D): the same units in both passes."""
-        return self.gelu(self.ln(x) @ self.c_in.weight.t() + (bias if bias.dim() == 1 else bias[:, None, :]))
-
-    def pool(self, h, mask, how):
-        """(B, T, D) activations over the document -> (B, D); mask (B, T) marks real tokens."""
-        m = mask.to(h.dtype)[..., None]
-        if how == "mean":
-            return (h * m).sum(1) / m.sum(1)
-        if how == "last":
-            last = mask.long().sum(1) - 1
-            return h[torch.arange(h.size(0), device=h.device), last]
-        w = (h @ self.pool_query / math.sqrt(h.size(-1))).masked_fill(~mask, float("-inf")).softmax(1)
-        return (w[..., None] * h).sum(1)  # "attention"
+        """x + out, GPT-2's residual connection; residual_dims: x * mask + out."""
+        return x + out if self.residual_mask is None else x * self.residual_mask + out
 
 
 @dataclass
@@ -363,7 +312,7 @@ class GPTConfig:
     n_head: int = 12  # attention heads per block
     n_embd: int = 768  # width of the residual stream
     dropout: float = 0.0  # dropout on attention weights and residual branches
-    bias: bool = True  # biases in Linear and LayerNorm layers, like GPT-2; False is a bit better and faster
+    bias: bool = True  # biases in Linear and LayerNorm layers, like GPT-2
     attn_impl: str = "sdpa"  # "sdpa": fused kernel; "manual": explicit scores/mask/softmax (analysis reads this)
     # --- research variants (design notes 003 and 004); the defaults are GPT-2 ---
     zero_value_attn: bool = False  # every head gets an extra learned key whose value is zero: a way to attend to nothing
@@ -480,6 +429,16 @@ def check_model_config(c):
             raise ValueError("priming reads documents causally; it does not combine with prefix_lm")
 
 
+def has_loss(targets, prefix_len=None, past=0):
+    """(B, T) bool: which targets count in the loss. -1 marks none; with prefix_lm neither do targets
+    inside the prefix (a token there sees the next one through bidirectional attention)."""
+    valid = targets != -1
+    if prefix_len is not None:
+        pos = torch.arange(past, past + targets.size(1), device=targets.device)
+        valid = valid & (pos[None, :] >= prefix_len.view(-1, 1) - 1)
+    return valid
+
+
 class GPT(nn.Module):
     """The language model: token and position embeddings, n_layer blocks, a final norm, the head."""
 
@@ -496,7 +455,8 @@ class GPT(nn.Module):
             drop=nn.Dropout(config.dropout),
             # n_shared_blocks (note 004, "weight sharing ... recursion?"): fewer distinct blocks than
             # layers, reused ABAB ("cycle") or AABB ("repeat"); their hook points fire once per use
-            h=nn.ModuleList([Block(config, widths[first_use[b]]) for b in range(config.n_shared_blocks or config.n_layer)]),
+            h=nn.ModuleList([Block(config, widths[first_use[b]])
+                             for b in range(config.n_shared_blocks or config.n_layer)]),
             ln_f=make_norm(config, widths[-1]),
         ))
         # tie_dims (note 003, "only half of the embedding weights tied"): -1 ties wte and lm_head (GPT-2);
@@ -518,7 +478,8 @@ class GPT(nn.Module):
             self.kv_offsets = nn.Parameter(torch.zeros(config.n_layer - 1, widths[0]))
         if config.priming:  # BiasLayer: one per primed layer, or one shared by all
             layers = config.primed_layers()
-            self.bias_layers = nn.ModuleList([BiasLayer(config, widths[i]) for i in layers[:1 if config.priming_shared else None]])
+            layers = layers[:1] if config.priming_shared else layers
+            self.bias_layers = nn.ModuleList([BiasLayer(config, widths[i]) for i in layers])
 
         self.apply(self._init_weights)
         for m in self.modules():
@@ -529,8 +490,8 @@ class GPT(nn.Module):
                 torch.nn.init.eye_(m.weight)
 
     def get_num_params(self, non_embedding=True):
-        """Parameter count; position embeddings are subtracted by default (the token embeddings
-        are shared with the head, so they count as the head's weights)."""
+        """Parameter count; the position embeddings are left out by default, as in nanoGPT (the token
+        embeddings are the head's weights when tied, so they stay in)."""
         n = sum(p.numel() for p in self.parameters())
         if non_embedding and "wpe" in self.transformer:
             n -= self.transformer.wpe.weight.numel()
@@ -569,17 +530,18 @@ class GPT(nn.Module):
         slot = {layer: i for i, layer in enumerate(cfg.primed_layers())} if priming is not None else {}
 
         x, kv_input = self.embed(idx, past)  # (B, T, C): token + position embeddings
-        lent = None  # cross_layer_kv: the keys and values the previous layer lends
+        # GPT-2 runs block h[layer] on x; AttnArgs carries only what a cache or a variant needs
+        borrowed = None  # cross_layer_kv: the previous layer's keys and values
         for layer in range(cfg.n_layer):
-            block = self.transformer.h[cfg.block_of_layer(layer)]  # GPT-2: block `layer`
-            args = AttnArgs(past, None if cache is None else cache[layer], prefix_len=prefix_len, borrowed=lent,
-                            window=cfg.layer_windows[layer] if cfg.layer_windows else 0,
+            block = self.transformer.h[cfg.block_of_layer(layer)]
+            args = AttnArgs(past=past, cache=None if cache is None else cache[layer], prefix_len=prefix_len,
+                            window=cfg.layer_windows[layer] if cfg.layer_windows else 0, borrowed=borrowed,
                             kv_input=block.ln_1(kv_input) if layer == 0 and kv_input is not None else None)
-            x = block(self.resize[layer](x), args)  # resize: layer_widths' map where the width changes
+            x = block(self.resize[layer](x), args)  # resize: layer_widths' map where the width changes, else identity
             if layer in slot:  # priming: the primed bias layer writes into the stream after the block
                 x = x + self.bias_layer(slot[layer])(x, priming[slot[layer]])
             if cfg.cross_layer_kv and layer + 1 < cfg.n_layer:
-                lent = (args.kv[0] + self.kv_offsets[layer].view(1, cfg.n_head, 1, -1), args.kv[1])
+                borrowed = (args.kv[0] + self.kv_offsets[layer].view(1, cfg.n_head, 1, -1), args.kv[1])
         x = self.transformer.ln_f(x)
         logits = self.head(x)  # (B, T, vocab)
 
@@ -598,7 +560,7 @@ class GPT(nn.Module):
         what layer 0's keys and values read instead of the stream (residual_root; None for GPT-2)."""
         B, T = idx.size()
         pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)  # (T,)
-        pos_emb = 0.0 if self.config.rotary else self.transformer.wpe(pos)  # (T, C); rotary: positions go into the scores
+        pos_emb = 0.0 if self.config.rotary else self.transformer.wpe(pos)  # (T, C); rotary: they enter the scores
         x = self.transformer.wte(idx) + pos_emb  # (B, T, C)
         if self.config.residual_root == "token":
             return self.transformer.drop(x), None
@@ -644,7 +606,8 @@ class GPT(nn.Module):
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **({"fused": True} if fused else {}))
 
     def flops_per_token(self):
-        """Training FLOPs per token: 6N for the matmuls (PaLM appendix B) plus attention scores."""
+        """Training FLOPs per token: 6N for the matmuls (PaLM appendix B) plus attention scores (those
+        counted at n_embd: an estimate for layer_widths models)."""
         N = self.get_num_params()
         cfg = self.config
         L, H, Q, T = cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head, cfg.block_size
@@ -758,6 +721,44 @@ class GPT(nn.Module):
             bl = self.bias_layer(slot)
             states.append(bl.pool(bl.activations(resid[layer], bl.c_in.bias), mask, self.config.priming_pool))
         return torch.stack(states)
+
+
+class BiasLayer(nn.Module):
+    """priming (note 000, "priming bias layers"): ln -> c_in -> GELU -> c_out after a block. GPT.prime pools
+    its units' activations over a document into a primed bias, which replaces c_in's learned bias while
+    the prompt runs without the document (docs/priming.md). Unprimed, or untrained (c_out = 0), it adds nothing.
+    """
+
+    def __init__(self, config, width):
+        super().__init__()
+        D = config.priming_dim
+        self.ln = make_norm(config, width)
+        self.c_in = nn.Linear(width, D)  # its bias is the learned bias that priming overrides
+        self.c_out = nn.Linear(D, width, bias=False)
+        self.c_out.ZERO_INIT = True  # an untrained bias layer writes nothing (GPT._init_weights, then zeroed)
+        self.gelu = nn.GELU()
+        if config.priming_pool == "attention":  # a learned query over the document; zero = the mean
+            self.pool_query = nn.Parameter(torch.zeros(D))
+        self.hook_act = HookPoint()  # (B, T, priming_dim) the units' activations with the primed bias
+        self.hook_out = HookPoint()  # (B, T, width) what the layer adds to the residual stream
+
+    def forward(self, x, primed_bias):
+        return self.hook_out(self.c_out(self.hook_act(self.activations(x, primed_bias))))
+
+    def activations(self, x, bias):
+        """GELU(c_in(ln(x)) + bias), bias (D,) or (B, D): the same units in both passes."""
+        return self.gelu(self.ln(x) @ self.c_in.weight.t() + (bias if bias.dim() == 1 else bias[:, None, :]))
+
+    def pool(self, h, mask, how):
+        """(B, T, D) activations over the document -> (B, D); mask (B, T) marks real tokens."""
+        m = mask.to(h.dtype)[..., None]
+        if how == "mean":
+            return (h * m).sum(1) / m.sum(1)
+        if how == "last":
+            last = mask.long().sum(1) - 1
+            return h[torch.arange(h.size(0), device=h.device), last]
+        w = (h @ self.pool_query / math.sqrt(h.size(-1))).masked_fill(~mask, float("-inf")).softmax(1)
+        return (w[..., None] * h).sum(1)  # "attention"
 
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):

@@ -35,42 +35,46 @@ def main(argv=None):
     check_train_config(cfg)
     out_dir, plot_dir = cfg.out_dir, cfg.plot_dir or cfg.out_dir
     if cfg.plot_only:
-        return [print(f"wrote {p}") for p in plot_run(out_dir, plot_dir)]
+        for p in plot_run(out_dir, plot_dir):
+            print(f"wrote {p}")
+        return
     cfg, ddp, rank, world = setup_ddp(cfg)  # one process, unless launched by torchrun
     master = rank == 0  # only rank 0 evaluates, logs and writes
     device, device_type, dtype, ctx = setup_device(cfg)
-
-    # --- data: memory-mapped token bins, cut into random windows ---
-    data_dir = dataset_dir(cfg.dataset, cfg.data_dir, prepare_facts=master)
+    data_dir = dataset_dir(cfg.dataset, cfg.data_dir, prepare_facts=master)  # (the facts corpus: written if missing)
     if ddp:
         torch.distributed.barrier()  # rank 0 may have just written the facts corpus
-    meta = load_meta(data_dir, cfg.dataset)
-    bytes_per_token = {s: meta["splits"][s]["bytes"] / meta["splits"][s]["tokens"] for s in ("train", "val")}
-
-    # --- model: from scratch, from the checkpoint in out_dir, or a frozen base with new bias layers ---
-    ckpt_path = os.path.join(out_dir, "ckpt.pt")
+    meta = load_meta(data_dir, cfg.dataset)  # the dataset's tokenizer, vocabulary and sizes
+    # the model's keys: as given (vocab_size from the data), the checkpoint's (resume) or the base's (freeze_base)
     mcfg, ckpt, base = resolve_model(cfg, mcfg, given, meta, data_dir)
+
+    # --- data: memory-mapped token bins, cut into windows of the model's context ---
     if cfg.freeze_base:
         batches = PrimingBatches(data_dir, meta, mcfg.block_size, cfg.batch_size, device)
     else:
         batches = Batches(data_dir, meta, mcfg.block_size, cfg.batch_size, device, cfg.respect_doc_boundaries,
                           mcfg.prefix_lm)
+    bytes_per_token = {s: meta["splits"][s]["bytes"] / meta["splits"][s]["tokens"] for s in ("train", "val")}
     unigram = unigram_distribution(batches.paths["train"], meta["dtype"], mcfg.vocab_size) if master else None
+
+    # --- model: from scratch, from the checkpoint in out_dir, or a frozen base with new bias layers ---
     torch.manual_seed(cfg.seed)
-    model = build_model(mcfg, ckpt, base, cfg.base_ckpt)  # freeze_base: only the bias layers will learn
-    iter_num, best_val_loss = (ckpt["iter_num"], ckpt["best_val_loss"]) if ckpt else (0, float("inf"))
+    model = build_model(mcfg, ckpt, base, cfg.base_ckpt, cfg.freeze_base)  # freeze_base: only bias layers learn
+    resumed = ckpt is not None
+    iter_num, best_val_loss = (ckpt["iter_num"], ckpt["best_val_loss"]) if resumed else (0, float("inf"))
     model.to(device)
     raw_model = model  # what we checkpoint: no DDP or compile wrappers, no _orig_mod. prefixes
 
     # --- optimizer: AdamW, or Muon + AdamW; one learning-rate schedule drives both ---
     optimizer = make_optimizer(raw_model, cfg, device_type)
-    if ckpt is not None:
+    if resumed:
         optimizer.load_state_dict(ckpt["optimizer"])
     scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))  # float16 needs loss scaling
     # batches have their own generator, so evals never shift the training data stream
     gen = torch.Generator().manual_seed(cfg.seed + rank)
-    if ckpt is not None and world == 1:
+    if resumed and world == 1:
         restore_rng(ckpt, gen, device_type)  # every random stream as it was: resuming continues exactly
+    del ckpt, base  # (their weights are in the model now)
     if cfg.compile:
         print("compiling the model...")
         model = torch.compile(model)
@@ -82,7 +86,7 @@ def main(argv=None):
     config_record = {"train": asdict(cfg), "model": asdict(mcfg), "dtype": dtype, "device": device, "world_size": world}
     writes = master and not cfg.eval_only  # eval_only reports and leaves out_dir as it was
     if writes:  # config.json, and metrics.jsonl afresh (on resume: its rows up to the checkpoint)
-        start_run_folder(out_dir, config_record, keep_until=iter_num if ckpt is not None else None)
+        start_run_folder(out_dir, config_record, keep_until=iter_num if resumed else None)
     if master:
         print(f"{raw_model.get_num_params() / 1e6:.2f}M parameters | {tokens_per_iter:,} tokens per iteration "
               f"({grad_accum} accumulation steps x {world} processes x {cfg.batch_size} x {mcfg.block_size}) "
@@ -99,9 +103,10 @@ def main(argv=None):
 
         # evaluate at 0, every eval_interval and at the end (a resumed run already did its first one)
         eval_now = cfg.eval_only or ((iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters)
-                                     and not (ckpt is not None and iter_num == start_iter))
+                                     and not (resumed and iter_num == start_iter))
         if master and eval_now:
             t_eval, iters = time.time(), iter_num - since_eval[1]
+            # the plain model, not the compiled or DDP-wrapped one: evals run rarely and with other shapes
             m = evaluate(raw_model, batches, cfg.eval_iters, ctx, cfg.seed, bytes_per_token, unigram)
             elapsed = time.time() - t_start
             row = {"iter": iter_num, "train_loss": m["train_loss"], "val_loss": m["val_loss"],
@@ -119,12 +124,13 @@ def main(argv=None):
                     row["time_to_target_s"] = round(elapsed, 3)
                     print(f"reached target val loss {cfg.target_val_loss} at iter {iter_num}: "
                           f"time to target {elapsed:.1f}s (evals included)")
-            if not writes:
+            if cfg.eval_only:
                 break
             save_metrics_row(out_dir, row)
             if m["val_loss"] < best_val_loss or cfg.always_save_checkpoint:
                 best_val_loss = min(best_val_loss, m["val_loss"])
                 if iter_num > 0:
+                    ckpt_path = os.path.join(out_dir, "ckpt.pt")
                     save_checkpoint(ckpt_path, raw_model, optimizer, config_record, meta, iter_num, best_val_loss,
                                     gen, device_type)
                     print(f"saved {ckpt_path}")
@@ -139,8 +145,9 @@ def main(argv=None):
                           cfg.grad_clip, ddp)
         iter_num += 1
         if master and (iter_num % cfg.log_interval == 0 or iter_num == cfg.max_iters):
-            dt = time.time() - t0  # .item() below waits for the device: only when we print
-            print(f"iter {iter_num}/{cfg.max_iters}: loss {loss.item():.4f}, lr {lr:.2e}, {dt * 1000:.1f} ms/iter, "
+            lossf = loss.item()  # waits for the device, so dt is the whole step: only when we print
+            dt = time.time() - t0
+            print(f"iter {iter_num}/{cfg.max_iters}: loss {lossf:.4f}, lr {lr:.2e}, {dt * 1000:.1f} ms/iter, "
                   f"{tokens_per_iter / dt:,.0f} tok/s, ETA {(cfg.max_iters - iter_num) * dt / 60:.1f} min")
 
     # --- plots: loss per position, loss curves, mean probability of the target ---

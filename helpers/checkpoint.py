@@ -65,7 +65,7 @@ def read_metrics(out_dir):
 
 
 def save_metrics_row(out_dir, row):
-    """Append one evaluation's row to out_dir/metrics.jsonl (a line is written whole or not at all)."""
+    """Append one evaluation's row to out_dir/metrics.jsonl, as one line."""
     with open(os.path.join(out_dir, "metrics.jsonl"), "a") as f:
         f.write(json.dumps(row) + "\n")
 
@@ -122,9 +122,9 @@ def resolve_model(cfg, mcfg, given, meta, data_dir):
     return mcfg, ckpt, base
 
 
-def build_model(mcfg, ckpt=None, base=None, base_path=""):
-    """The run's GPT: fresh, with the weights of the checkpoint it resumes, or (freeze_base) with the
-    base model's weights and only its new bias layers trainable."""
+def build_model(mcfg, ckpt=None, base=None, base_path="", freeze_base=False):
+    """The run's GPT: fresh, or with the weights of the checkpoint it resumes, or of the base model it
+    primes (base). With freeze_base only the bias layers are trainable, also when resuming."""
     model = GPT(mcfg)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -132,6 +132,7 @@ def build_model(mcfg, ckpt=None, base=None, base_path=""):
         missing, unexpected = model.load_state_dict(base["model"], strict=False)
         if unexpected or any(not k.startswith("bias_layers.") for k in missing):
             raise UserError(f"{base_path} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    if freeze_base:
         for name, p in model.named_parameters():
             p.requires_grad = name.startswith("bias_layers.")
     return model

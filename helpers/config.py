@@ -180,9 +180,9 @@ class TrainConfig:
     data_dir: str = ""  # "" means data/<dataset> next to train.py
     gradient_accumulation_steps: int = 1  # micro-batches per optimizer step (split across DDP ranks)
     batch_size: int = 12  # sequences per micro-batch
-    respect_doc_boundaries: bool = True  # windows stay inside one document (start at its start if it fits); False: nanoGPT's
+    respect_doc_boundaries: bool = True  # windows stay inside one document (from its start if it fits); False: nanoGPT's
     # optimizer: AdamW, or Muon for the hidden matrices and AdamW for the rest
-    optimizer: str = "adamw"  # "adamw", or "muon": torch.optim.Muon on the blocks' 2-D weight matrices, AdamW on the rest
+    optimizer: str = "adamw"  # "adamw", or "muon": torch.optim.Muon on the blocks' weight matrices, AdamW on the rest
     learning_rate: float = 2e-3  # peak learning rate (AdamW's)
     max_iters: int = 500  # optimizer steps
     weight_decay: float = 0.1  # on matrices and embeddings only
@@ -238,5 +238,7 @@ def check_train_config(c):
         raise UserError(f"target_val_loss must be >= 0 (0 = off), got {c.target_val_loss}")
     if c.freeze_base and c.init_from == "scratch" and not c.base_ckpt:
         raise UserError("freeze_base needs --base_ckpt=PATH, the checkpoint of the base model to prime")
+    if c.freeze_base and c.optimizer == "muon":
+        raise UserError("freeze_base trains only the bias layers, which Muon does not optimize: use --optimizer=adamw")
     if c.freeze_base and not c.respect_doc_boundaries:
         raise UserError("freeze_base splits documents at their recorded prefix: keep respect_doc_boundaries=True")

@@ -19,7 +19,7 @@ def keep_freed_memory():
     A CPU training step frees and reallocates megabytes of activations; by default glibc returns
     some of them to the OS every step (mmap/trim), so the next step takes ~2,000 page faults and
     writes into cold pages. Keeping them (what PyTorch's CPU guide gets from jemalloc/tcmalloc)
-    made the recipe's step ~5% faster here, with the same peak RSS. No-op off glibc (macOS, musl).
+    speeds the step up with the same peak RSS (docs/speed.md). No-op off glibc (macOS, musl).
     """
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
@@ -58,7 +58,8 @@ def setup_ddp(cfg):
     if int(os.environ.get("RANK", -1)) == -1:
         return cfg, False, 0, 1
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    init_process_group(backend=cfg.backend if cfg.backend != "auto" else ("nccl" if device.startswith("cuda") else "gloo"))
+    backend = cfg.backend if cfg.backend != "auto" else ("nccl" if device.startswith("cuda") else "gloo")
+    init_process_group(backend=backend)
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     if device.startswith("cuda"):
         cfg = replace(cfg, device=f"cuda:{int(os.environ['LOCAL_RANK'])}")

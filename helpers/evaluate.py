@@ -39,7 +39,7 @@ def evaluate(model, batches, eval_iters, ctx, seed, bytes_per_token, unigram=Non
     loss per position (position_loss), how many targets each position had (position_count) and mean_p.
 
     Batches come from a generator seeded the same way at every eval, so successive evals (and
-    runs) score the very same tokens and their differences are not sampling noise.
+    runs with the same seed) score the very same tokens and their differences are not sampling noise.
 
     With `unigram` (the training data's token frequencies) it also returns unigram_kl =
     KL(unigram || q), q the model's predicted next-token distribution averaged over the val tokens.

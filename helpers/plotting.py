@@ -100,7 +100,8 @@ def plot_run(out_dir, plot_dir):
 
     fig3, ax3 = plt.subplots(figsize=(7.5, 4.5))
     ax3.plot(iters, [r["mean_p"] for r in rows], marker=".")
-    ax3.set(xlabel="iteration", ylabel="mean p(correct next token)", title=wrap(f"{title}\nmean probability of the target"))
+    ax3.set(xlabel="iteration", ylabel="mean p(correct next token)",
+            title=wrap(f"{title}\nmean probability of the target"))
     names = ("position_loss.png", "loss.png", "mean_p.png")
     return [save(f, os.path.join(plot_dir, n)) for f, n in zip((fig, fig2, fig3), names)]
 

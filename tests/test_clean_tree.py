@@ -78,6 +78,6 @@ def test_quick_start_first_experiment_tools_and_compare_leave_git_status_clean(c
     r = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(commands)], cwd=copy, capture_output=True,
                        text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    assert os.path.exists(os.path.join(copy, "plots", "positions", "positions.png"))
+    assert os.path.exists(os.path.join(copy, "out-first", "positions.png"))
     assert os.path.exists(os.path.join(copy, "out-compare", "shakespeare_char", "results.md"))
     assert git(copy, "status", "--porcelain", "--untracked-files=all") == ""

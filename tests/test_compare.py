@@ -77,3 +77,24 @@ def test_bench_mode_times_every_run(facts_dir, tmp_path):
     table = open(tmp_path / "runs" / "tiny" / "bench.md").read()
     rows = [line.split("|") for line in table.splitlines() if line.startswith(("| baseline |", "| shared_qk |"))]
     assert len(rows) == 2 and all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)  # ms/iter, ratio
+
+
+def test_a_run_is_reused_only_while_its_arguments_and_inputs_are_unchanged(tmp_path, monkeypatch, capsys):
+    from helpers import launch
+
+    calls = []
+    def fake_run(cmd, **kw):  # a train.py that finishes at once
+        calls.append(cmd[2:])
+        return launch.subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(launch.subprocess, "run", fake_run)
+    base, primed = str(tmp_path / "base"), str(tmp_path / "primed")
+    launch.train_or_reuse(base, ["--max_iters=5"])
+    launch.train_or_reuse(primed, ["--freeze_base=True"], inputs=[base])
+    launch.train_or_reuse(base, ["--max_iters=5"])
+    launch.train_or_reuse(primed, ["--freeze_base=True"], inputs=[base])
+    assert len(calls) == 2 and capsys.readouterr().out.count("reusing") == 2
+    launch.train_or_reuse(base, ["--max_iters=6"])  # the base is trained again...
+    launch.train_or_reuse(primed, ["--freeze_base=True"], inputs=[base])  # ...so what starts from it is too
+    assert calls[-2:] == [["--max_iters=6", f"--out_dir={base}", "--overwrite=True"],
+                          ["--freeze_base=True", f"--out_dir={primed}", "--overwrite=True"]]

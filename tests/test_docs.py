@@ -41,7 +41,8 @@ def quoted_commands(path):
 
 def split(command):
     """One shell command line: each `&&`-joined command as (script, its arguments), python scripts only.
-    <placeholders> and [optional parts] are dropped; a quote left open (a prompt that goes on to the next line) is closed."""
+    <placeholders> and [optional parts] are dropped; a quote left open (a prompt that goes on to the next
+    line) is closed."""
     command = re.sub(r"\[[^\]]*\]", "", command.split("  #")[0])  # [optional parts]
     command = re.sub(r"<[^>]*>", "<>", command)  # <placeholders>: an argument holding one is not checked
     try:
@@ -67,7 +68,8 @@ def accepted_keys(script, args):
     """The --keys a script accepts, read from its own --help (run in this process)."""
     key = (script, args[0] if script == "tools/analyze.py" and args and not args[0].startswith("-") else "")
     if key not in _HELP:
-        spec = importlib.util.spec_from_file_location("doc_check_" + re.sub(r"\W", "_", script), os.path.join(ROOT, script))
+        name = "doc_check_" + re.sub(r"\W", "_", script)
+        spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, script))
         module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # (help reads its source)
         spec.loader.exec_module(module)
         out = io.StringIO()
@@ -126,7 +128,8 @@ def test_links_and_images_point_at_files_and_headings_that_exist():
             assert os.path.exists(target), f"{os.path.relpath(path, ROOT)} links to missing {link}"
             if anchor and target.endswith(".md"):
                 headings = re.findall(r"^#+\s+(.*)$", open(target).read(), flags=re.M)
-                assert anchor in {slug(h) for h in headings}, f"{os.path.relpath(path, ROOT)}: no heading #{anchor} in {link}"
+                where = os.path.relpath(path, ROOT)
+                assert anchor in {slug(h) for h in headings}, f"{where}: no heading #{anchor} in {link}"
 
 
 def test_every_curated_file_can_be_refreshed_and_every_figure_shown_is_curated():

@@ -200,6 +200,21 @@ def test_freeze_base_trains_only_the_bias_layers(primed_run):
     assert not torch.allclose(model(x, priming=model.prime(docs))[0], model(x, priming=model.prime(docs.flip(0)))[0])
 
 
+def test_a_freeze_base_run_resumes_with_the_base_still_frozen(primed_run, priming_dir, tmp_path):
+    import shutil
+
+    run = str(tmp_path / "primed")
+    shutil.copytree(primed_run[1], run)
+    base = torch.load(f"{primed_run[0]}/ckpt.pt", weights_only=False)
+    train.main([f"--data_dir={priming_dir}", *TINY, f"--out_dir={run}", "--max_iters=8", "--eval_interval=2",
+                "--freeze_base=True", "--priming=True", "--priming_dim=16", "--learning_rate=1e-2",
+                "--init_from=resume", "--always_save_checkpoint=True"])
+    resumed = torch.load(f"{run}/ckpt.pt", weights_only=False)
+    assert resumed["iter_num"] == 8
+    for k, v in base["model"].items():
+        assert torch.equal(resumed["model"][k], v), k
+
+
 def test_freeze_base_bad_input_is_one_line(priming_dir, primed_run, facts_dir, tmp_path):
     base = f"--base_ckpt={primed_run[0]}/ckpt.pt"
     with pytest.raises(UserError, match="pass --priming=True"):
@@ -210,6 +225,8 @@ def test_freeze_base_bad_input_is_one_line(priming_dir, primed_run, facts_dir, t
     with pytest.raises(UserError, match="prime on the base model's own dataset"):
         train.main([f"--data_dir={facts_dir}", "--freeze_base=True", "--priming=True", base, f"--out_dir={tmp_path}/c",
                     "--n_layer=2", "--n_head=2", "--block_size=32", "--device=cpu"])
+    with pytest.raises(UserError, match="Muon does not optimize"):
+        train.main([f"--data_dir={priming_dir}", "--freeze_base=True", "--priming=True", base, "--optimizer=muon", *TINY])
     with pytest.raises(UserError, match="base_ckpt"):
         train.main([f"--data_dir={priming_dir}", "--freeze_base=True", "--priming=True", *TINY])
     with pytest.raises(UserError, match="no checkpoint"):

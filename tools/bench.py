@@ -6,8 +6,8 @@ Benchmark training speed for any config: the same keys as train.py, plus a few o
     python tools/bench.py config/train_gpt2.py --bench_iters=50            # on a GPU
     python tools/bench.py <the recipe's keys> --data=dataset --nanogpt=../nanoGPT   # side by side with nanoGPT
 
-Times `helpers.optim.train_step`, train.py's step (forward, backward, clip, AdamW or Muon + AdamW) for bench_iters iterations after
-warmup_iters, and prints ms/iter, tokens/s, MFU against a peak measured here with a large matmul in
+Times `helpers.optim.train_step`, train.py's step (forward, backward, clip, AdamW or Muon + AdamW), for
+bench_iters iterations after warmup_iters_bench, and prints ms/iter, tokens/s, MFU against a peak measured here with a large matmul in
 the run's dtype (or --peak_tflops), and peak memory. The last line is one JSON object.
 
 With --nanogpt=DIR (a nanoGPT checkout) it instead alternates this repo's step with nanoGPT's, built

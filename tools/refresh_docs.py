@@ -31,7 +31,7 @@ class Experiment:
 
 EXPERIMENTS = {
     "main_job": Experiment("out-facts", ("position_loss.png", "loss.png", "mean_p.png"), "python train.py"),
-    "first_experiment": Experiment("plots/positions", ("positions.png",),
+    "first_experiment": Experiment("out-first", ("positions.png",),
                                    "the three commands of README.md, 'Your first experiment'"),
     "analysis": Experiment("plots", ANALYSIS, "the commands of docs/analysis.md, 'The example figures'"),
     "compare_shakespeare_char": Experiment(
