@@ -94,7 +94,8 @@ class CausalSelfAttention(nn.Module):
             q, k, v = self.c_attn(x).split(C, dim=2)  # GPT-2: queries, keys and values in one matmul
         else:
             q, k, v = self.variant_qkv(x, args.kv_input)
-        q, k, v = (t.view(B, -1, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        # split the heads: (B, T, C) -> (B, nh, T, hs) each
+        q, k, v = (t.view(B, -1, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         if self.config.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         if self.config.rotary:  # positions past..past+T-1; keys are rotated before they are cached or lent
@@ -107,7 +108,8 @@ class CausalSelfAttention(nn.Module):
             args.cache[0], args.cache[1] = k, v
         args.kv = (k, v)  # cross_layer_kv lends them to the next layer
 
-        manual = self.config.attn_impl == "manual" or self.power is not None or self.config.attn_sum_power != 1.0
+        power = self.power is not None or self.config.attn_sum_power != 1.0  # needs the scores: the manual path
+        manual = self.config.attn_impl == "manual" or power
         extra = args.borrowed is not None or self.config.zero_value_attn  # keys beyond this layer's own
         no_self = self.config.shared_qk and args.kv_input is None  # shared_qk: q.k with itself would always win
         # who may see whom; GPT-2 (no variant, no cache) gets None: the fused kernel's is_causal does it

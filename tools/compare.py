@@ -49,10 +49,11 @@ def run_dir(c, run, seed):
 
 
 def train_or_reuse_run(c, run, seed):
-    """Train one run (a train.py process: common keys, the run's keys, the seed), unless it is on disk."""
+    """Train one run (a train.py process: common keys, the run's keys, the seed), unless it is on disk.
+    Returns its metrics rows and the seconds its training took."""
     keys = {**c.common, **c.runs[run], "seed": seed}
-    train_or_reuse(run_dir(c, run, seed), [f"--{k}={v}" for k, v in keys.items()])
-    return read_metrics(run_dir(c, run, seed))
+    seconds = train_or_reuse(run_dir(c, run, seed), [f"--{k}={v}" for k, v in keys.items()])
+    return read_metrics(run_dir(c, run, seed)), seconds
 
 
 def mean_std(xs):
@@ -82,7 +83,7 @@ def summarize(c, metrics):
     return base, results
 
 
-def write_results(c, base, results, metrics, results_dir, elapsed):
+def write_results(c, base, results, metrics, results_dir, seconds):
     fmt = lambda v, s: f"{v:.4f} ± {s:.4f}" if not math.isnan(s) else f"{v:.4f}"  # noqa: E731
     lines = [f"# compare_{c.name}", "",
              f"{len(results)} runs x {len(c.seeds)} seeds ({', '.join(map(str, c.seeds))}), "
@@ -95,7 +96,7 @@ def write_results(c, base, results, metrics, results_dir, elapsed):
         ms = f"{r['ms_per_iter']:.1f}" if r["ms_per_iter"] else "-"
         lines.append(f"| {run} | {r['params']:,} | {ms} | {fmt(r['val_loss'], r['val_loss_std'])} | "
                      f"{fmt(r['val_bpb'], r['val_bpb_std'])} | {r['diff']:+.4f} | {real} |")
-    lines += ["", f"Wall time for the runs trained by this call: {elapsed / 60:.1f} min."]
+    lines += ["", f"Training time of these runs, in all: {seconds / 60:.1f} min (one train.py process each)."]
     os.makedirs(results_dir, exist_ok=True)
     atomic_write_text(os.path.join(results_dir, "results.md"), "\n".join(lines) + "\n")
     atomic_write_text(os.path.join(results_dir, "results.json"),
@@ -112,7 +113,7 @@ def plot_overlays(c, metrics, base, results_dir):
         val[run] = ([r["iter"] for r in per_seed[0][:n]], np.mean([[r["val_loss"] for r in rows[:n]] for rows in per_seed], 0))
         y = np.nanmean([position_curve(rows[-1]) for rows in per_seed], axis=0)
         pos[run] = (range(len(y)), y)
-    seeds = f"mean over seeds {', '.join(map(str, c.seeds))}"
+    seeds = f"seed {c.seeds[0]}" if len(c.seeds) == 1 else f"mean over seeds {', '.join(map(str, c.seeds))}"
     return [plot_comparison(val, base, os.path.join(results_dir, "val_loss.png"), "iteration", "val loss (nats)",
                             f"compare {c.name}: val loss, {seeds}"),
             plot_comparison(pos, base, os.path.join(results_dir, "position_loss.png"), "position in context",
@@ -172,10 +173,11 @@ def main(argv=None):
     results_dir = os.path.join(c.out_root, c.name)
     if c.bench:
         return bench_runs(c, results_dir)
-    t0 = time.time()
-    metrics = {run: [train_or_reuse_run(c, run, seed) for seed in c.seeds] for run in c.runs}
+    done = {run: [train_or_reuse_run(c, run, seed) for seed in c.seeds] for run in c.runs}
+    metrics = {run: [rows for rows, _ in per_seed] for run, per_seed in done.items()}
+    seconds = sum(s for per_seed in done.values() for _, s in per_seed)
     base, results = summarize(c, metrics)
-    for p in write_results(c, base, results, metrics, results_dir, time.time() - t0):
+    for p in write_results(c, base, results, metrics, results_dir, seconds):
         print(f"wrote {p}")
 
 
