@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -111,7 +112,9 @@ def plot_overlays(c, metrics, base, results_dir):
     for run, per_seed in metrics.items():
         n = min(len(rows) for rows in per_seed)
         val[run] = ([r["iter"] for r in per_seed[0][:n]], np.mean([[r["val_loss"] for r in rows[:n]] for rows in per_seed], 0))
-        y = np.nanmean([position_curve(rows[-1]) for rows in per_seed], axis=0)
+        with warnings.catch_warnings():  # a position no seed scores stays NaN, without a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            y = np.nanmean([position_curve(rows[-1]) for rows in per_seed], axis=0)
         pos[run] = (range(len(y)), y)
     seeds = f"seed {c.seeds[0]}" if len(c.seeds) == 1 else f"mean over seeds {', '.join(map(str, c.seeds))}"
     return [plot_comparison(val, base, os.path.join(results_dir, "val_loss.png"), "iteration", "val loss (nats)",
