@@ -71,7 +71,9 @@ def setup_ddp(cfg):
 
 
 def end_ddp(ddp):
+    """Wait until every process is done (rank 0 evaluates and plots last), then leave the group."""
     if ddp:
+        torch.distributed.barrier()
         destroy_process_group()
 
 

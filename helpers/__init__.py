@@ -1,0 +1,11 @@
+"""What train.py, sample.py and the tools share, one module a topic:
+
+    config      the command-line parser (configure) and the training keys (TrainConfig)
+    data        token bins on disk and the (x, y) windows cut from them; prompt text to token ids
+    checkpoint  the run folder: checkpoints, config.json, metrics.jsonl, written atomically
+    optim       AdamW or Muon + AdamW, the learning-rate schedule, one optimizer step
+    evaluate    loss per split and at every position of the context
+    plotting    the figures drawn from metrics.jsonl
+    device      device, precision, DDP processes
+    launch      train.py runs started as processes, and reused when finished (compare, prime)
+"""
