@@ -113,7 +113,7 @@ def test_bench_nanogpt_eager_compiles_only_this_repos_model(tmp_path, capsys, mo
 
 def test_bench_memory_builds_a_sparse_big_copy_that_train_py_accepts(facts_dir, tmp_path):
     """bench_memory.py's big dataset: the small one's train.bin extended by a hole, meta to match
-    (the two training runs themselves take a minute: run the script, README "Speed")."""
+    (the two training runs themselves take a minute: run the script, docs/benchmarks.md)."""
     from tools import bench_memory
 
     size = bench_memory.make_dataset(facts_dir, str(tmp_path / "big"), 2**30)

@@ -318,7 +318,7 @@ def test_prefix_lm_batches_carry_the_facts_block_or_a_sampled_split(facts_dir, t
     assert rows(out)[-1]["val_loss"] < rows(out)[0]["val_loss"]
 
 
-# --- speed (issue 7): Muon, the race to a target loss ---
+# --- speed: Muon, the race to a target loss ---
 
 def test_muon_gets_exactly_the_hidden_matrices_and_adamw_the_rest():
     import re

@@ -36,7 +36,7 @@ VARIANTS = {
     "everything": dict(zero_value_attn=True, tie_dims=8, cross_layer_kv=True, shared_qk=True, residual_dims=16,
                        residual_root="position", layer_windows=(4, 0, 4), n_shared_blocks=2,
                        attn_sum_power=0.9, attn_sum_power_learned=True, prefix_lm=True),
-    # modern pieces (issue 7), alone and with the variants whose keys they touch
+    # modern pieces, alone and with the variants whose keys they touch
     "rotary": dict(rotary=True),
     "qk_norm": dict(qk_norm=True),
     "rmsnorm": dict(norm="rmsnorm"),
@@ -306,7 +306,7 @@ def test_shared_qk_tokens_do_not_attend_to_themselves():
     assert c_attn.weight.shape == (64, 32)  # queries/keys and values only
 
 
-# --- modern pieces (issue 7) ---
+# --- modern pieces ---
 
 def test_rotary_scores_depend_only_on_the_distance_and_keep_norms():
     cos, sin = rotary_tables(32, 8)

@@ -7,8 +7,9 @@ Benchmark training speed for any config: the same keys as train.py, plus a few o
     python tools/bench.py <the recipe's keys> --data=dataset --nanogpt=../nanoGPT   # side by side with nanoGPT
 
 Times `helpers.optim.train_step`, train.py's step (forward, backward, clip, AdamW or Muon + AdamW), for
-bench_iters iterations after warmup_iters_bench, and prints ms/iter, tokens/s, MFU against a peak measured here with a large matmul in
-the run's dtype (or --peak_tflops), and peak memory. The last line is one JSON object.
+bench_iters iterations after warmup_iters_bench, and prints ms/iter, tokens/s, MFU against a peak
+measured here with a large matmul in the run's dtype (or --peak_tflops), and peak memory. The last
+line is one JSON object.
 
 With --nanogpt=DIR (a nanoGPT checkout) it instead alternates this repo's step with nanoGPT's, built
 from DIR/model.py and its configure_optimizers, with nanoGPT's batch code and loop order, in one
