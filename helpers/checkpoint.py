@@ -93,7 +93,7 @@ def resolve_model(cfg, mcfg, given, meta, data_dir):
         changed = [k for k in given if k in ckpt["model_args"] and getattr(mcfg, k) != ckpt["model_args"][k]]
         if changed:
             raise UserError(f"cannot change model key(s) {', '.join(changed)} when resuming")
-        was = ckpt["config"]["train"].get("optimizer", "adamw")
+        was = ckpt.get("config", {}).get("train", {}).get("optimizer", "adamw")  # (nanoGPT's have no config)
         if was != cfg.optimizer:
             raise UserError(f"the checkpoint was trained with optimizer={was}: pass --optimizer={was} to resume it")
         mcfg = GPTConfig(**ckpt["model_args"])

@@ -264,6 +264,15 @@ def test_keep_freed_memory_stops_page_faults_between_steps():
     assert int(before) > 2000 and int(after) < int(before) / 20, (before, after)
 
 
+def test_a_checkpoint_without_our_config_record_still_resumes(tiny_run, facts_dir, tmp_path, capsys):
+    ckpt = torch.load(os.path.join(tiny_run, "ckpt.pt"), weights_only=False)
+    del ckpt["config"]  # as in nanoGPT's checkpoints
+    (tmp_path / "o").mkdir()
+    torch.save(ckpt, tmp_path / "o" / "ckpt.pt")
+    train.main(train_args(facts_dir, str(tmp_path / "o"), "--init_from=resume", "--eval_only=True"))
+    assert "eval 30: train loss" in capsys.readouterr().out
+
+
 def test_changing_the_model_on_resume_is_refused(tiny_run, facts_dir):
     with pytest.raises(UserError, match="cannot change model key"):
         train.main(train_args(facts_dir, tiny_run, "--init_from=resume", "--n_layer=3"))
