@@ -2,8 +2,8 @@
 GPT-2 in one file, read top to bottom, plus the design notes' research variants as flags that are off
 by default.
 
-    HookPoint, AttnArgs -> CausalSelfAttention (attention_mask, rotary) -> MLP -> Block -> GPTConfig
-    -> GPT (forward, generate, hooks, priming) -> BiasLayer (priming) -> sample_next
+    HookPoint, AttnArgs -> LoRALinear -> CausalSelfAttention (attention_mask, rotary) -> MLP -> Block
+    -> GPTConfig -> GPT (forward, generate, hooks, priming, from_pretrained) -> BiasLayer -> sample_next
 
 With every GPTConfig field at its default this is exactly GPT-2: learned positions, pre-LayerNorm
 blocks, a GELU MLP 4x wide, input and output embeddings tied, GPT-2's init, nanoGPT's state-dict keys.
@@ -12,12 +12,13 @@ blocks, a GELU MLP 4x wide, input and output embeddings tied, GPT-2's init, nano
 - Hook points with TransformerLens-style names read or replace any activation (GPT.run_with_cache, GPT.hooks).
 - Each variant is one GPTConfig field and a short `if` where it acts. docs/variants.md gives its
   hypothesis, the experiment that tests it and the results.
+- GPT.from_pretrained loads OpenAI's GPT-2 weights (or any HF GPT-2 directory); docs/pretrained.md.
 """
 
 import inspect
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -48,6 +49,32 @@ class AttnArgs:
     kv: tuple | None = None  # set by attention: this layer's (k, v), for the next layer to borrow
 
 
+class LoRALinear(nn.Linear):
+    """lora_rank (Hu et al. 2106.09685, LoRA): y = W x + b + (alpha / r) B A x. A (r, in) starts random and
+    B (out, r) at zero, so a new adapter leaves the layer exactly as it was; fine-tuning trains only A
+    and B, r * (in + out) numbers per matrix, and merged_weight() folds them into W."""
+
+    def __init__(self, n_in, n_out, bias, rank, alpha):
+        super().__init__(n_in, n_out, bias=bias)
+        self.scale = alpha / rank
+        self.lora_A = nn.Parameter(torch.empty(rank, n_in))
+        self.lora_B = nn.Parameter(torch.zeros(n_out, rank))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # nn.Linear's own init (and peft's)
+
+    def forward(self, x):
+        return super().forward(x) + (x @ self.lora_A.t() @ self.lora_B.t()) * self.scale
+
+    def merged_weight(self):
+        return self.weight + self.scale * self.lora_B @ self.lora_A
+
+
+def linear(config, n_in, n_out):
+    """The blocks' Linear layers: nn.Linear (GPT-2), or with a LoRA adapter when lora_rank > 0."""
+    if config.lora_rank:
+        return LoRALinear(n_in, n_out, config.bias, config.lora_rank, config.lora_alpha)
+    return nn.Linear(n_in, n_out, bias=config.bias)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention: each position mixes the values of the positions before it.
 
@@ -60,9 +87,9 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.width, self.config = config.n_head, width, config
         hs = width // config.n_head  # head size
         # query, key, value projections for all heads in one matmul (shared_qk: no key projection)
-        self.c_attn = nn.Linear(width, (2 if config.shared_qk else 3) * width, bias=config.bias)
+        self.c_attn = linear(config, width, (2 if config.shared_qk else 3) * width)
         # output projection back into the residual stream
-        self.c_proj = nn.Linear(width, width, bias=config.bias)
+        self.c_proj = linear(config, width, width)
         self.c_proj.RESIDUAL_PROJ = True  # GPT-2 init scales it by 1/sqrt(2 * n_layer)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
@@ -229,6 +256,8 @@ def apply_rotary(x, cos, sin):
 class MLP(nn.Module):
     """Position-wise feed-forward: width -> 4 * width -> GELU -> width.
 
+    GELU is exact (nanoGPT's); "gelu_tanh" is the tanh approximation OpenAI's GPT-2 was trained with,
+    which GPT.from_pretrained sets.
     mlp_act: "relu2" is ReLU squared (So et al. 2109.08668, modded-nanogpt); "swiglu" gates one
     projection by the SiLU of another (Shazeer 2002.05202, LLaMA), 8/3 as wide for equal parameters.
     """
@@ -238,16 +267,16 @@ class MLP(nn.Module):
         self.act = config.mlp_act
         hidden = swiglu_hidden(width) if self.act == "swiglu" else 4 * width
         # swiglu: gate and value in one matmul (c_fc's output is [gate | value])
-        self.c_fc = nn.Linear(width, (2 if self.act == "swiglu" else 1) * hidden, bias=config.bias)
-        if self.act == "gelu":
-            self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(hidden, width, bias=config.bias)
+        self.c_fc = linear(config, width, (2 if self.act == "swiglu" else 1) * hidden)
+        if self.act in ("gelu", "gelu_tanh"):  # gelu_tanh: GPT-2's original tanh approximation (HF's gelu_new)
+            self.gelu = nn.GELU(approximate="tanh" if self.act == "gelu_tanh" else "none")
+        self.c_proj = linear(config, hidden, width)
         self.c_proj.RESIDUAL_PROJ = True
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
         h = self.c_fc(x)  # (B, T, hidden)
-        if self.act == "gelu":
+        if self.act in ("gelu", "gelu_tanh"):
             h = self.gelu(h)
         elif self.act == "relu2":
             h = F.relu(h).square()
@@ -340,9 +369,12 @@ class GPTConfig:
     rotary: bool = False  # rotary position embeddings on q and k instead of learned positions (no wpe)
     qk_norm: bool = False  # RMS-normalise each head's queries and keys (learned gain) before the dot product
     norm: str = "layernorm"  # "layernorm" (GPT-2) or "rmsnorm" (torch.nn.RMSNorm) in blocks and before the head
-    mlp_act: str = "gelu"  # "gelu" (4x), "relu2" (ReLU squared, 4x) or "swiglu" (8/3x, about equal parameters)
+    mlp_act: str = "gelu"  # "gelu" (4x; "gelu_tanh": GPT-2's approximation), "relu2" (ReLU squared, 4x), "swiglu" (8/3x)
     logit_softcap: float = 0.0  # 0: off; c: logits = c * tanh(logits / c)
     zero_init_proj: bool = False  # residual projections (attn and MLP c_proj) start at zero: blocks start as identity
+    # --- fine-tuning a pretrained model (docs/pretrained.md) ---
+    lora_rank: int = 0  # 0: off; r: a rank-r LoRA adapter on every attention and MLP matrix (the base is frozen)
+    lora_alpha: float = 16.0  # LoRA's adapters are scaled by lora_alpha / lora_rank
 
     def __post_init__(self):
         for name in ("layer_widths", "layer_windows", "priming_layers"):  # lists from JSON or the command line
@@ -377,7 +409,7 @@ def check_model_config(c):
         raise ValueError(f"dropout must be in [0, 1), got {c.dropout}")
     choices = {"attn_impl": ("sdpa", "manual"), "residual_root": ("token", "position", "learned"),
                "share_pattern": ("cycle", "repeat"), "norm": ("layernorm", "rmsnorm"),
-               "mlp_act": ("gelu", "relu2", "swiglu"), "priming_pool": ("mean", "last", "attention")}
+               "mlp_act": ("gelu", "gelu_tanh", "relu2", "swiglu"), "priming_pool": ("mean", "last", "attention")}
     for name, allowed in choices.items():
         if getattr(c, name) not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(c, name)!r}")
@@ -419,6 +451,8 @@ def check_model_config(c):
                          "removes: use residual_root='learned' (or 'token')")
     if c.logit_softcap < 0:
         raise ValueError(f"logit_softcap must be >= 0 (0 = off), got {c.logit_softcap}")
+    if c.lora_rank < 0 or c.lora_alpha <= 0:
+        raise ValueError(f"lora_rank must be >= 0 (0 = off) and lora_alpha > 0, got {c.lora_rank} and {c.lora_alpha}")
     if c.priming:
         layers = c.primed_layers()
         if c.priming_dim < 1:
@@ -429,6 +463,8 @@ def check_model_config(c):
             raise ValueError("priming_shared needs the primed layers equally wide (one c_in/c_out for all)")
         if c.prefix_lm:
             raise ValueError("priming reads documents causally; it does not combine with prefix_lm")
+        if c.lora_rank:
+            raise ValueError("lora_rank and priming both add what fine-tuning trains: choose one")
 
 
 def has_loss(targets, prefix_len=None, past=0):
@@ -596,6 +632,33 @@ class GPT(nn.Module):
         if "wpe" in self.transformer:  # rotary models have no position table
             self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
 
+    # --- pretrained weights: OpenAI's GPT-2 through Hugging Face transformers (docs/pretrained.md) ---
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, **overrides):
+        """GPT-2 with OpenAI's weights: "gpt2", "gpt2-medium", "gpt2-large" or "gpt2-xl" from the Hugging
+        Face hub, or a local directory in HF's GPT-2 format (config.json + safetensors or bin weights).
+        overrides: GPTConfig keys that add to the weights without changing them (dropout, lora_*, priming*).
+        """
+        from transformers import GPT2LMHeadModel  # imported here: nothing else in model.py needs it
+
+        hf = GPT2LMHeadModel.from_pretrained(name_or_path, dtype=torch.float32)
+        model = cls(GPTConfig(**{**config_from_hf(hf.config), **overrides}))
+        missing, unexpected = model.load_state_dict(swap_conv1d(hf.state_dict()), strict=False)
+        if unexpected or any(not k.endswith(NEW_PARAMS) and not k.startswith("bias_layers.") for k in missing):
+            raise ValueError(f"{name_or_path} does not fit GPT-2's layout (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        return model
+
+    def merge_lora(self):
+        """The same function without adapters: a lora_rank=0 copy whose weights are W + (alpha / r) B A."""
+        merged = GPT(replace(self.config, lora_rank=0))
+        sd = {k: v for k, v in self.state_dict().items() if not k.endswith(NEW_PARAMS)}
+        for name, m in self.named_modules():
+            if isinstance(m, LoRALinear):
+                sd[name + ".weight"] = m.merged_weight().detach()
+        merged.load_state_dict(sd)
+        return merged
+
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
         """AdamW; weight decay on matrices and embeddings (>= 2-D), none on biases and gains."""
         params = [p for p in self.parameters() if p.requires_grad]
@@ -723,6 +786,33 @@ class GPT(nn.Module):
             bl = self.bias_layer(slot)
             states.append(bl.pool(bl.activations(resid[layer], bl.c_in.bias), mask, self.config.priming_pool))
         return torch.stack(states)
+
+
+# HF's GPT-2 stores these four as Conv1D, (in, out); nn.Linear holds (out, in). Transposing both ways
+# is one function. Its attention-mask buffers (.attn.bias) are not weights.
+HF_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+NEW_PARAMS = ("lora_A", "lora_B")  # what LoRA adds to a pretrained model (bias layers add a module)
+HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
+
+
+def swap_conv1d(state_dict):
+    """An HF GPT-2 state dict with this repo's layout, or the reverse: the same keys (nanoGPT's)."""
+    return {k: v.t().contiguous() if k.endswith(HF_CONV1D) else v for k, v in state_dict.items()
+            if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+
+
+def config_from_hf(c):
+    """GPTConfig keys for a transformers GPT2Config; a ValueError for settings this model lacks."""
+    unsupported = {"activation_function": c.activation_function not in HF_ACTIVATIONS,
+                   "layer_norm_epsilon": c.layer_norm_epsilon != 1e-5, "n_inner": c.n_inner not in (None, 4 * c.n_embd),
+                   "scale_attn_by_inverse_layer_idx": c.scale_attn_by_inverse_layer_idx,
+                   "scale_attn_weights": not c.scale_attn_weights}
+    bad = [f"{k}={getattr(c, k)!r}" for k, v in unsupported.items() if v]
+    if bad:
+        raise ValueError(f"this GPT-2 config has settings model.py does not implement: {', '.join(bad)}")
+    return dict(block_size=c.n_positions, vocab_size=c.vocab_size, n_layer=c.n_layer, n_head=c.n_head,
+                n_embd=c.n_embd, dropout=0.0, bias=True, mlp_act=HF_ACTIVATIONS[c.activation_function],
+                tie_dims=-1 if c.tie_word_embeddings else 0)
 
 
 class BiasLayer(nn.Module):

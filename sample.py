@@ -5,6 +5,7 @@ Sample from a trained model, or find its most likely continuation with beam sear
     python sample.py --out_dir=out-shakespeare-char --start=FILE:prompt.txt --top_p=0.9
     python sample.py --out_dir=out-facts --start="Q: Where does" --beam=4 --max_new_tokens=20
     python sample.py --out_dir=out-priming/facts/main --prime=doc.txt --start="? mi be lives in"   # priming models
+    python sample.py --init_from=gpt2 --start="The meaning of life is" --max_new_tokens=40          # OpenAI's GPT-2
 
 The checkpoint carries its dataset's meta (tokenizer and vocabulary), so no data directory is needed.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from helpers.checkpoint import load_checkpoint, model_from_checkpoint
+from helpers.checkpoint import model_from_checkpoint, read_model
 from helpers.config import UserError, configure, main_guard
 from helpers.data import encode
 from prepare.common import get_tokenizer
@@ -24,6 +25,7 @@ from prepare.common import get_tokenizer
 
 @dataclass
 class SampleConfig:
+    init_from: str = "resume"  # "resume": the checkpoint in out_dir; or gpt2..gpt2-xl, an HF directory, a run folder
     out_dir: str = "out-facts"  # run directory holding ckpt.pt
     ckpt: str = ""  # explicit checkpoint path; "" means out_dir/ckpt.pt
     start: str = "\n"  # prompt text, or FILE:path to read it from a file
@@ -69,7 +71,7 @@ def main(argv=None):
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     if cfg.dtype not in ("float32", "bfloat16"):
         raise UserError(f"dtype must be float32 or bfloat16, got {cfg.dtype!r}")
-    ckpt = load_checkpoint(cfg.ckpt or os.path.join(cfg.out_dir, "ckpt.pt"))
+    ckpt = read_model(cfg.init_from, cfg.out_dir, cfg.ckpt)
     model = model_from_checkpoint(ckpt).to(device).eval()
     tok = get_tokenizer(ckpt["meta"])
 

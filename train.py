@@ -45,7 +45,8 @@ def main(argv=None):
     if ddp:
         torch.distributed.barrier()  # rank 0 may have just written the facts corpus
     meta = load_meta(data_dir, cfg.dataset)  # the dataset's tokenizer, vocabulary and sizes
-    # the model's keys: as given (vocab_size from the data), the checkpoint's (resume) or the base's (freeze_base)
+    # the model's keys: as given (vocab_size from the data), the checkpoint's (resume), or those of the
+    # model it fine-tunes (init_from=gpt2, a folder) or primes (freeze_base), plus the keys that add to it
     mcfg, ckpt, base = resolve_model(cfg, mcfg, given, meta, data_dir)
 
     # --- data: memory-mapped token bins, cut into windows of the model's context ---
@@ -57,9 +58,9 @@ def main(argv=None):
     bytes_per_token = {s: meta["splits"][s]["bytes"] / meta["splits"][s]["tokens"] for s in ("train", "val")}
     unigram = unigram_distribution(batches.paths["train"], meta["dtype"], mcfg.vocab_size) if master else None
 
-    # --- model: from scratch, from the checkpoint in out_dir, or a frozen base with new bias layers ---
+    # --- model: from scratch, from the checkpoint in out_dir, or another model's weights (+ LoRA or bias layers) ---
     torch.manual_seed(cfg.seed)
-    model = build_model(mcfg, ckpt, base, cfg.base_ckpt, cfg.freeze_base)  # freeze_base: only bias layers learn
+    model = build_model(mcfg, ckpt, base, cfg.base or cfg.init_from, cfg.freeze_base)  # LoRA, priming: new parts learn
     resumed = ckpt is not None
     iter_num, best_val_loss = (ckpt["iter_num"], ckpt["best_val_loss"]) if resumed else (0, float("inf"))
     model.to(device)

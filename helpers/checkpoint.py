@@ -11,12 +11,17 @@ new one, never a broken one; metrics.jsonl grows by one whole line per evaluatio
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 
 import torch
 
 from helpers.config import UserError
-from model import GPT, GPTConfig
+from model import GPT, NEW_PARAMS, GPTConfig
+
+GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")  # OpenAI's GPT-2 on the Hugging Face hub
+GPT2_META = {"tokenizer": "gpt2", "vocab_size": 50257, "eot_id": 50256}  # their tokens: tiktoken's GPT-2 BPE
+# what fine-tuning may set on top of another model's config: keys that keep its weights meaningful
+FINETUNE_KEYS = ("dropout", "block_size", "attn_impl", "lora_rank", "lora_alpha", "priming")
 
 
 def atomic_write(path, write):
@@ -55,6 +60,39 @@ def model_from_checkpoint(ckpt):
     return model
 
 
+def load_source(spec):
+    """The model to start from, as a checkpoint-like dict {model, model_args, meta}: a checkpoint file, a run
+    folder (its ckpt.pt), a GPT-2 name from the Hugging Face hub ("gpt2", "gpt2-xl", "org/name"), or a local
+    directory in HF's GPT-2 format (tools/export.py writes one; its meta.json, when present, names the
+    tokenizer, else it is GPT-2's)."""
+    if os.path.isfile(os.path.join(spec, "ckpt.pt")):
+        return load_checkpoint(os.path.join(spec, "ckpt.pt"))
+    if os.path.isfile(spec) or spec.endswith(".pt"):
+        return load_checkpoint(spec)
+    hub_id = not os.path.exists(spec) and (spec in GPT2_NAMES or spec.count("/") == 1 and not spec.startswith("."))
+    if not (hub_id or os.path.isfile(os.path.join(spec, "config.json"))):
+        raise UserError(f"no model at {spec!r}: give a run folder, a checkpoint file, one of {', '.join(GPT2_NAMES)}, "
+                        f"or a directory in HF's GPT-2 format (config.json and weights)")
+    try:
+        model = GPT.from_pretrained(spec)
+    except (OSError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"could not load {spec!r} with transformers: {first}") from None
+    meta_path = os.path.join(spec, "meta.json")
+    meta = json.load(open(meta_path)) if os.path.isfile(meta_path) else GPT2_META
+    if model.config.vocab_size < meta["vocab_size"]:
+        raise UserError(f"{spec} has {model.config.vocab_size} token embeddings, fewer than the "
+                        f"{meta['vocab_size']} of its tokenizer ({meta['tokenizer']}): add a meta.json naming its tokenizer")
+    return {"model": model.state_dict(), "model_args": asdict(model.config), "meta": meta}
+
+
+def read_model(init_from, out_dir, ckpt=""):
+    """What sample.py and the tools read: out_dir's checkpoint (or ckpt) for "resume", else load_source."""
+    if init_from == "resume":
+        return load_checkpoint(ckpt or os.path.join(out_dir, "ckpt.pt"))
+    return load_source(init_from)
+
+
 def read_metrics(out_dir):
     """The rows of out_dir/metrics.jsonl, oldest first ([] when there is none)."""
     path = os.path.join(out_dir, "metrics.jsonl")
@@ -76,20 +114,18 @@ def same_tokens(meta_a, meta_b):
 
 
 def resolve_model(cfg, mcfg, given, meta, data_dir):
-    """The run's GPTConfig and the checkpoints it starts from: (config, checkpoint to resume, base to freeze).
+    """The run's GPTConfig and the checkpoints it starts from: (config, checkpoint to resume, base weights).
 
     scratch: the model keys as given, vocab_size from the data unless set, and never over an existing
     checkpoint (unless overwrite). resume: out_dir/ckpt.pt's own config; changing a model key is
-    refused. freeze_base: base_ckpt's config plus the priming keys given here.
+    refused. Fine-tuning (init_from=gpt2, an HF directory, a run folder): that model's config plus
+    the FINETUNE_KEYS given here. freeze_base: base's config plus the priming keys given here.
     """
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
     ckpt = base = None
     if cfg.init_from == "resume":
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt.get("meta") and not same_tokens(ckpt["meta"], meta):
-            raise UserError(f"checkpoint was trained on {ckpt['meta']['tokenizer']} tokens (vocab "
-                            f"{ckpt['meta']['vocab_size']}) but {data_dir} holds {meta['tokenizer']} (vocab "
-                            f"{meta['vocab_size']}): use the same --dataset")
+        check_tokens(ckpt, meta, "the checkpoint", data_dir)
         changed = [k for k in given if k in ckpt["model_args"] and getattr(mcfg, k) != ckpt["model_args"][k]]
         if changed:
             raise UserError(f"cannot change model key(s) {', '.join(changed)} when resuming")
@@ -97,44 +133,67 @@ def resolve_model(cfg, mcfg, given, meta, data_dir):
         if was != cfg.optimizer:
             raise UserError(f"the checkpoint was trained with optimizer={was}: pass --optimizer={was} to resume it")
         mcfg = GPTConfig(**ckpt["model_args"])
-    elif os.path.exists(ckpt_path) and not cfg.overwrite:
+    elif os.path.exists(ckpt_path) and not cfg.overwrite and not cfg.eval_only:
         raise UserError(f"{ckpt_path} already exists: pass --init_from=resume to continue it, "
                         f"--overwrite=True to replace it, or choose another --out_dir")
-    elif cfg.freeze_base:
-        base = load_checkpoint(cfg.base_ckpt)
-        changed = [k for k in given if hasattr(mcfg, k) and not k.startswith("priming")
-                   and getattr(mcfg, k) != base["model_args"].get(k)]
+    elif cfg.freeze_base or cfg.init_from != "scratch":
+        source = cfg.base if cfg.freeze_base else cfg.init_from
+        base = load_source(source)
+        check_tokens(base, meta, source, data_dir)
+        keep = ("priming",) if cfg.freeze_base else FINETUNE_KEYS
+        model_keys = {f.name for f in fields(GPTConfig)}
+        changed = [k for k in given if k in model_keys and not k.startswith(keep)
+                   and getattr(mcfg, k) != base["model_args"].get(k, getattr(GPTConfig, k))]
         if changed:
-            raise UserError(f"freeze_base keeps the base model as it is: only priming keys may be set, "
-                            f"not {', '.join(changed)}")
-        if not mcfg.priming:
+            what = "freeze_base keeps the base model as it is: only priming keys may be set" if cfg.freeze_base else \
+                f"init_from={source} keeps that model's architecture: only {', '.join(FINETUNE_KEYS)} keys may be set"
+            raise UserError(f"{what}, not {', '.join(changed)}")
+        if cfg.freeze_base and not mcfg.priming:
             raise UserError("freeze_base trains bias layers: pass --priming=True")
-        if base.get("meta") and not same_tokens(base["meta"], meta):
-            raise UserError(f"{cfg.base_ckpt} was trained on {base['meta']['tokenizer']} tokens but {data_dir} "
-                            f"holds {meta['tokenizer']}: prime on the base model's own dataset")
-        priming_keys = {k: v for k, v in asdict(mcfg).items() if k.startswith("priming")}
-        mcfg = GPTConfig(**{**base["model_args"], **priming_keys})
+        if mcfg.block_size > base["model_args"]["block_size"] and "block_size" in given:
+            raise UserError(f"block_size can only shrink when fine-tuning: {source} has "
+                            f"{base['model_args']['block_size']} positions, got {mcfg.block_size}")
+        mcfg = GPTConfig(**{**base["model_args"], **{k: getattr(mcfg, k) for k in given if k in model_keys}})
     elif "vocab_size" not in given:
         mcfg = GPTConfig(**{**asdict(mcfg), "vocab_size": meta["vocab_size"]})
     if mcfg.vocab_size < meta["vocab_size"]:
         raise UserError(f"the model's vocab_size {mcfg.vocab_size} is smaller than the data's "
                         f"{meta['vocab_size']} ({data_dir}/meta.json)")
+    if mcfg.lora_rank and ckpt is None and (base is None or cfg.freeze_base):
+        raise UserError("lora_rank trains adapters on the frozen weights of another model: pass "
+                        "--init_from=gpt2 (or an HF directory, a run folder or a checkpoint file)")
+    if mcfg.lora_rank and cfg.optimizer == "muon":
+        raise UserError("LoRA's adapters are low-rank matrices, which Muon does not optimize: use --optimizer=adamw")
     return mcfg, ckpt, base
 
 
-def build_model(mcfg, ckpt=None, base=None, base_path="", freeze_base=False):
+def check_tokens(ckpt, meta, what, data_dir):
+    """A one-line error when a model was trained on other tokens than the dataset holds."""
+    if ckpt.get("meta") and not same_tokens(ckpt["meta"], meta):
+        raise UserError(f"{what} was trained on {ckpt['meta']['tokenizer']} tokens (vocab {ckpt['meta']['vocab_size']}) "
+                        f"but {data_dir} holds {meta['tokenizer']} (vocab {meta['vocab_size']}): use a dataset "
+                        f"prepared with the model's tokenizer")
+
+
+def build_model(mcfg, ckpt=None, base=None, base_name="", freeze_base=False):
     """The run's GPT: fresh, or with the weights of the checkpoint it resumes, or of the base model it
-    primes (base). With freeze_base only the bias layers are trainable, also when resuming."""
-    model = GPT(mcfg)
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-    if base is not None:
+    fine-tunes or primes (base; a smaller block_size crops its positions). Only the added parameters
+    train with freeze_base (bias layers) and with lora_rank (the adapters), also when resuming."""
+    if base is None:
+        model = GPT(mcfg)
+        if ckpt is not None:
+            model.load_state_dict(ckpt["model"])
+    else:
+        model = GPT(replace(mcfg, block_size=base["model_args"]["block_size"]))
         missing, unexpected = model.load_state_dict(base["model"], strict=False)
-        if unexpected or any(not k.startswith("bias_layers.") for k in missing):
-            raise UserError(f"{base_path} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    if freeze_base:
+        if unexpected or any(not k.startswith("bias_layers.") and not k.endswith(NEW_PARAMS) for k in missing):
+            raise UserError(f"{base_name} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        if mcfg.block_size < model.config.block_size:
+            model.crop_block_size(mcfg.block_size)
+    trainable = "bias_layers." if freeze_base else "lora_" if mcfg.lora_rank else None
+    if trainable:
         for name, p in model.named_parameters():
-            p.requires_grad = name.startswith("bias_layers.")
+            p.requires_grad = trainable in name
     return model
 
 

@@ -172,7 +172,7 @@ class TrainConfig:
     eval_iters: int = 10  # batches per split per evaluation; 0: the whole split, every target token once
     eval_only: bool = False  # evaluate once and exit
     always_save_checkpoint: bool = False  # save at every eval, not only when val loss improves
-    init_from: str = "scratch"  # "scratch" or "resume" (from out_dir/ckpt.pt)
+    init_from: str = "scratch"  # "scratch", "resume" (out_dir/ckpt.pt), or weights to fine-tune: gpt2..gpt2-xl, an HF dir, a run folder
     overwrite: bool = False  # allow a scratch run to replace an existing checkpoint in out_dir
     plot_only: bool = False  # redraw the plots from out_dir/metrics.jsonl and exit
     # data
@@ -205,8 +205,8 @@ class TrainConfig:
     target_val_loss: float = 0.0  # 0: off; X: stop at the first eval with val loss <= X and record the time to it
     backend: str = "auto"  # DDP backend: "nccl" on CUDA, "gloo" on CPU
     # priming (model.BiasLayer): train only the bias layers of a priming model on top of a frozen base
-    freeze_base: bool = False  # load base_ckpt into a priming=True model, train only its bias layers on doc -> rest
-    base_ckpt: str = ""  # the base model's checkpoint, for freeze_base
+    freeze_base: bool = False  # load base into a priming=True model, train only its bias layers on doc -> rest
+    base: str = ""  # the base model for freeze_base: a run folder, a checkpoint file, gpt2..gpt2-xl or an HF dir
 
 
 # The main job's model (`python train.py`): small enough to train on a laptop CPU in a few minutes.
@@ -215,8 +215,8 @@ MAIN_JOB_MODEL = GPTConfig(block_size=384, vocab_size=58, n_layer=4, n_head=4, n
 
 def check_train_config(c):
     """Reject bad training keys before anything is read or written, with one line that says what to do."""
-    if c.init_from not in ("scratch", "resume"):
-        raise UserError(f"init_from must be 'scratch' or 'resume', got {c.init_from!r}")
+    if not c.init_from:
+        raise UserError("init_from must be 'scratch', 'resume', or a model to fine-tune (gpt2, a run folder, an HF directory)")
     if c.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise UserError(f"dtype must be auto, float32, bfloat16 or float16, got {c.dtype!r}")
     for name in ("batch_size", "gradient_accumulation_steps", "eval_interval", "log_interval"):
@@ -236,8 +236,10 @@ def check_train_config(c):
                         "learning_rate must be > 0")
     if c.target_val_loss < 0:
         raise UserError(f"target_val_loss must be >= 0 (0 = off), got {c.target_val_loss}")
-    if c.freeze_base and c.init_from == "scratch" and not c.base_ckpt:
-        raise UserError("freeze_base needs --base_ckpt=PATH, the checkpoint of the base model to prime")
+    if c.freeze_base and c.init_from == "scratch" and not c.base:
+        raise UserError("freeze_base needs --base=MODEL, the base model to prime (a run folder, a checkpoint, gpt2)")
+    if c.freeze_base and c.init_from not in ("scratch", "resume"):
+        raise UserError(f"freeze_base primes the model given by --base: pass --base={c.init_from} and leave init_from at scratch")
     if c.freeze_base and c.optimizer == "muon":
         raise UserError("freeze_base trains only the bias layers, which Muon does not optimize: use --optimizer=adamw")
     if c.freeze_base and not c.respect_doc_boundaries:

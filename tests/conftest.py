@@ -49,3 +49,32 @@ def tiny_run(facts_dir, tmp_path_factory):
     train.main(train_args(facts_dir, out, "--max_iters=30", "--eval_interval=15", "--lr_decay_iters=30",
                           "--always_save_checkpoint=True"))
     return out
+
+
+# Nothing in the tests may reach the Hugging Face hub (CI has no internet): transformers fails at once.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def hf_gpt2_dir(tmp_path_factory):
+    """A tiny random GPT-2 in Hugging Face's format (save_pretrained): GPT-2's vocabulary, 2 layers, 32 wide.
+    The init is wider than GPT-2's so that its logits are far from flat and greedy decoding is decisive."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, initializer_range=0.2))
+    out = str(tmp_path_factory.mktemp("hf") / "tiny-gpt2")
+    hf.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def gpt2_facts_dir(tmp_path_factory):
+    """The facts corpus in GPT-2 BPE tokens (needs the offline tiktoken cache from ../shared/data)."""
+    from prepare import facts
+
+    shared_file("tiktoken_cache")
+    out = tmp_path_factory.mktemp("data") / "facts_gpt2"
+    facts.main(["--train_docs=200", "--val_docs=30", "--tokenizer=gpt2", f"--out={out}"])
+    return str(out)

@@ -177,7 +177,7 @@ def primed_run(priming_dir, tmp_path_factory):
     common = [f"--data_dir={priming_dir}", *TINY]
     train.main(common + [f"--out_dir={base_dir}", f"--plot_dir={base_dir}/p", "--max_iters=6", "--eval_interval=6"])
     train.main(common + [f"--out_dir={primed_dir}", f"--plot_dir={primed_dir}/p", "--max_iters=6",
-                         "--eval_interval=6", "--freeze_base=True", f"--base_ckpt={base_dir}/ckpt.pt",
+                         "--eval_interval=6", "--freeze_base=True", f"--base={base_dir}/ckpt.pt",
                          "--priming=True", "--priming_dim=16", "--learning_rate=1e-2"])
     return base_dir, primed_dir
 
@@ -216,22 +216,22 @@ def test_a_freeze_base_run_resumes_with_the_base_still_frozen(primed_run, primin
 
 
 def test_freeze_base_bad_input_is_one_line(priming_dir, primed_run, facts_dir, tmp_path):
-    base = f"--base_ckpt={primed_run[0]}/ckpt.pt"
+    base = f"--base={primed_run[0]}/ckpt.pt"
     with pytest.raises(UserError, match="pass --priming=True"):
         train.main([f"--data_dir={priming_dir}", "--freeze_base=True", base, f"--out_dir={tmp_path}/a", *TINY])
     with pytest.raises(UserError, match="only priming keys may be set, not n_embd"):
         train.main([f"--data_dir={priming_dir}", "--freeze_base=True", "--priming=True", base, *TINY[:2], "--n_embd=64",
                     *TINY[3:], f"--out_dir={tmp_path}/b"])
-    with pytest.raises(UserError, match="prime on the base model's own dataset"):
+    with pytest.raises(UserError, match="use a dataset prepared with the model's tokenizer"):
         train.main([f"--data_dir={facts_dir}", "--freeze_base=True", "--priming=True", base, f"--out_dir={tmp_path}/c",
                     "--n_layer=2", "--n_head=2", "--block_size=32", "--device=cpu"])
     with pytest.raises(UserError, match="Muon does not optimize"):
         train.main([f"--data_dir={priming_dir}", "--freeze_base=True", "--priming=True", base, "--optimizer=muon", *TINY])
-    with pytest.raises(UserError, match="base_ckpt"):
+    with pytest.raises(UserError, match="--base"):
         train.main([f"--data_dir={priming_dir}", "--freeze_base=True", "--priming=True", *TINY])
     with pytest.raises(UserError, match="no checkpoint"):
         train.main([f"--data_dir={priming_dir}", "--freeze_base=True", "--priming=True",
-                    f"--base_ckpt={tmp_path}/nothing.pt", f"--out_dir={tmp_path}/o", *TINY])
+                    f"--base={tmp_path}/nothing.pt", f"--out_dir={tmp_path}/o", *TINY])
 
 
 def test_prime_py_end_to_end_on_a_tiny_config(tmp_path):

@@ -306,7 +306,7 @@ def test_eval_only_with_eval_iters_0_scores_the_whole_split(tiny_run, facts_dir,
     with pytest.raises(UserError, match="or 0 for the whole split"):
         train.main(train_args(facts_dir, tiny_run, "--eval_iters=-1"))
     with pytest.raises(UserError, match="not implemented for freeze_base"):
-        train.main(train_args(facts_dir, tiny_run, "--eval_iters=0", "--freeze_base=True", "--base_ckpt=x.pt"))
+        train.main(train_args(facts_dir, tiny_run, "--eval_iters=0", "--freeze_base=True", "--base=x.pt"))
 
 
 def test_prefix_lm_batches_carry_the_facts_block_or_a_sampled_split(facts_dir, tmp_path):

@@ -43,6 +43,9 @@ VARIANTS = {
     "relu2": dict(mlp_act="relu2"),
     "swiglu": dict(mlp_act="swiglu"),
     "logit_softcap": dict(logit_softcap=2.0),
+    "gelu_tanh": dict(mlp_act="gelu_tanh"),
+    "lora": dict(lora_rank=4, lora_alpha=8.0),
+    "lora_modern": dict(lora_rank=2, rotary=True, mlp_act="swiglu", shared_qk=True, layer_widths=(16, 32, 16), tie_dims=8),
     "zero_init_proj": dict(zero_init_proj=True),
     "modern": dict(rotary=True, qk_norm=True, norm="rmsnorm", mlp_act="relu2", logit_softcap=15.0,
                    zero_init_proj=True),
@@ -61,7 +64,7 @@ def make(name, **extra):
     # zero-initialised variant parameters (sink key, offsets, root) would hide bugs: randomise them
     with torch.no_grad():
         for n, p in model.named_parameters():
-            if n.endswith(("sink_key", "kv_offsets", "root")):
+            if n.endswith(("sink_key", "kv_offsets", "root", "lora_B")):
                 p.normal_(0, 0.5)
             if n.endswith(("q_norm.weight", "k_norm.weight")):
                 p.uniform_(0.5, 1.5)

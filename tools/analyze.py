@@ -31,7 +31,7 @@ import matplotlib  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from helpers.checkpoint import atomic_write, load_checkpoint, model_from_checkpoint, read_metrics  # noqa: E402
+from helpers.checkpoint import atomic_write, model_from_checkpoint, read_metrics, read_model  # noqa: E402
 from helpers.config import UserError, configure, main_guard  # noqa: E402
 from helpers.data import ROOT, encode, read_text  # noqa: E402
 from helpers.plotting import plot_comparison, plt, position_curve, run_title, save  # noqa: E402
@@ -54,6 +54,7 @@ class Common:
 
 @dataclass
 class Checkpoint:
+    init_from: str = "resume"  # "resume": the checkpoint in out_dir; or gpt2..gpt2-xl, an HF directory, a run folder
     ckpt: str = ""  # explicit checkpoint path; "" means out_dir/ckpt.pt
     device: str = "cpu"  # "cpu", "cuda", ...
 
@@ -107,7 +108,7 @@ class PatchConfig:
 
 def load(cfg, ckpt_cfg):
     """(model, tokenizer): float32, eval mode, manual attention (so patterns can be read)."""
-    ckpt = load_checkpoint(ckpt_cfg.ckpt or os.path.join(cfg.out_dir, "ckpt.pt"))
+    ckpt = read_model(ckpt_cfg.init_from, cfg.out_dir, ckpt_cfg.ckpt)
     model = model_from_checkpoint(ckpt).to(ckpt_cfg.device).eval()
     if model.config.prefix_lm:
         raise UserError("analyze.py does not read prefix_lm checkpoints yet (their forward pass needs each "

@@ -202,7 +202,7 @@ def main(argv=None):
     for run, keys in runs.items():
         out_dir = os.path.join(root, run)
         secs = train_or_reuse(out_dir, args({**common, **keys, "freeze_base": True, "priming": True,
-                                             "base_ckpt": os.path.join(base_dir, "ckpt.pt")}), inputs=[base_dir])
+                                             "base": os.path.join(base_dir, "ckpt.pt")}), inputs=[base_dir])
         primed = model_from_checkpoint(load_checkpoint(os.path.join(out_dir, "ckpt.pt"))).to(c.device).eval()
         stamp = os.path.join(out_dir, "prime_eval.json")
         evaluated = {"run": json.load(open(os.path.join(out_dir, "run.json"))),
