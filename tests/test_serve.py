@@ -124,7 +124,7 @@ def test_the_command_line_serves_a_run_folder(tiny_run):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
-        assert line.startswith("serving out at http://127.0.0.1:"), line + proc.stderr.read()
+        assert line.startswith("serving out (") and " at http://127.0.0.1:" in line, line
         url = line.split(" at ")[1].split()[0]
         c = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=30)
         r = c.completions.create(model="out", prompt="Q: Where", max_tokens=4, temperature=0, echo=True, logprobs=1)
