@@ -7,7 +7,8 @@ A script only says where its data lives and how a row becomes documents (a `Sour
 is here and common to all of them:
 
 - Loading. Without --data_files, `datasets.load_dataset(hub_id, hub_config)` (downloaded and cached,
-  or read as a stream with --streaming). With --data_files, the very same `datasets` builders read
+  or read as a stream with --streaming); a repository that still needs a loading script, which
+  `datasets` 4+ refuses, is read from the hub's Parquet export instead (revision refs/convert/parquet). With --data_files, the very same `datasets` builders read
   local files, one file at a time: .txt (and anything else) with the "text" builder line by line,
   .json/.jsonl with "json", .parquet with "parquet", optionally compressed (.gz, .zst, ...). Local
   files are always streamed: nothing to download, and no Arrow copy in the HF cache.
@@ -21,8 +22,9 @@ is here and common to all of them:
   such token: documents follow each other directly and only the index separates them.
 - Splits. A hub dataset's own validation split is used when it has one. Otherwise (and for local
   files) every k-th document is held out for val, k = round(1 / --val_fraction), starting at an
-  offset drawn from --seed; documents of one group (a SQuAD context) stay together. A file can also
-  be assigned to a split by name: `--data_files train=a.txt val=b.txt`.
+  offset drawn from --seed; documents of one group (a SQuAD context) stay together. A source with
+  too few documents to reach val (one book) holds out the last val_fraction of its text instead, from
+  the start of a line. A file can also be assigned to a split by name: `--data_files train=a.txt val=b.txt`.
 - --max_tokens N: a sample of N tokens in all (end-of-text tokens included): val gets
   round(N * val_fraction) and train the rest; documents are taken in order and the last one of each
   split is cut to fit, so each split holds exactly its share when there is enough data. With a hub
@@ -126,13 +128,27 @@ def one_line(e):
 # -----------------------------------------------------------------------------
 # rows and documents
 
+SCRIPT_ERROR = "Dataset scripts are no longer supported"  # datasets >= 4 on a repo that has a loading script
+PARQUET_REVISION = "refs/convert/parquet"  # the hub's automatic Parquet export of a dataset repo
+_said = set()  # the hub ids whose fallback has been announced
+
+
 def _load(what, hint, *args, **kwargs):
-    """datasets.load_dataset(*args, **kwargs), or a one-line error naming `what` and what to do."""
+    """datasets.load_dataset(*args, **kwargs), or a one-line error naming `what` and what to do.
+
+    A hub dataset that still ships a loading script (Skylion007/openwebtext), which `datasets` 4+ no
+    longer runs, is loaded from the hub's Parquet export of the same repository instead."""
     import datasets
 
     try:
         return datasets.load_dataset(*args, **kwargs)
     except Exception as e:
+        if SCRIPT_ERROR in str(e) and "revision" not in kwargs:
+            if args[0] not in _said:
+                _said.add(args[0])
+                print(f"{args[0]} needs a loading script, which datasets {datasets.__version__} no longer runs: "
+                      f"loading its Parquet export (revision={PARQUET_REVISION}) instead")
+            return _load(what, hint, *args, revision=PARQUET_REVISION, **kwargs)
         fail(f"could not load {what} ({one_line(e)}); {hint}")
 
 
@@ -276,16 +292,56 @@ def holdout_rule(val_fraction, seed):
 
 
 def _held_out(open_docs, args):
+    """Every k-th group of documents to val; a source whose few documents would leave val empty (one
+    book) holds out the last --val_fraction of its text instead (split_tail)."""
     k, offset = holdout_rule(args.val_fraction, args.seed)
+    told = []  # the char tokenizer reads the documents twice: say it once
 
     def docs():
-        g, last = -1, object()
+        g, last, first = -1, object(), []
         for d in open_docs():
             if d.group is None or d.group != last:
                 g += 1
             last = d.group
+            if g < offset:  # held back until a document reaches val
+                first.append(d)
+                continue
+            yield from (("train", d0) for d0 in first)
+            first = []
             yield ("val" if g % k == offset else "train"), d
+        if first:  # the source ended before its first val document
+            yield from split_tail(first, args.val_fraction, say=not told)
+            told.append(True)
     return docs
+
+
+def split_tail(docs, val_fraction, say=True):
+    """(split, Doc) pairs that hold out the last val_fraction of the documents' text (in characters) for
+    val, cut at a line boundary (or between documents when the cut document has one line)."""
+    need, n = val_fraction * sum(len(d.text) for d in docs), len(docs)
+    while n > 1 and len(docs[n - 1].text) <= need:  # whole documents from the end
+        need -= len(docs[n - 1].text)
+        n -= 1
+    d = docs[n - 1]  # the document the cut falls in
+    target = len(d.text) - int(need)
+    after = d.text.find("\n", max(0, target - 1)) + 1  # the start of the first line in the held-out share
+    cut = after if 0 < after < len(d.text) else d.text.rfind("\n", 0, target) + 1  # or of the line it is in
+    cut = cut if cut < len(d.text) else 0
+    if cut == 0 and n == len(docs) == 1:
+        fail("the text is one line, which cannot be split for val: pass a val file of its own "
+             "(--data_files train=A val=B)")
+    if say:
+        from tqdm import tqdm
+
+        tqdm.write(f"too few documents ({len(docs)}) to hold out one in {round(1 / val_fraction)} for val: holding out "
+              f"the last {100 * val_fraction:g}% of the text instead, from a line boundary")
+    yield from (("train", d0) for d0 in docs[:n - 1])
+    if cut == 0:  # one line: the document goes whole to the split that has nothing else
+        yield ("val" if n == len(docs) else "train"), d
+    else:
+        yield "train", replace(d, text=d.text[:cut])
+        yield "val", replace(d, text=d.text[cut:], prefix="")
+    yield from (("val", d0) for d0 in docs[n:])
 
 
 # -----------------------------------------------------------------------------
@@ -459,7 +515,7 @@ def run(source, args, extra_meta=None):
         return write_records(out, records(stream_list, tok, spec, args, f"{name}: tokens"), ["train", "val"],
                              tok, name, meta_extra)
     except EmptySplitError as e:
-        fail(f"{e}: give more data, a larger --val_fraction or --max_tokens, or a val file (val=FILE)")
+        fail(f"{e}: give more text, or name a file for each split (--data_files train=A val=B)")
 
 
 def main(source, doc, argv=None, add_args=None, configure=None):
