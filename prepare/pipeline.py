@@ -130,24 +130,25 @@ def one_line(e):
 
 SCRIPT_ERROR = "Dataset scripts are no longer supported"  # datasets >= 4 on a repo that has a loading script
 PARQUET_REVISION = "refs/convert/parquet"  # the hub's automatic Parquet export of a dataset repo
-_said = set()  # the hub ids whose fallback has been announced
 
 
-def _load(what, hint, *args, **kwargs):
+def _load(what, hint, *args, told=None, **kwargs):
     """datasets.load_dataset(*args, **kwargs), or a one-line error naming `what` and what to do.
 
     A hub dataset that still ships a loading script (Skylion007/openwebtext), which `datasets` 4+ no
-    longer runs, is loaded from the hub's Parquet export of the same repository instead."""
+    longer runs, is loaded from the hub's Parquet export of the same repository instead; `told` (a list)
+    says it once for several splits."""
     import datasets
 
     try:
         return datasets.load_dataset(*args, **kwargs)
     except Exception as e:
         if SCRIPT_ERROR in str(e) and "revision" not in kwargs:
-            if args[0] not in _said:
-                _said.add(args[0])
+            if not told:  # once for all the splits of a dataset
                 print(f"{args[0]} needs a loading script, which datasets {datasets.__version__} no longer runs: "
                       f"loading its Parquet export (revision={PARQUET_REVISION}) instead")
+            if told is not None:
+                told.append(args[0])
             return _load(what, hint, *args, revision=PARQUET_REVISION, **kwargs)
         fail(f"could not load {what} ({one_line(e)}); {hint}")
 
@@ -271,8 +272,9 @@ def streams(source, args):
             "(HF_DATASETS_OFFLINE=1 reads only what is cached)")
     what = args.hub_id + (f" ({args.hub_config})" if args.hub_config else "")
     kw = {"streaming": True} if args.streaming else {"num_proc": args.num_proc if args.num_proc > 1 else None}
+    told = []
     loaded = {s: _load(f"{what} split {hs} from the Hugging Face hub", hint, args.hub_id, args.hub_config,
-                       split=hs, **kw) for s, hs in source.hub_splits.items()}
+                       split=hs, told=told, **kw) for s, hs in source.hub_splits.items()}
 
     def opener(split):
         return lambda: _documents(source, loaded[split], what, hint, source.hub_rows_are_lines)
