@@ -233,7 +233,8 @@ def check_train_config(c):
     if c.eval_iters == 0 and c.freeze_base:
         raise UserError("eval_iters=0 (the whole split) is not implemented for freeze_base's priming batches: "
                         "give a number of batches, e.g. --eval_iters=50")
-    for name in ("learning_rate", "min_lr", "muon_lr", "weight_decay", "muon_weight_decay", "grad_clip", "warmup_iters"):
+    for name in ("learning_rate", "min_lr", "muon_lr", "weight_decay", "muon_weight_decay", "grad_clip",
+                 "warmup_iters"):
         if getattr(c, name) < 0:
             raise UserError(f"{name} must be >= 0, got {getattr(c, name)}")
     for name in ("beta1", "beta2", "muon_momentum"):

@@ -8,10 +8,11 @@ is here and common to all of them:
 
 - Loading. Without --data_files, `datasets.load_dataset(hub_id, hub_config)` (downloaded and cached,
   or read as a stream with --streaming); a repository that still needs a loading script, which
-  `datasets` 4+ refuses, is read from the hub's Parquet export instead (revision refs/convert/parquet). With --data_files, the very same `datasets` builders read
-  local files, one file at a time: .txt (and anything else) with the "text" builder line by line,
-  .json/.jsonl with "json", .parquet with "parquet", optionally compressed (.gz, .zst, ...). Local
-  files are always streamed: nothing to download, and no Arrow copy in the HF cache.
+  `datasets` 4+ refuses, is read from the hub's Parquet export instead (revision refs/convert/parquet).
+  With --data_files, the very same `datasets` builders read local files, one file at a time: .txt
+  (and anything else) with the "text" builder line by line, .json/.jsonl with "json", .parquet with
+  "parquet", optionally compressed (.gz, .zst, ...). Local files are always streamed: nothing to
+  download, and no Arrow copy in the HF cache.
 - Documents. Text files are cut into documents by lines: the text `<|endoftext|>` ends a document
   wherever it is (and is dropped), a line for which the script's `line_rule` holds starts a new one,
   and the end of a file ends the last one. Documents are stripped of surrounding whitespace (unless
