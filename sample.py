@@ -41,6 +41,19 @@ class SampleConfig:
     prime: str = ""  # priming models: a document (a file path, FILE:path or the text) to prime with; not in the context
 
 
+def check_sample_config(c):
+    """Reject options that would sample something other than asked, before the checkpoint is read."""
+    if c.dtype not in ("float32", "bfloat16"):
+        raise UserError(f"dtype must be float32 or bfloat16, got {c.dtype!r}")
+    if c.temperature < 0:
+        raise UserError(f"temperature must be >= 0 (0: greedy), got {c.temperature}")
+    if not 0 < c.top_p <= 1:
+        raise UserError(f"top_p must be in (0, 1] (1: no limit), got {c.top_p}")
+    for name, low in (("num_samples", 1), ("max_new_tokens", 1), ("top_k", 0), ("beam", 0)):
+        if getattr(c, name) < low:
+            raise UserError(f"{name} must be >= {low}, got {getattr(c, name)}")
+
+
 @torch.no_grad()
 def beam_search(model, idx, beam, max_new_tokens, priming=None):
     """The `beam` most likely continuations of idx (1, T) of exactly max_new_tokens tokens.
@@ -69,8 +82,7 @@ def beam_search(model, idx, beam, max_new_tokens, priming=None):
 def main(argv=None):
     (cfg,), _ = configure([SampleConfig()], argv, description=__doc__)
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    if cfg.dtype not in ("float32", "bfloat16"):
-        raise UserError(f"dtype must be float32 or bfloat16, got {cfg.dtype!r}")
+    check_sample_config(cfg)
     ckpt = read_model(cfg.init_from, cfg.out_dir, cfg.ckpt)
     model = model_from_checkpoint(ckpt).to(device).eval()
     tok = get_tokenizer(ckpt["meta"])

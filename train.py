@@ -12,6 +12,7 @@ sequence) and the mean probability given to the correct next token. The plots ar
 into out_dir. `python train.py --help` lists every key.
 """
 
+import math
 import os
 import time
 from dataclasses import asdict
@@ -25,7 +26,7 @@ from helpers.config import MAIN_JOB_MODEL, TrainConfig, check_train_config, conf
 from helpers.data import Batches, PrimingBatches, dataset_dir, load_meta
 from helpers.device import end_ddp, from_rank0, setup_ddp, setup_device
 from helpers.evaluate import evaluate, unigram_distribution
-from helpers.optim import get_lr, make_optimizer, train_step
+from helpers.optim import count_nonfinite, get_lr, make_optimizer, train_step
 from helpers.plotting import plot_run
 
 
@@ -97,6 +98,7 @@ def main(argv=None):
     t_start, start_iter = time.time(), iter_num
     since_eval = (time.time(), iter_num)  # to time training iterations without the evals
     reached = False  # target_val_loss reached
+    skipped = 0  # steps skipped for a non-finite loss or gradient (skip_nonfinite)
     while True:
         lr = get_lr(iter_num, cfg)
         for group in optimizer.param_groups:
@@ -128,7 +130,8 @@ def main(argv=None):
             if cfg.eval_only:
                 break
             save_metrics_row(out_dir, row)
-            if m["val_loss"] < best_val_loss or cfg.always_save_checkpoint:
+            # a non-finite eval is never the best, and its model is never saved
+            if math.isfinite(m["val_loss"]) and (m["val_loss"] < best_val_loss or cfg.always_save_checkpoint):
                 best_val_loss = min(best_val_loss, m["val_loss"])
                 if iter_num > 0:
                     ckpt_path = os.path.join(out_dir, "ckpt.pt")
@@ -142,9 +145,10 @@ def main(argv=None):
             break
 
         t0 = time.time()
-        loss = train_step(model, optimizer, scaler, lambda: batches.get("train", gen), grad_accum, ctx,
-                          cfg.grad_clip, ddp)
+        loss, finite = train_step(model, optimizer, scaler, lambda: batches.get("train", gen), grad_accum, ctx,
+                                  cfg.grad_clip, ddp)
         iter_num += 1
+        skipped = count_nonfinite(finite, loss, iter_num, skipped, cfg)  # stops a diverging run
         if master and (iter_num % cfg.log_interval == 0 or iter_num == cfg.max_iters):
             lossf = loss.item()  # waits for the device, so dt is the whole step: only when we print
             dt = time.time() - t0

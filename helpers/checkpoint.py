@@ -6,16 +6,23 @@ Checkpoint I/O: what a run folder holds, written so that nothing already there i
     out_dir/metrics.jsonl  one JSON line per evaluation (the plots are drawn from it)
 
 Files are written to a temp file and renamed onto their name, so a crash leaves the old file or the
-new one, never a broken one; metrics.jsonl grows by one whole line per evaluation.
+new one, never a broken one; metrics.jsonl grows by one whole line per evaluation (strict JSON: a
+NaN is written null). A full disk or a missing permission is one line naming the file, and leaves
+no temp file behind; a temp file left by a killed save is removed when the next run starts.
 """
 
+import errno
+import glob
 import json
+import math
 import os
+import sys
 from dataclasses import asdict, fields, replace
 
 import torch
 
 from helpers.config import UserError
+from helpers.data import check_token_ids
 from model import GPT, NEW_PARAMS, GPTConfig
 
 GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")  # OpenAI's GPT-2 on the Hugging Face hub
@@ -24,11 +31,28 @@ GPT2_META = {"tokenizer": "gpt2", "vocab_size": 50257, "eot_id": 50256}  # their
 FINETUNE_KEYS = ("dropout", "block_size", "attn_impl", "lora_rank", "lora_alpha", "priming")
 
 
+def write_error(e, path):
+    """An OSError while writing path as a UserError: what happened, in the system's words, where, and
+    what to do."""
+    what = (e.strerror or str(e)).lower()
+    todo = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a folder you can write to"
+    kept = f"; the {os.path.basename(path)} there before is untouched" if os.path.isfile(path) else ""
+    return UserError(f"{what} while writing {path}: {todo} and run again{kept}")
+
+
 def atomic_write(path, write):
-    """write(tmp_path), then rename onto path: readers see the old file or the new one, never half."""
+    """write(tmp_path), then rename onto path: readers see the old file or the new one, never half.
+    If anything fails the temp file is removed; a full disk or a missing permission is one line."""
     tmp = path + ".tmp"
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(e, OSError):
+            raise write_error(e, path) from None
+        raise
 
 
 def atomic_write_text(path, text):
@@ -94,18 +118,43 @@ def read_model(init_from, out_dir, ckpt=""):
 
 
 def read_metrics(out_dir):
-    """The rows of out_dir/metrics.jsonl, oldest first ([] when there is none)."""
+    """The rows of out_dir/metrics.jsonl, oldest first ([] when there is none). A torn last line (a
+    write cut short by a full disk or a kill) is left out with a one-line warning."""
     path = os.path.join(out_dir, "metrics.jsonl")
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
+    rows = []
+    for n, line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if n != lines[-1][0]:
+                raise UserError(f"line {n} of {path} is not JSON: delete that line (or the file) and run again")
+            print(f"warning: ignoring the torn last line of {path} (a write that was cut short)", file=sys.stderr)
+    return rows
+
+
+def json_line(row):
+    """One row as a line of strict JSON: NaN and infinities (a diverged eval) become null."""
+    def finite(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, list):
+            return [finite(x) for x in v]
+        return {k: finite(x) for k, x in v.items()} if isinstance(v, dict) else v
+    return json.dumps(finite(row), allow_nan=False) + "\n"
 
 
 def save_metrics_row(out_dir, row):
     """Append one evaluation's row to out_dir/metrics.jsonl, as one line."""
-    with open(os.path.join(out_dir, "metrics.jsonl"), "a") as f:
-        f.write(json.dumps(row) + "\n")
+    path = os.path.join(out_dir, "metrics.jsonl")
+    try:
+        with open(path, "a") as f:
+            f.write(json_line(row))
+    except OSError as e:
+        raise write_error(e, path) from None
 
 
 def same_tokens(meta_a, meta_b):
@@ -164,6 +213,7 @@ def resolve_model(cfg, mcfg, given, meta, data_dir):
                         "--init_from=gpt2 (or an HF directory, a run folder or a checkpoint file)")
     if mcfg.lora_rank and cfg.optimizer == "muon":
         raise UserError("LoRA's adapters are low-rank matrices, which Muon does not optimize: use --optimizer=adamw")
+    check_token_ids(data_dir, meta, mcfg.vocab_size)
     return mcfg, ckpt, base
 
 
@@ -198,12 +248,21 @@ def build_model(mcfg, ckpt=None, base=None, base_name="", freeze_base=False):
 
 
 def save_checkpoint(path, model, optimizer, config_record, meta, iter_num, best_val_loss, gen, device_type):
-    """Everything needed to continue exactly: weights, optimizer, configs, data meta, random streams."""
+    """Everything needed to continue exactly: weights, optimizer, configs, data meta, random streams.
+    Weights that are not finite are never saved: the checkpoint there stays the last good one."""
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise UserError(f"the weights are not finite ({bad[0]}, ...): not saving them over {path}; the run diverged, "
+                        f"try a lower --learning_rate or --grad_clip")
     ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": config_record["model"],
             "config": config_record, "iter_num": iter_num, "best_val_loss": best_val_loss, "meta": meta,
             "rng": {"torch": torch.get_rng_state(), "batches": gen.get_state(),
                     "cuda": torch.cuda.get_rng_state() if device_type == "cuda" else None}}
-    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
+
+    def write(tmp):
+        with open(tmp, "wb") as f:  # through a Python file, a full disk is an OSError that says so
+            torch.save(ckpt, f)
+    atomic_write(path, write)
 
 
 def restore_rng(ckpt, gen, device_type):
@@ -216,8 +275,15 @@ def restore_rng(ckpt, gen, device_type):
 
 def start_run_folder(out_dir, config_record, keep_until=None):
     """Write config.json, and start metrics.jsonl afresh; on resume (keep_until) keep its rows up to
-    the checkpoint's iteration, so the file describes exactly the run that continues."""
-    os.makedirs(out_dir, exist_ok=True)
+    the checkpoint's iteration, so the file describes exactly the run that continues (a torn last
+    line dropped). Temp files left by a save that was killed are removed first."""
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        for tmp in glob.glob(os.path.join(glob.escape(out_dir), "*.tmp")):
+            os.remove(tmp)
+            print(f"removed {tmp}, left by an interrupted save")
+    except OSError as e:
+        raise write_error(e, out_dir) from None
     atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(config_record, indent=1))
     kept = [r for r in read_metrics(out_dir) if keep_until is not None and r["iter"] <= keep_until]
-    atomic_write_text(os.path.join(out_dir, "metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in kept))
+    atomic_write_text(os.path.join(out_dir, "metrics.jsonl"), "".join(json_line(r) for r in kept))

@@ -125,7 +125,12 @@ def configure(defaults, argv=None, description=""):
             except OSError:
                 raise UserError(f"config file {arg} not found (config files live in config/)")
             scope = {"__file__": arg}  # so a config can find files beside it
-            exec(compile(source, arg, "exec"), scope)
+            try:
+                exec(compile(source, arg, "exec"), scope)
+            except SyntaxError as e:
+                raise UserError(f"config file {arg}, line {e.lineno}: {e.msg}") from None
+            except Exception as e:
+                raise UserError(f"config file {arg} failed to run ({type(e).__name__}: {e})") from None
             for key, val in scope.items():
                 if key.startswith("_") or isinstance(val, (types.ModuleType, types.FunctionType, type)):
                     continue
@@ -189,6 +194,7 @@ class TrainConfig:
     beta1: float = 0.9  # AdamW's momentum decay
     beta2: float = 0.99  # AdamW's second-moment decay (0.95 for large models, 0.99 for small batches)
     grad_clip: float = 1.0  # clip the global gradient norm at this value; 0 disables
+    skip_nonfinite: int = 0  # NaN/inf steps to skip (no update) before the run stops; 0: stop at the first
     muon_lr: float = 0.02  # Muon's peak learning rate (optimizer="muon"); the schedule scales it like learning_rate
     muon_momentum: float = 0.95  # Muon's momentum (Nesterov)
     muon_weight_decay: float = 0.0  # Muon's decoupled weight decay (multiplied by its learning rate)
@@ -227,6 +233,15 @@ def check_train_config(c):
     if c.eval_iters == 0 and c.freeze_base:
         raise UserError("eval_iters=0 (the whole split) is not implemented for freeze_base's priming batches: "
                         "give a number of batches, e.g. --eval_iters=50")
+    for name in ("learning_rate", "min_lr", "muon_lr", "weight_decay", "muon_weight_decay", "grad_clip",
+                 "warmup_iters"):
+        if getattr(c, name) < 0:
+            raise UserError(f"{name} must be >= 0, got {getattr(c, name)}")
+    for name in ("beta1", "beta2", "muon_momentum"):
+        if not 0 <= getattr(c, name) < 1:
+            raise UserError(f"{name} must be in [0, 1), got {getattr(c, name)}")
+    if c.skip_nonfinite < 0:
+        raise UserError(f"skip_nonfinite must be >= 0 (0: stop at the first non-finite step), got {c.skip_nonfinite}")
     if c.max_iters < 0:
         raise UserError(f"max_iters must be >= 0, got {c.max_iters}")
     if c.optimizer not in ("adamw", "muon"):

@@ -49,7 +49,34 @@ def load_meta(data_dir, dataset):
                                 f"the data is incomplete or stale, {hint}")
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{meta_path} is unreadable or incomplete ({e!r}): {hint}")
+    for split in ("train", "val"):
+        if meta["splits"][split]["tokens"] == 0:
+            raise UserError(f"the {split} split of {data_dir} is empty: prepare the data again so that it has "
+                            f"one (e.g. with a val file of its own: --data_files train=A val=B)")
     return meta
+
+
+def max_token_id(data_dir, meta, sample=1 << 20):
+    """The largest token id in the bins: meta.json's max_token_id (recorded at prepare time), else the
+    largest in a slice of each bin (its first and last `sample` tokens), so a multi-GB bin is never read."""
+    if meta.get("max_token_id") is not None:
+        return meta["max_token_id"]
+    dtype, top = np.dtype(meta["dtype"]), 0
+    for split in ("train", "val"):
+        n = meta["splits"][split]["tokens"]
+        for start in sorted({0, max(0, n - sample)}):
+            part = np.fromfile(os.path.join(data_dir, f"{split}.bin"), dtype=dtype, count=min(sample, n - start),
+                               offset=start * dtype.itemsize)
+            top = max(top, int(part.max(initial=0)))
+    return top
+
+
+def check_token_ids(data_dir, meta, vocab_size):
+    """Refuse data whose token ids do not fit the model's embedding table, before anything is written."""
+    top = max_token_id(data_dir, meta)
+    if top >= vocab_size:
+        raise UserError(f"{data_dir} holds token id {top} but the model's vocab_size is {vocab_size}: the bins "
+                        f"and meta.json do not match: prepare the data again")
 
 
 class Batches:

@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from helpers.config import UserError
 from helpers.data import forward_kwargs
 
 
@@ -94,7 +95,9 @@ def make_optimizer(model, cfg, device_type):
 
 
 def train_step(model, optimizer, scaler, get_batch, grad_accum, ctx, grad_clip, ddp=False):
-    """One optimizer step over grad_accum micro-batches; returns the last micro-batch's loss."""
+    """One optimizer step over grad_accum micro-batches; returns (the last micro-batch's loss, whether the
+    step was applied). A step whose loss or gradient norm is not finite (a diverging run) is skipped, so
+    the weights never take a NaN update; the caller decides whether to go on."""
     for micro_step in range(grad_accum):
         x, y, extra = get_batch()
         if ddp:  # all-reduce gradients only on the last micro-step
@@ -105,8 +108,30 @@ def train_step(model, optimizer, scaler, get_batch, grad_accum, ctx, grad_clip, 
         scaler.scale(loss).backward()
     if grad_clip > 0:
         scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    scaler.step(optimizer)
-    scaler.update()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    else:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+    loss = loss.detach() * grad_accum
+    # one sync per step; float16's loss scaler skips steps with overflowed gradients itself
+    finite = bool((torch.isfinite(loss) & (torch.isfinite(norm) | scaler.is_enabled())).item())
+    if finite or scaler.is_enabled():
+        scaler.step(optimizer)
+        scaler.update()
     optimizer.zero_grad(set_to_none=True)
-    return loss * grad_accum
+    return loss, finite
+
+
+def count_nonfinite(finite, loss, iter_num, skipped, cfg):
+    """After a step: how many non-finite steps were skipped so far; when that is more than
+    cfg.skip_nonfinite the run has diverged, and stops with one line that says what to try."""
+    if finite:
+        return skipped
+    skipped += 1
+    if skipped > cfg.skip_nonfinite:
+        clip = f"a lower --grad_clip (now {cfg.grad_clip:g})" if cfg.grad_clip > 0 else "--grad_clip=1.0"
+        raise UserError(f"the run diverged: the training loss or gradient is not finite at iteration {iter_num} "
+                        f"(loss {loss.item():.4g}), so it stops and saves nothing more; try a lower --learning_rate "
+                        f"(now {cfg.learning_rate:g}), {clip} or more --warmup_iters")
+    print(f"iter {iter_num}: loss or gradient not finite (loss {loss.item():.4g}): update skipped "
+          f"({skipped} of --skip_nonfinite={cfg.skip_nonfinite})")
+    return skipped

@@ -6,8 +6,9 @@ A dataset directory data/<name>/ holds, for each split (train, val):
   <split>.docs.npy   int64 (n_docs, 2): each document's first token offset and its prefix length
                      (the "preloaded context" part, e.g. the facts block; 0 when a dataset has none)
 and one meta.json: vocab_size, dtype, tokenizer ("char" with its `chars`, "words" with its `words`, or
-a tiktoken encoding), eot_id (the end-of-text token written after every document, or null), and per
-split the token count, document count and UTF-8 byte count (for bits per byte).
+a tiktoken encoding), eot_id (the end-of-text token written after every document, or null),
+max_token_id (the largest id in the bins, which train.py checks against the model's vocab_size without
+reading them), and per split the token count, document count and UTF-8 byte count (for bits per byte).
 
 Everything is written under temporary names and renamed at the end, so an interrupted prepare never
 leaves a half-written dataset behind, and an existing dataset is replaced only by a complete one.
@@ -145,6 +146,7 @@ def write_records(out_dir, records, split_names, tokenizer, name, extra_meta=Non
     ok = False
     try:
         counts = {s: {"tokens": 0, "docs": 0, "bytes": 0} for s in split_names}
+        max_id = 0
         for s in split_names:
             files[s] = (open(tmp[s]["bin"], "wb"), open(tmp[s]["index"], "wb"))
         for split, ids, prefix_len, nb in records:
@@ -156,6 +158,7 @@ def write_records(out_dir, records, split_names, tokenizer, name, extra_meta=Non
             files[split][0].write(ids.tobytes())
             c["tokens"] += len(ids)
             c["docs"] += 1
+            max_id = max(max_id, int(ids.max(initial=0)))
             c["bytes"] += nb
         for s in split_names:
             for f in files.pop(s):
@@ -164,6 +167,7 @@ def write_records(out_dir, records, split_names, tokenizer, name, extra_meta=Non
                 raise EmptySplitError(f"the {s} split of {name} is empty")
             _raw_index_to_npy(tmp[s]["index"], tmp[s]["docs.npy"], counts[s]["docs"])
             meta["splits"][s] = counts[s]
+        meta["max_token_id"] = max_id
         with open(tmp_paths[-1], "w") as f:
             json.dump(meta, f, indent=1)
         # all files complete: move them into place (meta.json last, so it only ever describes

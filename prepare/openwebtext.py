@@ -6,8 +6,10 @@ Reddit; nanoGPT's GPT-2 dataset (config/train_gpt2.py).
     python prepare/openwebtext.py --streaming --max_tokens 100000000  # a 100M-token sample without the 54 GB download
     python prepare/openwebtext.py --data_files pages.jsonl             # local: data/openwebtext_local
 
-Hub: Skylion007/openwebtext, split train, column "text"; it has no validation split, so, as in
-nanoGPT, a small share of pages is held out (--val_fraction 0.0005: every 2000th page). Local files:
+Hub: Skylion007/openwebtext, split train, column "text". Its repository still holds a loading script,
+which `datasets` 4+ refuses ("Dataset scripts are no longer supported"), so it is read from the hub's
+Parquet export of it (revision refs/convert/parquet; prepare/pipeline.py). It has no validation split,
+so, as in nanoGPT, a small share of pages is held out (--val_fraction 0.0005: every 2000th page). Local files:
 .jsonl/.json/.parquet with a "text" column (one page per row), or text files whose pages are
 separated by lines `<|endoftext|>` (a file's end also ends a page). Pages are stripped; the end-of-text
 token follows each. See prepare/pipeline.py for the common options.

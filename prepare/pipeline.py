@@ -7,10 +7,12 @@ A script only says where its data lives and how a row becomes documents (a `Sour
 is here and common to all of them:
 
 - Loading. Without --data_files, `datasets.load_dataset(hub_id, hub_config)` (downloaded and cached,
-  or read as a stream with --streaming). With --data_files, the very same `datasets` builders read
-  local files, one file at a time: .txt (and anything else) with the "text" builder line by line,
-  .json/.jsonl with "json", .parquet with "parquet", optionally compressed (.gz, .zst, ...). Local
-  files are always streamed: nothing to download, and no Arrow copy in the HF cache.
+  or read as a stream with --streaming); a repository that still needs a loading script, which
+  `datasets` 4+ refuses, is read from the hub's Parquet export instead (revision refs/convert/parquet).
+  With --data_files, the very same `datasets` builders read local files, one file at a time: .txt
+  (and anything else) with the "text" builder line by line, .json/.jsonl with "json", .parquet with
+  "parquet", optionally compressed (.gz, .zst, ...). Local files are always streamed: nothing to
+  download, and no Arrow copy in the HF cache.
 - Documents. Text files are cut into documents by lines: the text `<|endoftext|>` ends a document
   wherever it is (and is dropped), a line for which the script's `line_rule` holds starts a new one,
   and the end of a file ends the last one. Documents are stripped of surrounding whitespace (unless
@@ -21,8 +23,9 @@ is here and common to all of them:
   such token: documents follow each other directly and only the index separates them.
 - Splits. A hub dataset's own validation split is used when it has one. Otherwise (and for local
   files) every k-th document is held out for val, k = round(1 / --val_fraction), starting at an
-  offset drawn from --seed; documents of one group (a SQuAD context) stay together. A file can also
-  be assigned to a split by name: `--data_files train=a.txt val=b.txt`.
+  offset drawn from --seed; documents of one group (a SQuAD context) stay together. A source with
+  too few documents to reach val (one book) holds out the last val_fraction of its text instead, from
+  the start of a line. A file can also be assigned to a split by name: `--data_files train=a.txt val=b.txt`.
 - --max_tokens N: a sample of N tokens in all (end-of-text tokens included): val gets
   round(N * val_fraction) and train the rest; documents are taken in order and the last one of each
   split is cut to fit, so each split holds exactly its share when there is enough data. With a hub
@@ -126,13 +129,28 @@ def one_line(e):
 # -----------------------------------------------------------------------------
 # rows and documents
 
-def _load(what, hint, *args, **kwargs):
-    """datasets.load_dataset(*args, **kwargs), or a one-line error naming `what` and what to do."""
+SCRIPT_ERROR = "Dataset scripts are no longer supported"  # datasets >= 4 on a repo that has a loading script
+PARQUET_REVISION = "refs/convert/parquet"  # the hub's automatic Parquet export of a dataset repo
+
+
+def _load(what, hint, *args, told=None, **kwargs):
+    """datasets.load_dataset(*args, **kwargs), or a one-line error naming `what` and what to do.
+
+    A hub dataset that still ships a loading script (Skylion007/openwebtext), which `datasets` 4+ no
+    longer runs, is loaded from the hub's Parquet export of the same repository instead; `told` (a list)
+    says it once for several splits."""
     import datasets
 
     try:
         return datasets.load_dataset(*args, **kwargs)
     except Exception as e:
+        if SCRIPT_ERROR in str(e) and "revision" not in kwargs:
+            if not told:  # once for all the splits of a dataset
+                print(f"{args[0]} needs a loading script, which datasets {datasets.__version__} no longer runs: "
+                      f"loading its Parquet export (revision={PARQUET_REVISION}) instead")
+            if told is not None:
+                told.append(args[0])
+            return _load(what, hint, *args, revision=PARQUET_REVISION, **kwargs)
         fail(f"could not load {what} ({one_line(e)}); {hint}")
 
 
@@ -255,8 +273,9 @@ def streams(source, args):
             "(HF_DATASETS_OFFLINE=1 reads only what is cached)")
     what = args.hub_id + (f" ({args.hub_config})" if args.hub_config else "")
     kw = {"streaming": True} if args.streaming else {"num_proc": args.num_proc if args.num_proc > 1 else None}
+    told = []
     loaded = {s: _load(f"{what} split {hs} from the Hugging Face hub", hint, args.hub_id, args.hub_config,
-                       split=hs, **kw) for s, hs in source.hub_splits.items()}
+                       split=hs, told=told, **kw) for s, hs in source.hub_splits.items()}
 
     def opener(split):
         return lambda: _documents(source, loaded[split], what, hint, source.hub_rows_are_lines)
@@ -276,16 +295,56 @@ def holdout_rule(val_fraction, seed):
 
 
 def _held_out(open_docs, args):
+    """Every k-th group of documents to val; a source whose few documents would leave val empty (one
+    book) holds out the last --val_fraction of its text instead (split_tail)."""
     k, offset = holdout_rule(args.val_fraction, args.seed)
+    told = []  # the char tokenizer reads the documents twice: say it once
 
     def docs():
-        g, last = -1, object()
+        g, last, first = -1, object(), []
         for d in open_docs():
             if d.group is None or d.group != last:
                 g += 1
             last = d.group
+            if g < offset:  # held back until a document reaches val
+                first.append(d)
+                continue
+            yield from (("train", d0) for d0 in first)
+            first = []
             yield ("val" if g % k == offset else "train"), d
+        if first:  # the source ended before its first val document
+            yield from split_tail(first, args.val_fraction, say=not told)
+            told.append(True)
     return docs
+
+
+def split_tail(docs, val_fraction, say=True):
+    """(split, Doc) pairs that hold out the last val_fraction of the documents' text (in characters) for
+    val, cut at a line boundary (or between documents when the cut document has one line)."""
+    need, n = val_fraction * sum(len(d.text) for d in docs), len(docs)
+    while n > 1 and len(docs[n - 1].text) <= need:  # whole documents from the end
+        need -= len(docs[n - 1].text)
+        n -= 1
+    d = docs[n - 1]  # the document the cut falls in
+    target = len(d.text) - int(need)
+    after = d.text.find("\n", max(0, target - 1)) + 1  # the start of the first line in the held-out share
+    cut = after if 0 < after < len(d.text) else d.text.rfind("\n", 0, target) + 1  # or of the line it is in
+    cut = cut if cut < len(d.text) else 0
+    if cut == 0 and n == len(docs) == 1:
+        fail("the text is one line, which cannot be split for val: pass a val file of its own "
+             "(--data_files train=A val=B)")
+    if say:
+        from tqdm import tqdm
+
+        tqdm.write(f"too few documents ({len(docs)}) to hold out one in {round(1 / val_fraction)} for val: holding out "
+              f"the last {100 * val_fraction:g}% of the text instead, from a line boundary")
+    yield from (("train", d0) for d0 in docs[:n - 1])
+    if cut == 0:  # one line: the document goes whole to the split that has nothing else
+        yield ("val" if n == len(docs) else "train"), d
+    else:
+        yield "train", replace(d, text=d.text[:cut])
+        yield "val", replace(d, text=d.text[cut:], prefix="")
+    yield from (("val", d0) for d0 in docs[n:])
 
 
 # -----------------------------------------------------------------------------
@@ -459,7 +518,7 @@ def run(source, args, extra_meta=None):
         return write_records(out, records(stream_list, tok, spec, args, f"{name}: tokens"), ["train", "val"],
                              tok, name, meta_extra)
     except EmptySplitError as e:
-        fail(f"{e}: give more data, a larger --val_fraction or --max_tokens, or a val file (val=FILE)")
+        fail(f"{e}: give more text, or name a file for each split (--data_files train=A val=B)")
 
 
 def main(source, doc, argv=None, add_args=None, configure=None):

@@ -8,8 +8,9 @@ Documents: `<|endoftext|>` (anywhere in a line) separates documents and the end 
 --doc_sep blank also cuts at blank lines, --doc_sep line makes every line a document. Documents are
 stripped, whitespace-only ones dropped, and the end-of-text token follows each (with a tiktoken
 tokenizer). A file without any separator is one document, held in memory while it is tokenized.
-Every 10th document is held out for val (--val_fraction); give files a split with
-`--input train=a.txt val=b.txt` instead. .jsonl/.json/.parquet files are read by their "text" column.
+Every 10th document is held out for val (--val_fraction); a source with too few documents for that
+(one book) holds out the last 10% of its text instead, from the start of a line. Or give files a
+split with `--input train=a.txt val=b.txt`. .jsonl/.json/.parquet files are read by their "text" column.
 See prepare/pipeline.py for the common options.
 """
 

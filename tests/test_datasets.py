@@ -238,6 +238,51 @@ def test_text_separators_and_file_ends(tmp_path):
         assert in_order(meta, docs) == want
 
 
+@pytest.mark.parametrize("tokenizer", ["gpt2", "char"])
+def test_one_book_holds_out_its_last_tenth_at_a_line_boundary(tmp_path, capsys, tokenizer):
+    book = shared_text("gutenberg_11_alice_in_wonderland.txt").strip()
+    text.main(["--input", shared_file("gutenberg_11_alice_in_wonderland.txt"), "--out", str(tmp_path / "o"),
+               f"--tokenizer={tokenizer}"] + ONE)
+    said = capsys.readouterr().out
+    assert said.count("too few documents (1) to hold out one in 10 for val: holding out the last 10% of the text "
+                     "instead, from a line boundary") == 1
+    meta, docs = read(tmp_path / "o")
+    (train_text, _, _), = docs["train"]
+    (val_text, _, _), = docs["val"]
+    assert train_text + val_text == book and train_text.endswith("\n")  # cut at the start of a line
+    assert 0.09 < len(val_text) / len(book) < 0.11
+
+
+def test_few_documents_hold_out_the_last_share_and_a_single_line_is_refused(tmp_path):
+    (tmp_path / "a.txt").write_text("first story\n<|endoftext|>\nsecond story, longer than the first\n")
+    text.main(["--input", str(tmp_path / "a.txt"), "--out", str(tmp_path / "o"), "--tokenizer=char"] + ONE)
+    _, docs = read(tmp_path / "o")  # the last document is one line: it goes to val whole
+    assert [d[0] for d in docs["train"]] == ["first story"]
+    assert [d[0] for d in docs["val"]] == ["second story, longer than the first"]
+    (tmp_path / "b.txt").write_text("a single line of text")
+    with pytest.raises(SystemExit, match=r"^error: the text is one line, which cannot be split for val"):
+        text.main(["--input", str(tmp_path / "b.txt"), "--out", str(tmp_path / "b"), "--tokenizer=char"] + ONE)
+    assert not os.path.exists(tmp_path / "b")
+
+
+def test_a_hub_dataset_with_a_loading_script_is_read_from_its_parquet_export(tmp_path, monkeypatch, capsys):
+    import datasets
+
+    calls = []
+
+    def load_dataset(path, *args, **kwargs):  # the hub as datasets 4+ answers for a repo with a script
+        calls.append(kwargs.get("revision"))
+        if kwargs.get("revision") != "refs/convert/parquet":
+            raise RuntimeError("Dataset scripts are no longer supported, but found openwebtext.py")
+        return datasets.Dataset.from_dict({"text": STORIES})
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    openwebtext.main(["--out", str(tmp_path / "o"), "--val_fraction=0.5"] + ONE)
+    assert calls == [None, "refs/convert/parquet"]
+    assert ("Skylion007/openwebtext needs a loading script, which datasets " in capsys.readouterr().out)
+    _, docs = read(tmp_path / "o")
+    assert sorted(d[0] for s in docs for d in docs[s]) == sorted(STORIES)
+
+
 def test_train_py_reads_the_prepared_data_within_documents(tmp_path):
     import torch
 
@@ -283,8 +328,11 @@ def test_failure_midway_keeps_the_old_dataset_and_leaves_no_temp_files(tmp_path)
     with pytest.raises(SystemExit, match=r"^error: reading .*bad.jsonl failed"):
         openwebtext.main(["--data_files", str(good), str(bad), "--out", str(out), "--val_fraction=0.5"] + ONE)
     assert {p: open(out / p, "rb").read() for p in os.listdir(out)} == before
-    with pytest.raises(SystemExit, match=r"^error: the val split of openwebtext_local is empty"):
-        openwebtext.main(["--data_files", str(good), "--out", str(tmp_path / "o2")] + ONE)
+    (tmp_path / "empty.jsonl").write_text('{"text": "  "}\n')  # whitespace only: no document
+    with pytest.raises(SystemExit, match=r"^error: the val split of openwebtext_local is empty: give more text, "
+                                         r"or name a file for each split \(--data_files train=A val=B\)$"):
+        openwebtext.main(["--data_files", f"train={good}", f"val={tmp_path / 'empty.jsonl'}",
+                          "--out", str(tmp_path / "o2")] + ONE)
     assert not os.path.exists(tmp_path / "o2")
 
 

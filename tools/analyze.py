@@ -125,6 +125,18 @@ def per_layer_hooks(model, tool_name):
                         f"belong to the shared blocks) or varying layer_widths do not have one of per layer")
 
 
+def layer_activations(model, idx, points):
+    """{"layer i point": activation} for each layer i and hook point of a block ("attn.hook_pattern").
+    With n_shared_blocks a block runs in several layers and its hook fires once in each, in order."""
+    c, calls = model.config, {}
+    blocks = [c.block_of_layer(i) for i in range(c.n_layer)]
+    fns = {f"transformer.h.{b}.{p}": (lambda act, key=(b, p): calls.setdefault(key, []).append(act.detach()))
+           for b in set(blocks) for p in points}
+    with model.hooks(fns):
+        model(idx)
+    return {f"layer {i} {p}": calls[b, p][blocks[:i].count(b)] for i, b in enumerate(blocks) for p in points}
+
+
 def to_batch(model, ids, what, extra=0):
     """(1, T) tensor of ids on the model's device; a one-line error if it does not fit the context."""
     if len(ids) > model.config.block_size + extra:
@@ -433,9 +445,10 @@ def attention_tool(cfg, plot_dir, model, tok):
     head's attention mass on the zero slot: how often the head switches itself off."""
     ids = encode(tok, cfg.text, "--text")
     L, nh, T = model.config.n_layer, model.config.n_head, len(ids)
-    names = [f"transformer.h.{i}.attn.hook_pattern" for i in range(L)]
-    sinks = [f"transformer.h.{i}.attn.hook_sink" for i in range(L)] if model.config.zero_value_attn else []
-    _, cache = model.run_with_cache(to_batch(model, ids, "--text"), names + sinks)
+    cache = layer_activations(model, to_batch(model, ids, "--text"),
+                              ["attn.hook_pattern"] + (["attn.hook_sink"] if model.config.zero_value_attn else []))
+    names = [f"layer {i} attn.hook_pattern" for i in range(L)]
+    sinks = [f"layer {i} attn.hook_sink" for i in range(L)] if model.config.zero_value_attn else []
     fig, axes = plt.subplots(L, nh, figsize=(2.1 * nh + 1, 2.1 * L + 0.4), squeeze=False, layout="constrained")
     cmap = plt.get_cmap("Blues", 12).with_extremes(bad="white", under="white")  # 4 shades a decade; 0 is white
     for i, name in enumerate(names):

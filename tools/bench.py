@@ -125,7 +125,8 @@ def make_step(argv):
     step_model = torch.compile(model) if cfg.compile else model
 
     def step():
-        loss = train_step(step_model, optimizer, scaler, get_batch, cfg.gradient_accumulation_steps, ctx, cfg.grad_clip)
+        loss, _ = train_step(step_model, optimizer, scaler, get_batch, cfg.gradient_accumulation_steps, ctx,
+                             cfg.grad_clip)
         loss.item()  # wait for the device
         return loss
 
