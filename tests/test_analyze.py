@@ -193,3 +193,10 @@ def test_per_layer_tools_refuse_models_without_one_block_per_layer(facts_dir, tm
     train.main(train_args(facts_dir, run, "--n_shared_blocks=1", "--max_iters=2", "--eval_interval=2"))
     with pytest.raises(UserError, match="n_shared_blocks"):
         analyze.main(["lens", f"--out_dir={run}", f"--plot_dir={tmp_path}/p", "--text=Mibe lives"])
+
+
+def test_bootstrap_range_is_the_middle_95_percent_of_the_values():
+    values = torch.linspace(0, 1, 2001, dtype=torch.float64)[torch.randperm(2001, generator=torch.Generator().manual_seed(0))]
+    lo, hi = analyze.bootstrap_range(values)
+    assert lo == pytest.approx(0.025, abs=0.01) and hi == pytest.approx(0.975, abs=0.01)
+    assert analyze.bootstrap_range(torch.full((8,), 3.0)) == pytest.approx((3.0, 3.0))

@@ -132,3 +132,25 @@ def test_the_command_line_serves_a_run_folder(tiny_run):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_logprobs_tool_scores_the_same_table_through_the_api(server, hf_gpt2_dir, tmp_path):
+    """analyze logprobs --api against the server equals the same tool run on the local model (clean values)."""
+    from tools import analyze
+
+    keys = ["--contexts=Mibe lives in Tulvek. Q: Where does Mibe live? A:|Vorin keeps an owl. A:",
+            "--phrases= Tulvek| owl", "--perturbations=8", "--noise=0.2"]
+    analyze.main(["logprobs", f"--api={server[0]}", f"--model={NAME}", *keys, f"--plot_dir={tmp_path}/api"])
+    analyze.main(["logprobs", f"--init_from={hf_gpt2_dir}", *keys, f"--plot_dir={tmp_path}/local"])
+
+    def clean_values(folder):
+        rows = [r for r in (tmp_path / folder / "logprobs.md").read_text().splitlines() if r.startswith("| 0") or r.startswith("| 1")]
+        return [float(r.split("|")[3].strip(" *")) for r in rows]
+
+    api, local = clean_values("api"), clean_values("local")
+    assert len(api) == 4 and api == pytest.approx(local, abs=2e-3)  # the table prints 3 decimals
+    with pytest.raises(Exception, match="--model"):
+        analyze.main(["logprobs", f"--api={server[0]}", *keys])
+    with pytest.raises(Exception, match="joins the end of the context"):  # " world" is one GPT-2 token
+        analyze.main(["logprobs", f"--api={server[0]}", f"--model={NAME}", "--contexts=hello wor", "--phrases=ld",
+                      f"--plot_dir={tmp_path}/split"])

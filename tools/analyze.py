@@ -5,7 +5,8 @@ colour on text helps) under plots/<tool>/ and printing their paths.
     python tools/analyze.py tokens --out_dir=out-facts --text="..."   # the loss of every token, as coloured text
     python tools/analyze.py positions --runs=out-a,out-b             # per-position loss of several runs overlaid
     python tools/analyze.py distribution --runs=out-a                # the mean prediction moving to the unigram
-    python tools/analyze.py logprobs --contexts="A|B" --phrases="x|y" # log p(phrase | context), confidence bounds
+    python tools/analyze.py logprobs --contexts="A|B" --phrases="x|y" # log p(phrase | context), its range under noise
+    python tools/analyze.py logprobs --api=http://127.0.0.1:8000/v1 --model=gpt2   # the same through any OpenAI-style API
     python tools/analyze.py shape --prompts="A|B|" --text="..."      # next-token top-k of one text under prompts
     python tools/analyze.py embeddings                               # PCA of the token and position embeddings
     python tools/analyze.py attention --text="..."                   # attention pattern of every layer and head
@@ -31,7 +32,7 @@ import matplotlib  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from helpers.checkpoint import atomic_write, model_from_checkpoint, read_metrics, read_model  # noqa: E402
+from helpers.checkpoint import GPT2_META, atomic_write, model_from_checkpoint, read_metrics, read_model  # noqa: E402
 from helpers.config import UserError, configure, main_guard  # noqa: E402
 from helpers.data import ROOT, encode, read_text  # noqa: E402
 from helpers.plotting import plot_comparison, plt, position_curve, run_title, save  # noqa: E402
@@ -76,6 +77,8 @@ class LogprobsConfig:
     perturbations: int = 64  # noisy copies of each context behind the confidence bounds (>= 2)
     noise: float = 0.1  # probability that each context token is replaced by a random token in a copy
     seed: int = 0  # seeds the perturbations
+    api: str = ""  # an OpenAI-compatible endpoint to score instead of a checkpoint, e.g. http://127.0.0.1:8000/v1
+    model: str = ""  # the model's name on that endpoint (--api)
 
 
 @dataclass
@@ -286,21 +289,44 @@ def distribution_tool(cfg, plot_dir, common):
 
 
 # -----------------------------------------------------------------------------
-# 4. logprobs: log p(phrase | context) with confidence bounds from perturbed contexts
+# 4. logprobs: log p(phrase | context), with the range it takes when the context's wording changes
 
-@torch.no_grad()
-def phrase_logprobs(model, context, phrase, k, noise, n_vocab, generator):
-    """log p(phrase | context), summed over the phrase's tokens: (the value, (k,) values with noisy contexts).
-
-    Each noisy copy replaces every context token, with probability `noise`, by a uniformly random
-    token: how much the number depends on the exact wording around it.
-    """
+def noisy_contexts(context, k, noise, n_vocab, generator):
+    """(k + 1, len) token ids: row 0 is the context, each other row replaces every token, with probability
+    `noise`, by a uniformly random one."""
     ctx = torch.tensor(context).repeat(k + 1, 1)  # row 0 stays clean
     noisy = torch.rand(k, len(context), generator=generator) < noise
     ctx[1:][noisy] = torch.randint(n_vocab, (int(noisy.sum()),), generator=generator)
+    return ctx
+
+
+@torch.no_grad()
+def phrase_logprobs(model, context, phrase, k, noise, n_vocab, generator):
+    """log p(phrase | context), summed over the phrase's tokens: (the value, (k,) values with noisy contexts)."""
+    ctx = noisy_contexts(context, k, noise, n_vocab, generator)
     idx = torch.cat([ctx, torch.tensor(phrase).repeat(k + 1, 1)], dim=1).to(model.lm_head.weight.device)
     lp = token_logprobs(model, idx)[:, len(context) - 1:].sum(1).cpu()  # only the phrase's tokens
     return lp[0].item(), lp[1:]
+
+
+def api_phrase_logprobs(client, name, contexts, phrase):
+    """log p(phrase | context) for each context text, from an OpenAI-compatible completions endpoint: the
+    prompt context + phrase is echoed with max_tokens=0, and the logprobs of the tokens that start at or
+    after the phrase's first character are summed (text_offset says where each token starts)."""
+    values = []
+    for i in range(0, len(contexts), 32):  # a few requests of many prompts each
+        chunk = contexts[i:i + 32]
+        r = client.completions.create(model=name, prompt=[c + phrase for c in chunk], max_tokens=0, echo=True,
+                                      logprobs=0)
+        for c, choice in zip(chunk, sorted(r.choices, key=lambda ch: ch.index)):
+            lp = choice.logprobs
+            ends = [off + len(t) for off, t in zip(lp.text_offset, lp.tokens)]
+            if any(off < len(c) < end for off, end in zip(lp.text_offset, ends)):
+                raise UserError(f"the endpoint's tokenizer joins the end of the context {short(c)!r} with the phrase "
+                                f"{phrase!r} into one token: start the phrase with a space, or end the context at a "
+                                f"word boundary")
+            values.append(sum(v for off, v in zip(lp.text_offset, lp.token_logprobs) if off >= len(c)))
+    return values
 
 
 def mean_bounds(values, z=1.96):
@@ -308,53 +334,76 @@ def mean_bounds(values, z=1.96):
     return values.mean().item(), z * values.std().item() / math.sqrt(len(values))
 
 
+def bootstrap_range(values, n_boot=1000, seed=0):
+    """The 95% range of the values (2.5th and 97.5th percentiles), each endpoint averaged over n_boot
+    bootstrap resamples of the values, so a few dozen perturbations give a stable interval."""
+    g = torch.Generator().manual_seed(seed)
+    resamples = values[torch.randint(len(values), (n_boot, len(values)), generator=g)]
+    q = torch.quantile(resamples, torch.tensor([0.025, 0.975], dtype=values.dtype), dim=1)  # (2, n_boot)
+    return q[0].mean().item(), q[1].mean().item()
+
+
 @tool("logprobs", LogprobsConfig)
 def logprobs_tool(cfg, plot_dir, model, tok):
-    """A table and a heatmap of log p(phrase | context) for every context and phrase, each with a 95% interval
-    over --perturbations noisy copies of the context, and how that interval narrows as copies are added."""
+    """A table and a heatmap of log p(phrase | context) for every context and phrase: the clean value, and the
+    95% range it takes over --perturbations noisy copies of the context (bootstrap). --api scores the same
+    table through an OpenAI-compatible completions endpoint (tools/serve.py, vLLM, llama.cpp, OpenAI)."""
     if cfg.perturbations < 2:
         raise UserError(f"perturbations must be >= 2 for a confidence interval, got {cfg.perturbations}")
     if not 0 <= cfg.noise <= 1:
         raise UserError(f"noise must be in [0, 1], got {cfg.noise}")
+    if cfg.api and not cfg.model:
+        raise UserError("--api needs --model=NAME, the model's name on that endpoint (GET /v1/models lists them)")
+    client = None
+    if cfg.api:  # the endpoint is the model; GPT-2's tokens make the noisy copies
+        import openai
+
+        client = openai.OpenAI(base_url=cfg.api, api_key=os.environ.get("OPENAI_API_KEY", "none"))
+        tok = get_tokenizer(GPT2_META)
     contexts, phrases = texts(cfg.contexts), texts(cfg.phrases)
     g = torch.Generator().manual_seed(cfg.seed)
-    rows, mean = [], torch.zeros(len(contexts), len(phrases))
+    rows, clean_grid = [], torch.zeros(len(contexts), len(phrases))
     fig2, ax2 = plt.subplots(figsize=(6, 4))
-    ks = list(range(2, cfg.perturbations + 1))
+    ks = list(range(4, cfg.perturbations + 1, max(1, cfg.perturbations // 16)))
     for i, c in enumerate(contexts):
         for j, p in enumerate(phrases):
             c_ids, p_ids = encode(tok, c, f"context {i}"), encode(tok, p, f"phrase {j}")
-            to_batch(model, c_ids + p_ids, f"context {i} + phrase {j}", extra=1)  # checks the length
-            clean, values = phrase_logprobs(model, c_ids, p_ids, cfg.perturbations, cfg.noise, tok.n_vocab, g)
+            if client is None:
+                to_batch(model, c_ids + p_ids, f"context {i} + phrase {j}", extra=1)  # checks the length
+                clean, values = phrase_logprobs(model, c_ids, p_ids, cfg.perturbations, cfg.noise, tok.n_vocab, g)
+            else:
+                noisy = noisy_contexts(c_ids, cfg.perturbations, cfg.noise, tok.n_vocab, g)[1:]
+                clean, *rest = api_phrase_logprobs(client, cfg.model, [c] + [tok.decode(r.tolist()) for r in noisy], p)
+                values = torch.tensor(rest, dtype=torch.float64)
+            lo, hi = bootstrap_range(values)
             m, hw = mean_bounds(values)
-            mean[i, j] = m
-            rows.append((i, short(c), short(p), clean, m, hw))
-            ax2.plot(ks, [mean_bounds(values[:k])[1] for k in ks], lw=1, alpha=0.7)
-    ax2.plot(ks, [rows[0][5] * (cfg.perturbations / k) ** 0.5 for k in ks], "k--", label="1/√K from the first pair")
-    ax2.set(xscale="log", yscale="log", xlabel="perturbations K", ylabel="95% interval half-width (nats)",
-            title="confidence bounds narrow as 1/√K (one line per context and phrase)")
-    for axis in (ax2.xaxis, ax2.yaxis):
-        axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax2.legend()
+            clean_grid[i, j] = clean
+            rows.append((i, short(c), short(p), clean, lo, hi, m, hw))
+            ax2.plot(ks, [(lambda r: r[1] - r[0])(bootstrap_range(values[:k])) for k in ks], lw=1, alpha=0.7)
+    ax2.set(xlabel="perturbations K", ylabel="width of the 95% range (nats)",
+            title="the range settles as perturbations are added\n(one line per context and phrase)")
 
-    table = ["| context | phrase | log p | mean over perturbations | 95% interval |", "|---|---|---|---|---|"]
-    table += [f"| {i}: `{c}` | `{p}` | {v:.3f} | {m:.3f} | [{m - hw:.3f}, {m + hw:.3f}] |" for i, c, p, v, m, hw in rows]
+    source = f"{cfg.model} at {cfg.api}" if cfg.api else "the model"
+    table = [f"log p(phrase | context) in nats from {source}; {cfg.perturbations} perturbations with noise {cfg.noise}",
+             "", "| context | phrase | log p | 95% range under perturbation | mean over perturbations |",
+             "|---|---|---|---|---|"]
+    table += [f"| {i}: `{c}` | `{p}` | {v:.3f}{'' if lo <= v <= hi else ' *'} | [{lo:.3f}, {hi:.3f}] | {m:.3f} ± {hw:.3f} |"
+              for i, c, p, v, lo, hi, m, hw in rows]
+    if any(not lo <= v <= hi for _, _, _, v, lo, hi, _, _ in rows):
+        table += ["", "\\* the clean value lies outside its range: the noise itself changes the answer"]
     print("\n".join(table))
     path = os.path.join(plot_dir, "logprobs.md")
-    atomic_write(path, lambda tmp: open(tmp, "w", encoding="utf-8").write(
-        f"log p(phrase | context) in nats; {cfg.perturbations} perturbations with noise {cfg.noise}\n\n"
-        + "\n".join(table) + "\n"))
+    atomic_write(path, lambda tmp: open(tmp, "w", encoding="utf-8").write("\n".join(table) + "\n"))
 
     fig, ax = plt.subplots(figsize=(2 + 1.8 * len(phrases), 1.2 + 0.6 * len(contexts)))
-    im = ax.imshow(mean.numpy(), cmap="viridis", aspect="auto")
+    im = ax.imshow(clean_grid.numpy(), cmap="viridis", aspect="auto")
     for i, j in [(i, j) for i in range(len(contexts)) for j in range(len(phrases))]:
-        _, _, _, v, m, hw = rows[i * len(phrases) + j]
-        ax.text(j, i, f"{m:.2f} ± {hw:.2f}\n(clean {v:.2f})", ha="center", va="center", fontsize=8,
-                color="white" if m < mean.mean() else "black")
+        _, _, _, v, lo, hi, _, _ = rows[i * len(phrases) + j]
+        ax.text(j, i, f"{v:.2f}\n[{lo:.2f}, {hi:.2f}]", ha="center", va="center", fontsize=8,
+                color="white" if v < clean_grid.mean() else "black")
     ax.set_xticks(range(len(phrases)), [short(p, 20) for p in phrases])
     ax.set_yticks(range(len(contexts)), [f"{i}: {short(c, 24)}" for i, c in enumerate(contexts)], fontsize=8)
-    ax.set_title(f"log p(phrase | context), mean ± 95% over {cfg.perturbations} noisy contexts", fontsize=10)
+    ax.set_title(f"log p(phrase | context) [95% range over {cfg.perturbations} noisy contexts]", fontsize=10)
     fig.colorbar(im, ax=ax, label="nats")
     return [save(fig, os.path.join(plot_dir, "logprobs.png")), save(fig2, os.path.join(plot_dir, "logprobs_bounds.png")), path]
 
@@ -636,7 +685,10 @@ def main(argv=None):
     defaults = [Common(), config()] + ([Checkpoint()] if needs_model else [])
     common, cfg, *ckpt_cfg = configure(defaults, argv, description=f"tools/analyze.py {name}: {fn.__doc__}")[0]
     plot_dir = common.plot_dir or os.path.join(ROOT, "plots", name)
-    extra = load(common, ckpt_cfg[0]) if needs_model else (common,)
+    if needs_model and getattr(cfg, "api", ""):
+        extra = (None, None)  # logprobs --api: the endpoint is the model
+    else:
+        extra = load(common, ckpt_cfg[0]) if needs_model else (common,)
     os.makedirs(plot_dir, exist_ok=True)
     with torch.no_grad():
         paths = fn(cfg, plot_dir, *extra)
