@@ -185,6 +185,22 @@ def _(w):
     return said(lambda: openwebtext.main(["--out", str(w.tmp_path / "owt"), "--num_proc=1"]), w.capsys)
 
 
+@case("init-from-missing")
+def _(w):
+    return said(lambda: train.main(train_args(w.facts_dir, w.out, "--init_from=out-nothing")), w.capsys)
+
+
+@case("lora-from-scratch")
+def _(w):
+    return said(lambda: train.main(train_args(w.facts_dir, w.out, "--lora_rank=8")), w.capsys)
+
+
+@case("finetune-architecture")
+def _(w):
+    return said(lambda: train.main(train_args(w.facts_dir, w.out, f"--init_from={w.tiny_run}", "--rotary=True")),
+                w.capsys)
+
+
 def test_the_table_has_a_row_for_every_case_and_a_case_for_every_row():
     assert sorted(table()) == sorted(CASES)
 
