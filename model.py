@@ -86,8 +86,13 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.n_head, self.width, self.config = config.n_head, width, config
         hs = width // config.n_head  # head size
+        # n_kv_head (multi-query / grouped-query attention; PaLM, Llama 2): fewer key/value heads than
+        # query heads, each serving n_head / n_kv_head of them, so the KV cache shrinks as much
+        self.n_kv_head = config.n_kv_head or config.n_head
+        kv = self.n_kv_head * hs
         # query, key, value projections for all heads in one matmul (shared_qk: no key projection)
-        self.c_attn = linear(config, width, (2 if config.shared_qk else 3) * width)
+        self.qkv_sizes = [width, width] if config.shared_qk else [width, kv, kv]
+        self.c_attn = linear(config, width, sum(self.qkv_sizes))
         # output projection back into the residual stream
         self.c_proj = linear(config, width, width)
         self.c_proj.RESIDUAL_PROJ = True  # GPT-2 init scales it by 1/sqrt(2 * n_layer)
@@ -118,11 +123,11 @@ class CausalSelfAttention(nn.Module):
         """x: (B, T, C) -> (B, T, C). args: this call's AttnArgs (cache, mask shape, variant inputs)."""
         B, T, C = x.size()
         if args.kv_input is None and not self.config.shared_qk:
-            q, k, v = self.c_attn(x).split(C, dim=2)  # GPT-2: queries, keys and values in one matmul
+            q, k, v = self.c_attn(x).split(self.qkv_sizes, dim=2)  # GPT-2: queries, keys and values in one matmul
         else:
             q, k, v = self.variant_qkv(x, args.kv_input)
-        # split the heads: (B, T, C) -> (B, nh, T, hs) each
-        q, k, v = (t.view(B, -1, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        # split the heads: (B, T, C) -> (B, nh, T, hs) each (keys and values: n_kv_head heads)
+        q, k, v = (t.view(B, T, -1, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         if self.config.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         if self.config.rotary:  # positions past..past+T-1; keys are rotated before they are cached or lent
@@ -133,6 +138,8 @@ class CausalSelfAttention(nn.Module):
                 k = torch.cat([args.cache[0], k], dim=2)  # (B, nh, past + T, hs)
                 v = torch.cat([args.cache[1], v], dim=2)
             args.cache[0], args.cache[1] = k, v
+        if self.n_kv_head != self.n_head:  # every key/value head serves a group of query heads
+            k, v = (t.repeat_interleave(self.n_head // self.n_kv_head, dim=1) for t in (k, v))
         args.kv = (k, v)  # cross_layer_kv lends them to the next layer
 
         power = self.power is not None or self.config.attn_sum_power != 1.0  # needs the scores: the manual path
@@ -186,14 +193,17 @@ class CausalSelfAttention(nn.Module):
         return torch.exp((1 - p) * lse)
 
     def variant_qkv(self, x, kv_input=None):
-        """q, k, v (B, T, C) each, when a variant changes where they come from."""
-        C, shared = self.width, self.config.shared_qk
+        """q (B, T, C), k and v (B, T, n_kv_head * hs), when a variant changes where they come from."""
+        sizes, shared = self.qkv_sizes, self.config.shared_qk
         if kv_input is None:  # shared_qk (note 003, "queries and keys in the same space"): keys are the queries
-            q, v = self.c_attn(x).split(C, dim=2)
+            q, v = self.c_attn(x).split(sizes, dim=2)
             return q, q, v
         # residual_root: queries read x, keys and values read kv_input, through the same rows of c_attn
-        w, b = self.c_attn.weight, self.c_attn.bias
-        rows = lambda i: (w[i * C:(i + 1) * C], None if b is None else b[i * C:(i + 1) * C])  # noqa: E731
+        w, b, start = self.c_attn.weight, self.c_attn.bias, [0, sizes[0], sizes[0] + sizes[1]]
+
+        def rows(i):  # the i-th block of c_attn's rows: [q | k | v]
+            lo, hi = start[i], start[i] + sizes[i]
+            return w[lo:hi], None if b is None else b[lo:hi]
         q = F.linear(x, *rows(0))
         return q, F.linear(kv_input, *rows(0 if shared else 1)), F.linear(kv_input, *rows(1 if shared else 2))
 
@@ -345,6 +355,7 @@ class GPTConfig:
     dropout: float = 0.0  # dropout on attention weights and residual branches
     bias: bool = True  # biases in Linear and LayerNorm layers, like GPT-2
     attn_impl: str = "sdpa"  # "sdpa": fused kernel; "manual": explicit scores/mask/softmax (analysis reads this)
+    n_kv_head: int = 0  # key/value heads: 0 = n_head (GPT-2); 1 = multi-query; in between = grouped-query
     # --- research variants (design notes 003 and 004); the defaults are GPT-2 ---
     zero_value_attn: bool = False  # every head gets an extra learned key whose value is zero: a way to attend to nothing
     tie_dims: int = -1  # -1: wte and lm_head tied; 0: untied; k: only their first k dims shared
@@ -420,6 +431,10 @@ def check_model_config(c):
     for w in widths:
         if w < 1 or w % c.n_head:
             raise ValueError(f"every layer width (n_embd, or layer_widths) must be divisible by n_head ({c.n_head}); got {w}")
+    if c.n_kv_head < 0 or c.n_kv_head > c.n_head or c.n_kv_head and c.n_head % c.n_kv_head:
+        raise ValueError(f"n_kv_head must divide n_head ({c.n_head}), or be 0 (= n_head); got {c.n_kv_head}")
+    if c.shared_qk and c.n_kv_head not in (0, c.n_head):
+        raise ValueError("shared_qk's keys are its queries, one per query head: it needs n_kv_head = n_head (or 0)")
     if c.layer_windows is not None and min(c.layer_windows) < 0:
         raise ValueError(f"layer_windows must be >= 0 (0 = full context), got {c.layer_windows}")
     if c.shared_qk and c.layer_windows is not None and 1 in c.layer_windows:
@@ -549,7 +564,8 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def forward(self, idx, targets=None, reduction="mean", *, cache=None, prefix_len=None, priming=None):
+    def forward(self, idx, targets=None, reduction="mean", *, cache=None, prefix_len=None, priming=None,
+                last_only=False):
         """idx: (B, T) token ids. Returns (logits (B, T, vocab), loss or None).
 
         targets: (B, T) next-token ids, -1 where no loss is wanted; reduction="none" returns the loss
@@ -557,9 +573,12 @@ class GPT(nn.Module):
         cache: one [k, v] pair per layer (see generate); the positions continue after what it holds.
         prefix_len: (B,) prefix lengths, for prefix_lm models. priming: the bias layers' state from
         prime(), or (doc_idx, doc_len) to prime on those documents first, in this same call.
+        last_only: logits for the last position only, (B, 1, vocab): all that sampling needs.
         """
         cfg = self.config
         B, T = idx.size()
+        if last_only and targets is not None:
+            raise ValueError("last_only computes no loss: pass targets=None")
         past = 0 if cache is None or cache[0][0] is None else cache[0][0].size(2)  # tokens already cached
         self.check_inputs(past + T, prefix_len, priming)
         prefix_len = prefix_len if cfg.prefix_lm else None
@@ -581,7 +600,7 @@ class GPT(nn.Module):
             if cfg.cross_layer_kv and layer + 1 < cfg.n_layer:
                 borrowed = (args.kv[0] + self.kv_offsets[layer].view(1, cfg.n_head, 1, -1), args.kv[1])
         x = self.transformer.ln_f(x)
-        logits = self.head(x)  # (B, T, vocab)
+        logits = self.head(x[:, -1:] if last_only else x)  # (B, T, vocab)
 
         loss = None
         if targets is not None:
@@ -705,13 +724,13 @@ class GPT(nn.Module):
             if use_cache and not cropped:
                 if cache is None:  # prefill: run the whole prompt once
                     cache = [[None, None] for _ in range(self.config.n_layer)]
-                    logits, _ = self(idx, cache=cache, prefix_len=prefix, priming=priming)
+                    logits, _ = self(idx, cache=cache, prefix_len=prefix, priming=priming, last_only=True)
                 else:
-                    logits, _ = self(idx[:, -1:], cache=cache, prefix_len=prefix, priming=priming)
+                    logits, _ = self(idx[:, -1:], cache=cache, prefix_len=prefix, priming=priming, last_only=True)
             else:
                 # Past the context window the positions shift every step, so nothing can be
                 # reused: run the last block_size tokens afresh (what use_cache=False always does).
-                logits, _ = self(idx[:, cropped:], prefix_len=prefix, priming=priming)
+                logits, _ = self(idx[:, cropped:], prefix_len=prefix, priming=priming, last_only=True)
             idx_next = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
             idx = torch.cat((idx, idx_next), dim=1)
         return idx

@@ -44,6 +44,11 @@ VARIANTS = {
     "swiglu": dict(mlp_act="swiglu"),
     "logit_softcap": dict(logit_softcap=2.0),
     "gelu_tanh": dict(mlp_act="gelu_tanh"),
+    "multi_query": dict(n_kv_head=1),
+    "multi_query_mix": dict(n_kv_head=1, cross_layer_kv=True, zero_value_attn=True, residual_root="learned",
+                            rotary=True, qk_norm=True, layer_windows=(3, 0, 2), prefix_lm=True),
+    "multi_query_widths": dict(n_kv_head=1, layer_widths=(16, 16, 32), tie_dims=8, n_shared_blocks=2,
+                               share_pattern="repeat", mlp_act="swiglu"),
     "lora": dict(lora_rank=4, lora_alpha=8.0),
     "lora_modern": dict(lora_rank=2, rotary=True, mlp_act="swiglu", shared_qk=True, layer_widths=(16, 32, 16), tie_dims=8),
     "zero_init_proj": dict(zero_init_proj=True),
@@ -266,6 +271,8 @@ def test_attention_sum_power_scales_the_weights():
     (dict(layer_widths=(16, 32)), "one value per layer"),
     (dict(layer_widths=(16, 33, 16), tie_dims=0), "divisible by n_head"),
     (dict(shared_qk=True, layer_windows=(1, 0, 0)), "nothing to see"),
+    (dict(n_kv_head=3), "n_kv_head must divide n_head"),
+    (dict(shared_qk=True, n_kv_head=1), "shared_qk's keys are its queries"),
     (dict(n_shared_blocks=1, layer_widths=(16, 32, 16), tie_dims=0), "share a block"),
     (dict(residual_dims=40), "residual_dims"),
     (dict(tie_dims=40), "tie_dims"),
@@ -365,3 +372,48 @@ def test_rmsnorm_and_the_mlp_activations_build_what_they_say():
     torch.testing.assert_close(mlp(x), mlp.c_proj(torch.nn.functional.silu(gate) * value))
     mlp = make("relu2").transformer.h[0].mlp
     torch.testing.assert_close(mlp(x), mlp.c_proj(torch.relu(mlp.c_fc(x)) ** 2))
+
+
+def test_n_kv_head_equal_to_n_head_is_the_baseline():
+    torch.manual_seed(0)
+    a = GPT(GPTConfig(**BASE)).eval()
+    torch.manual_seed(0)
+    b = GPT(GPTConfig(**BASE, n_kv_head=BASE["n_head"])).eval()
+    assert {k: v.shape for k, v in a.state_dict().items()} == {k: v.shape for k, v in b.state_dict().items()}
+    b.load_state_dict(a.state_dict())
+    idx = torch.randint(0, 50, (2, 12))
+    assert torch.equal(a(idx)[0], b(idx)[0])
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "manual"])
+def test_grouped_query_attention_is_multi_head_attention_with_copied_key_value_heads(impl):
+    """n_kv_head=2 of 4 heads: the same as 4 full heads whose keys and values repeat each group's."""
+    cfg = dict(BASE, n_head=4, attn_impl=impl)
+    torch.manual_seed(0)
+    gqa = GPT(GPTConfig(**cfg, n_kv_head=2)).eval()
+    full = GPT(GPTConfig(**cfg)).eval()
+    sd, C, hs = gqa.state_dict(), cfg["n_embd"], cfg["n_embd"] // 4
+    for key in [k for k in sd if k.endswith("attn.c_attn.weight") or k.endswith("attn.c_attn.bias")]:
+        q, k, v = sd[key].split([C, 2 * hs, 2 * hs])
+        rep = lambda t: t.view(2, hs, *t.shape[1:]).repeat_interleave(2, dim=0).reshape(C, *t.shape[1:])  # noqa: E731
+        sd[key] = torch.cat([q, rep(k), rep(v)])
+    full.load_state_dict(sd)
+    idx = torch.randint(0, 50, (2, 12))
+    torch.testing.assert_close(gqa(idx)[0], full(idx)[0])
+
+
+def test_multi_query_shrinks_the_kv_cache_by_n_head():
+    def cache_bytes(**kw):
+        model = GPT(GPTConfig(**dict(BASE, n_head=4), **kw)).eval()
+        cache = [[None, None] for _ in range(model.config.n_layer)]
+        model(torch.randint(0, 50, (1, 10)), cache=cache)
+        return sum(t.numel() * t.element_size() for kv in cache for t in kv)
+    assert cache_bytes() == 4 * cache_bytes(n_kv_head=1) == 2 * cache_bytes(n_kv_head=2)
+
+
+def test_last_only_logits_are_the_last_row_of_the_full_logits():
+    model = make("baseline")
+    idx = torch.randint(0, 50, (2, 12))
+    torch.testing.assert_close(model(idx, last_only=True)[0], model(idx)[0][:, -1:])
+    with pytest.raises(ValueError, match="no loss"):
+        model(idx, idx, last_only=True)

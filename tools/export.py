@@ -26,7 +26,7 @@ from model import GPTConfig, swap_conv1d  # noqa: E402
 
 # GPTConfig keys an HF GPT-2 can hold; every other key must be at its default (GPT-2's)
 EXPORTABLE = {"block_size", "vocab_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "attn_impl", "mlp_act",
-              "tie_dims", "lora_rank", "lora_alpha"}
+              "tie_dims", "lora_rank", "lora_alpha", "n_kv_head"}
 HF_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
 
 
@@ -44,6 +44,8 @@ def check_exportable(config):
     default = GPTConfig()
     changed = [f.name for f in fields(GPTConfig)
                if f.name not in EXPORTABLE and getattr(config, f.name) != getattr(default, f.name)]
+    if config.n_kv_head not in (0, config.n_head):
+        changed.append(f"n_kv_head={config.n_kv_head}")
     if config.mlp_act not in HF_ACTIVATION:
         changed.append(f"mlp_act={config.mlp_act}")
     if config.tie_dims not in (-1, 0):
