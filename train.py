@@ -6,7 +6,7 @@ Train a GPT, in one readable story: config -> data -> model -> optimizer -> loop
     python train.py config/train_shakespeare_char_fast.py   # a config file (after prepare/shakespeare_char.py); ~1 min
     torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py    # DDP on 8 GPUs
 
-Every eval appends one line to out_dir/metrics.jsonl: train/val loss, bits per byte, the loss at
+Every eval appends one line to out_dir/metrics.jsonl: train/val loss, bits per byte, accuracy, the loss at
 every position of the context (in-context learning shows up as that curve bending down along the
 sequence) and the mean probability given to the correct next token. The plots are drawn from it,
 into out_dir. `python train.py --help` lists every key.

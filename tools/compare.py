@@ -99,9 +99,12 @@ def summarize(c, metrics):
 
 def write_results(c, base, results, metrics, results_dir, seconds):
     fmt = lambda v, s: f"{v:.4f} ± {s:.4f}" if not math.isnan(s) else f"{v:.4f}"  # noqa: E731
+    target = c.common.get("target_val_acc")
+    iters = (f"up to {c.common.get('max_iters')} iterations each (a run stops at val acc ≥ {target}), the "
+             f"loss at each run's last eval" if target else f"{next(iter(results.values()))['iters']} iterations each")
     lines = [f"# compare_{c.name}", "",
              f"{len(results)} runs x {len(c.seeds)} seeds ({', '.join(map(str, c.seeds))}), "
-             f"{next(iter(results.values()))['iters']} iterations each; baseline `{base}`. "
+             f"{iters}; baseline `{base}`. "
              f"A difference is marked real when it exceeds twice its standard error over seeds.", "",
              "| run | params | ms/iter | val loss | val bits/byte | diff vs baseline | beyond seed noise? |",
              "|---|---:|---:|---:|---:|---:|---|"]
@@ -110,7 +113,6 @@ def write_results(c, base, results, metrics, results_dir, seconds):
         ms = f"{r['ms_per_iter']:.1f}" if r["ms_per_iter"] else "-"
         lines.append(f"| {run} | {r['params']:,} | {ms} | {fmt(r['val_loss'], r['val_loss_std'])} | "
                      f"{fmt(r['val_bpb'], r['val_bpb_std'])} | {r['diff']:+.4f} | {real} |")
-    target = c.common.get("target_val_acc")
     if target:
         lines += ["", f"Iterations to val acc ≥ {target} (the first eval at or above it; runs stop there), "
                       f"within {c.common.get('max_iters')} iterations:", "",
