@@ -6,7 +6,7 @@ Train a GPT, in one readable story: config -> data -> model -> optimizer -> loop
     python train.py config/train_shakespeare_char_fast.py   # a config file (after prepare/shakespeare_char.py); ~1 min
     torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py    # DDP on 8 GPUs
 
-Every eval appends one line to out_dir/metrics.jsonl: train/val loss, bits per byte, the loss at
+Every eval appends one line to out_dir/metrics.jsonl: train/val loss, bits per byte, accuracy, the loss at
 every position of the context (in-context learning shows up as that curve bending down along the
 sequence) and the mean probability given to the correct next token. The plots are drawn from it,
 into out_dir. `python train.py --help` lists every key.
@@ -84,20 +84,22 @@ def main(argv=None):
         model = DDP(model, device_ids=[int(os.environ["LOCAL_RANK"])] if device_type == "cuda" else None)
 
     grad_accum = cfg.gradient_accumulation_steps // world
-    tokens_per_iter = grad_accum * world * cfg.batch_size * mcfg.block_size
+    batch_size = batches.n_windows("train") if cfg.full_batch else cfg.batch_size  # sequences per micro-batch
+    tokens_per_iter = grad_accum * world * batch_size * mcfg.block_size
     config_record = {"train": asdict(cfg), "model": asdict(mcfg), "dtype": dtype, "device": device, "world_size": world}
     writes = master and not cfg.eval_only  # eval_only reports and leaves out_dir as it was
     if writes:  # config.json, and metrics.jsonl afresh (on resume: its rows up to the checkpoint)
         start_run_folder(out_dir, config_record, keep_until=iter_num if resumed else None)
     if master:
         print(f"{raw_model.get_num_params() / 1e6:.2f}M parameters | {tokens_per_iter:,} tokens per iteration "
-              f"({grad_accum} accumulation steps x {world} processes x {cfg.batch_size} x {mcfg.block_size}) "
+              f"({grad_accum} accumulation steps x {world} processes x {batch_size} x {mcfg.block_size}) "
               f"| {device} {dtype}")
 
     # --- the loop: evaluate now and then, otherwise one optimizer step per iteration ---
     t_start, start_iter = time.time(), iter_num
     since_eval = (time.time(), iter_num)  # to time training iterations without the evals
-    reached = False  # target_val_loss reached
+    reached = False  # target_val_loss (or target_val_acc) reached
+    target = f"val loss {cfg.target_val_loss}" if cfg.target_val_loss else f"val acc {cfg.target_val_acc}"
     skipped = 0  # steps skipped for a non-finite loss or gradient (skip_nonfinite)
     while True:
         lr = get_lr(iter_num, cfg)
@@ -113,19 +115,21 @@ def main(argv=None):
             m = evaluate(raw_model, batches, cfg.eval_iters, ctx, cfg.seed, bytes_per_token, unigram)
             elapsed = time.time() - t_start
             row = {"iter": iter_num, "train_loss": m["train_loss"], "val_loss": m["val_loss"],
-                   "train_bpb": m["train_bpb"], "val_bpb": m["val_bpb"], "lr": lr, "elapsed_s": round(elapsed, 3),
+                   "train_bpb": m["train_bpb"], "val_bpb": m["val_bpb"], "train_acc": m["train_acc"],
+                   "val_acc": m["val_acc"], "lr": lr, "elapsed_s": round(elapsed, 3),
                    "tokens": iter_num * tokens_per_iter,
                    "tok_per_s": (iter_num - start_iter) * tokens_per_iter / max(elapsed, 1e-9),
                    "ms_per_iter": round(1000 * (t_eval - since_eval[0]) / iters, 3) if iters else None,
                    "mean_p": m["mean_p"], "unigram_kl": m.get("unigram_kl"), "position_loss": m["position_loss"],
                    "position_count": m["position_count"]}
             print(f"eval {iter_num}: train loss {m['train_loss']:.4f}, val loss {m['val_loss']:.4f} "
-                  f"({m['val_bpb']:.3f} bits/byte), mean p {m['mean_p']:.3f}")
-            if cfg.target_val_loss:  # the race: wall time from the loop's start, evals included
-                reached = row["reached_target"] = m["val_loss"] <= cfg.target_val_loss
+                  f"({m['val_bpb']:.3f} bits/byte), mean p {m['mean_p']:.3f}, val acc {m['val_acc']:.3f}")
+            if cfg.target_val_loss or cfg.target_val_acc:  # the race: wall time from the loop's start, evals included
+                reached = row["reached_target"] = (m["val_loss"] <= cfg.target_val_loss if cfg.target_val_loss
+                                                   else m["val_acc"] >= cfg.target_val_acc)
                 if reached:
                     row["time_to_target_s"] = round(elapsed, 3)
-                    print(f"reached target val loss {cfg.target_val_loss} at iter {iter_num}: "
+                    print(f"reached target {target} at iter {iter_num}: "
                           f"time to target {elapsed:.1f}s (evals included)")
             if cfg.eval_only:
                 break
@@ -139,14 +143,15 @@ def main(argv=None):
                                     gen, device_type)
                     print(f"saved {ckpt_path}")
             since_eval = (time.time(), iter_num)
-        if ddp and cfg.target_val_loss and eval_now:  # every process stops when rank 0 reaches the target
+        if ddp and (cfg.target_val_loss or cfg.target_val_acc) and eval_now:  # every process stops when rank 0 reaches the target
             reached = from_rank0(reached, device)
         if iter_num >= cfg.max_iters or cfg.eval_only or reached:
             break
 
         t0 = time.time()
-        loss, finite = train_step(model, optimizer, scaler, lambda: batches.get("train", gen), grad_accum, ctx,
-                                  cfg.grad_clip, ddp)
+        get_batch = (lambda: batches.whole("train", gen)) if cfg.full_batch else (lambda: batches.get("train", gen))
+        loss, finite = train_step(model, optimizer, scaler, get_batch, grad_accum, ctx, cfg.grad_clip, ddp,
+                                  cfg.grad_projection)
         iter_num += 1
         skipped = count_nonfinite(finite, loss, iter_num, skipped, cfg)  # stops a diverging run
         if master and (iter_num % cfg.log_interval == 0 or iter_num == cfg.max_iters):
@@ -157,8 +162,8 @@ def main(argv=None):
 
     # --- plots: loss per position, loss curves, mean probability of the target ---
     if writes:
-        if cfg.target_val_loss and not reached:
-            print(f"target val loss {cfg.target_val_loss} not reached in {iter_num} iterations")
+        if (cfg.target_val_loss or cfg.target_val_acc) and not reached:
+            print(f"target {target} not reached in {iter_num} iterations")
         print(f"done in {time.time() - t_start:.1f}s; best val loss {best_val_loss:.4f}")
         for p in plot_run(out_dir, plot_dir):
             print(f"wrote {p}")

@@ -186,6 +186,7 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1  # micro-batches per optimizer step (split across DDP ranks)
     batch_size: int = 12  # sequences per micro-batch
     respect_doc_boundaries: bool = True  # windows stay inside one document (from its start if it fits); False: nanoGPT's
+    full_batch: bool = False  # each step trains on the whole train split, every window once (grokking); not batch_size
     # optimizer: AdamW, or Muon for the hidden matrices and AdamW for the rest
     optimizer: str = "adamw"  # "adamw", or "muon": torch.optim.Muon on the blocks' weight matrices, AdamW on the rest
     learning_rate: float = 2e-3  # peak learning rate (AdamW's)
@@ -198,6 +199,7 @@ class TrainConfig:
     muon_lr: float = 0.02  # Muon's peak learning rate (optimizer="muon"); the schedule scales it like learning_rate
     muon_momentum: float = 0.95  # Muon's momentum (Nesterov)
     muon_weight_decay: float = 0.0  # Muon's decoupled weight decay (multiplied by its learning rate)
+    grad_projection: str = "none"  # "none", or "tangent": each weight's gradient made orthogonal to that weight (⊥Grad)
     # learning-rate schedule: linear warmup, then cosine down to min_lr
     decay_lr: bool = True  # False keeps learning_rate constant after warmup
     warmup_iters: int = 50  # linear warmup steps
@@ -209,6 +211,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (minutes of warm-up; worth it on GPU)
     seed: int = 1337  # seeds init, dropout and batch sampling
     target_val_loss: float = 0.0  # 0: off; X: stop at the first eval with val loss <= X and record the time to it
+    target_val_acc: float = 0.0  # 0: off; X: the same at the first eval with val acc >= X (grokking: 0.95)
     backend: str = "auto"  # DDP backend: "nccl" on CUDA, "gloo" on CPU
     # priming (model.BiasLayer): train only the bias layers of a priming model on top of a frozen base
     freeze_base: bool = False  # load base into a priming=True model, train only its bias layers on doc -> rest
@@ -246,11 +249,20 @@ def check_train_config(c):
         raise UserError(f"max_iters must be >= 0, got {c.max_iters}")
     if c.optimizer not in ("adamw", "muon"):
         raise UserError(f"optimizer must be 'adamw' or 'muon', got {c.optimizer!r}")
+    if c.grad_projection not in ("none", "tangent"):
+        raise UserError(f"grad_projection must be 'none' or 'tangent' (⊥Grad), got {c.grad_projection!r}")
+    if c.full_batch and (c.gradient_accumulation_steps != 1 or c.freeze_base):
+        raise UserError("full_batch trains on the whole train split in one step: keep gradient_accumulation_steps=1 "
+                        "and freeze_base=False")
     if c.optimizer == "muon" and c.learning_rate <= 0:
         raise UserError("optimizer='muon' scales muon_lr by the schedule's learning_rate / learning_rate: "
                         "learning_rate must be > 0")
     if c.target_val_loss < 0:
         raise UserError(f"target_val_loss must be >= 0 (0 = off), got {c.target_val_loss}")
+    if not 0 <= c.target_val_acc <= 1:
+        raise UserError(f"target_val_acc must be in [0, 1] (0 = off), got {c.target_val_acc}")
+    if c.target_val_loss and c.target_val_acc:
+        raise UserError("give one target: target_val_loss or target_val_acc, not both")
     if c.freeze_base and c.init_from == "scratch" and not c.base:
         raise UserError("freeze_base needs --base=MODEL, the base model to prime (a run folder, a checkpoint, gpt2)")
     if c.freeze_base and c.init_from not in ("scratch", "resume"):

@@ -8,6 +8,7 @@ back), <split>.docs.npy (where each document starts, and its prefix length) and 
 
 import json
 import os
+import sys
 
 import numpy as np
 import torch
@@ -128,25 +129,38 @@ class Batches:
         starts = lo + (torch.rand(B, generator=generator).numpy() * (slack + 1)).astype(np.int64)
         return self.windows(data, split, starts, d, generator)
 
-    def sweep(self, split, generator):
+    def sweep(self, split, generator, batch_size=None):
         """Batches that score every target token of the split once: consecutive windows from the
         start (of each document, with respect_doc_boundaries). eval_iters=0 evaluates on these: the
         exact loss of the split, with none of the sampling noise of a few random batches (nanoGPT's
         1.886 on the CPU recipe is one such draw: docs/speed.md). A last piece shorter than the
-        context is dropped when the text is one stream."""
+        context is dropped when the text is one stream. batch_size: windows per batch (default: the
+        Batches' batch_size)."""
         data = np.memmap(self.paths[split], dtype=self.dtype, mode="r")
-        T, d = self.block_size, None
+        starts, d = self.sweep_starts(split, len(data))
+        B = batch_size or self.batch_size
+        for i in range(0, len(starts), B):
+            yield self.windows(data, split, starts[i:i + B], None if d is None else d[i:i + B], generator)
+
+    def sweep_starts(self, split, n_tokens):
+        """(starts, documents or None) of sweep()'s windows."""
+        T = self.block_size
         if self.docs is None:
-            starts = np.arange(0, len(data) - T, T)
-        else:
-            bounds, _ = self.docs[split]
-            per_doc = np.maximum(bounds[1:] - bounds[:-1] + T - 2, 0) // T  # windows for a document's targets
-            d = np.repeat(np.arange(len(per_doc)), per_doc)
-            first = np.repeat(np.cumsum(per_doc) - per_doc, per_doc)  # index of its document's first window
-            starts = bounds[d] + T * (np.arange(len(d)) - first)
-        for i in range(0, len(starts), self.batch_size):
-            yield self.windows(data, split, starts[i:i + self.batch_size],
-                               None if d is None else d[i:i + self.batch_size], generator)
+            return np.arange(0, n_tokens - T, T), None
+        bounds, _ = self.docs[split]
+        per_doc = np.maximum(bounds[1:] - bounds[:-1] + T - 2, 0) // T  # windows for a document's targets
+        d = np.repeat(np.arange(len(per_doc)), per_doc)
+        first = np.repeat(np.cumsum(per_doc) - per_doc, per_doc)  # index of its document's first window
+        return bounds[d] + T * (np.arange(len(d)) - first), d
+
+    def n_windows(self, split):
+        """How many windows sweep() and whole() cover."""
+        n_tokens = os.path.getsize(self.paths[split]) // self.dtype.itemsize
+        return len(self.sweep_starts(split, n_tokens)[0])
+
+    def whole(self, split, generator):
+        """The whole split as one batch, every window of sweep() once: full-batch training (grokking)."""
+        return next(self.sweep(split, generator, batch_size=sys.maxsize))
 
     def windows(self, data, split, starts, d, generator):
         """The batch of windows starting at `starts` (inside documents d, unless d is None)."""

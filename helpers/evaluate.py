@@ -35,11 +35,14 @@ def unigram_distribution(path, dtype, vocab_size, max_tokens=50_000_000, chunk=1
 
 @torch.no_grad()
 def evaluate(model, batches, eval_iters, ctx, seed, bytes_per_token, unigram=None):
-    """Mean loss per split over eval_iters batches (0: the whole split, Batches.sweep); for val also
+    """Mean loss and accuracy per split over eval_iters batches (0: the whole split, Batches.sweep); for val also
     loss per position (position_loss), how many targets each position had (position_count) and mean_p.
 
     Batches come from a generator seeded the same way at every eval, so successive evals (and
     runs with the same seed) score the very same tokens and their differences are not sampling noise.
+
+    <split>_acc is the share of scored targets that are the model's argmax: next-token accuracy, and on
+    a dataset that scores only an answer token (prepare/modular.py) the exact-match accuracy.
 
     With `unigram` (the training data's token frequencies) it also returns unigram_kl =
     KL(unigram || q), q the model's predicted next-token distribution averaged over the val tokens.
@@ -53,6 +56,7 @@ def evaluate(model, batches, eval_iters, ctx, seed, bytes_per_token, unigram=Non
         g = torch.Generator().manual_seed(seed + 1000 + k)
         loss_sum, count, p_sum = torch.zeros(batches.block_size), torch.zeros(batches.block_size), 0.0
         q_sum = 0.0  # summed predicted distributions, (vocab,)
+        correct = 0  # scored targets that are the argmax
         split_batches = (batches.get(split, g) for _ in range(eval_iters)) if eval_iters else batches.sweep(split, g)
         for x, y, extra in split_batches:
             kw = forward_kwargs(extra)
@@ -60,6 +64,7 @@ def evaluate(model, batches, eval_iters, ctx, seed, bytes_per_token, unigram=Non
             with ctx:
                 logits, loss = model(x, y, reduction="none", **kw)  # (B, T), 0 where no target
             valid = has_loss(y, prefix_len).float()
+            correct += ((logits.argmax(-1) == y) & (valid > 0)).sum().item()
             if unigram is not None and split == "val":
                 q_sum += torch.einsum("btv,bt->v", logits.softmax(-1, dtype=torch.float32), valid).cpu()
             loss, valid = loss.float().cpu(), valid.cpu()
@@ -68,6 +73,7 @@ def evaluate(model, batches, eval_iters, ctx, seed, bytes_per_token, unigram=Non
             p_sum += (torch.exp(-loss) * valid).sum().item()
         out[f"{split}_loss"] = (loss_sum.sum() / count.sum()).item()
         out[f"{split}_bpb"] = out[f"{split}_loss"] / math.log(2) / bytes_per_token[split]
+        out[f"{split}_acc"] = correct / count.sum().item()
         if split == "val":
             per_pos = (loss_sum / count.clamp(min=1)).tolist()  # positions no document reaches: None
             out["position_loss"] = [round(v, 5) if n > 0 else None for v, n in zip(per_pos, count.tolist())]

@@ -94,10 +94,41 @@ def make_optimizer(model, cfg, device_type):
     return Optimizers(muon, adamw)
 
 
-def train_step(model, optimizer, scaler, get_batch, grad_accum, ctx, grad_clip, ddp=False):
+@torch.no_grad()
+def project_tangent(params, eps=1e-30):
+    """Tangent Descent: ⊥Grad (Prieto et al., "Grokking at the Edge of Numerical Stability", ICLR 2025,
+    arXiv 2501.04697), applied to the gradients in place.
+
+    Design note 004 asks to test "Grant Descent aka Tangent Descent" and defines neither. ⊥Grad is
+    the closest published reading: it descends along the tangent space of the sphere each weight lies
+    on. For each parameter tensor w with gradient g (both flattened):
+
+        g_perp = g - (<g, w> / <w, w>) w,   then   g <- g_perp * |g| / |g_perp|
+
+    The removed part, along w itself, is the direction that only rescales the weights and so the
+    logits (the paper's "naive loss minimization": the loss falls with no change in the predictions).
+    The rescale to the original norm is the authors' (their orthograd.py), so the step size and the
+    global norm that grad_clip sees are unchanged. Every tensor is projected, as in their code:
+    matrices, the embedding (tied to the head, the most direct path to the logits' scale) and
+    vectors too, since the final norm's gain scales the logits as well. A zero tensor (a bias at
+    init, a zero-initialised projection) has no direction and keeps its gradient.
+    Stateless, so it works under any optimizer (AdamW, Muon) and resumes exactly.
+    """
+    for p in params:
+        if p.grad is None:
+            continue
+        w, g = p.detach().flatten().float(), p.grad.flatten().float()
+        g_perp = g - (torch.dot(w, g) / (torch.dot(w, w) + eps)) * w
+        g_perp *= g.norm() / (g_perp.norm() + eps)
+        p.grad.copy_(g_perp.view_as(p.grad))
+
+
+def train_step(model, optimizer, scaler, get_batch, grad_accum, ctx, grad_clip, ddp=False, grad_projection="none"):
     """One optimizer step over grad_accum micro-batches; returns (the last micro-batch's loss, whether the
     step was applied). A step whose loss or gradient norm is not finite (a diverging run) is skipped, so
-    the weights never take a NaN update; the caller decides whether to go on."""
+    the weights never take a NaN update; the caller decides whether to go on. grad_projection="tangent"
+    projects the gradients (project_tangent) before clipping: the projection keeps each tensor's norm,
+    so the clip is the same either way, and clipping the projected gradient clips what is applied."""
     for micro_step in range(grad_accum):
         x, y, extra = get_batch()
         if ddp:  # all-reduce gradients only on the last micro-step
@@ -106,6 +137,8 @@ def train_step(model, optimizer, scaler, get_batch, grad_accum, ctx, grad_clip, 
             _, loss = model(x, y, **forward_kwargs(extra))
             loss = loss / grad_accum
         scaler.scale(loss).backward()
+    if grad_projection == "tangent":  # (a float16 loss scale does not matter: the projection is scale-free)
+        project_tangent(p for p in model.parameters() if p.requires_grad)
     if grad_clip > 0:
         scaler.unscale_(optimizer)
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)

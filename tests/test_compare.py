@@ -53,14 +53,24 @@ def test_significance_needs_a_difference_beyond_the_seed_noise():
     assert res["b"]["significant"] is None and math.isnan(res["b"]["val_loss_std"])
 
 
-def stats(metrics):
+def stats(metrics, common=None):
     """compare.summarize without config files on disk."""
     import unittest.mock as mock
 
-    c = compare.CompareConfig(name="x", runs={k: {} for k in metrics}, seeds=(0,))
+    c = compare.CompareConfig(name="x", runs={k: {} for k in metrics}, seeds=(0,), common=common or {})
     config = {"model": {"n_layer": 1, "n_head": 1, "n_embd": 8, "block_size": 4, "vocab_size": 10}}
     with mock.patch("builtins.open", mock.mock_open(read_data=json.dumps(config))):
         return compare.summarize(c, metrics)
+
+
+def test_iterations_to_a_target_accuracy_per_seed_and_over_the_seeds_that_reached_it():
+    rows = lambda *accs: [{"iter": 50 * i, "val_acc": a, "val_loss": 1.0, "val_bpb": 1.0, "position_loss": [1.0]}  # noqa: E731
+                          for i, a in enumerate(accs)]
+    _, res = stats({"a": [rows(0.1, 0.96), rows(0.1, 0.5, 0.95)], "b": [rows(0.1, 0.2), rows(0.1, 0.99)]},
+                   common={"target_val_acc": 0.95})
+    assert res["a"]["steps_to_target"] == [50, 100] and res["a"]["steps_to_target_mean"] == 75
+    assert res["b"]["steps_to_target"] == [None, 50] and res["b"]["steps_to_target_mean"] == 50
+    assert math.isnan(res["b"]["steps_to_target_std"]) and res["b"]["final_val_accs"] == [0.2, 0.99]
 
 
 def test_unknown_runs_and_empty_configs_are_rejected(facts_dir, tmp_path):

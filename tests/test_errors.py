@@ -73,6 +73,11 @@ def _(w):
     return said(lambda: train.main(train_args(w.facts_dir, w.out, "--beta2=1.5")), w.capsys)
 
 
+@case("grad-projection")
+def _(w):
+    return said(lambda: train.main(train_args(w.facts_dir, w.out, "--grad_projection=radial")), w.capsys)
+
+
 @case("config-syntax-error")
 def _(w):
     path = w.tmp_path / "typo.py"

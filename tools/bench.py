@@ -126,7 +126,7 @@ def make_step(argv):
 
     def step():
         loss, _ = train_step(step_model, optimizer, scaler, get_batch, cfg.gradient_accumulation_steps, ctx,
-                             cfg.grad_clip)
+                             cfg.grad_clip, grad_projection=cfg.grad_projection)
         loss.item()  # wait for the device
         return loss
 

@@ -11,6 +11,10 @@ process writing out-compare/<name>/<run>_s<seed>/; finished runs are reused, not
 same config is asked again. The results go beside them, to out-compare/<name>/: results.md,
 results.json, val_loss.png (val loss over iterations, mean over seeds) and position_loss.png (final
 loss per position, mean over seeds), each with every run minus the baseline.
+
+When the common keys set target_val_acc (config/compare_grokking.py), runs stop at it, and the
+results also give each seed's iterations to it (or that it was not reached within max_iters), and
+accuracy.png draws every seed's train and val accuracy.
 """
 
 import json
@@ -75,6 +79,15 @@ def summarize(c, metrics):
                         "ms_per_iter": float(np.median(ms)) if ms else None, "val_loss": loss, "val_loss_std": loss_std,
                         "val_bpb": bpb, "val_bpb_std": bpb_std, "seeds": len(final),
                         "val_losses": [r["val_loss"] for r in final]}
+    target = c.common.get("target_val_acc")
+    for run, per_seed in metrics.items():
+        if target:  # the first eval at or above the target, per seed; None: not within max_iters
+            steps = [next((r["iter"] for r in rows if r["val_acc"] >= target), None) for rows in per_seed]
+            reached = [s for s in steps if s is not None]
+            results[run]["steps_to_target"] = steps
+            results[run]["final_val_accs"] = [rows[-1]["val_acc"] for rows in per_seed]
+            results[run]["steps_to_target_mean"], results[run]["steps_to_target_std"] = \
+                mean_std(reached) if reached else (None, None)
     b = results[base]
     for run, r in results.items():
         r["diff"] = r["val_loss"] - b["val_loss"]
@@ -86,9 +99,12 @@ def summarize(c, metrics):
 
 def write_results(c, base, results, metrics, results_dir, seconds):
     fmt = lambda v, s: f"{v:.4f} ± {s:.4f}" if not math.isnan(s) else f"{v:.4f}"  # noqa: E731
+    target = c.common.get("target_val_acc")
+    iters = (f"up to {c.common.get('max_iters')} iterations each (a run stops at val acc ≥ {target}), the "
+             f"loss at each run's last eval" if target else f"{next(iter(results.values()))['iters']} iterations each")
     lines = [f"# compare_{c.name}", "",
              f"{len(results)} runs x {len(c.seeds)} seeds ({', '.join(map(str, c.seeds))}), "
-             f"{next(iter(results.values()))['iters']} iterations each; baseline `{base}`. "
+             f"{iters}; baseline `{base}`. "
              f"A difference is marked real when it exceeds twice its standard error over seeds.", "",
              "| run | params | ms/iter | val loss | val bits/byte | diff vs baseline | beyond seed noise? |",
              "|---|---:|---:|---:|---:|---:|---|"]
@@ -97,13 +113,28 @@ def write_results(c, base, results, metrics, results_dir, seconds):
         ms = f"{r['ms_per_iter']:.1f}" if r["ms_per_iter"] else "-"
         lines.append(f"| {run} | {r['params']:,} | {ms} | {fmt(r['val_loss'], r['val_loss_std'])} | "
                      f"{fmt(r['val_bpb'], r['val_bpb_std'])} | {r['diff']:+.4f} | {real} |")
+    if target:
+        lines += ["", f"Iterations to val acc ≥ {target} (the first eval at or above it; runs stop there), "
+                      f"within {c.common.get('max_iters')} iterations:", "",
+                  "| run | reached | iterations, mean ± std over the seeds that reached it | per seed |",
+                  "|---|---:|---:|---|"]
+        for run, r in results.items():
+            steps = r["steps_to_target"]
+            n = sum(s is not None for s in steps)
+            mean = "-" if not n else f"{r['steps_to_target_mean']:.0f}" + (
+                f" ± {r['steps_to_target_std']:.0f}" if n > 1 else "")
+            each = ", ".join("not reached" if s is None else str(s) for s in steps)
+            lines.append(f"| {run} | {n} of {len(steps)} | {mean} | {each} |")
     lines += ["", f"Training time of these runs, in all: {seconds / 60:.1f} min (one train.py process each)."]
     os.makedirs(results_dir, exist_ok=True)
     atomic_write_text(os.path.join(results_dir, "results.md"), "\n".join(lines) + "\n")
     atomic_write_text(os.path.join(results_dir, "results.json"),
                       json.dumps({"baseline": base, "seeds": list(c.seeds), "runs": results}, indent=1))
     print("\n".join(lines))
-    return plot_overlays(c, metrics, base, results_dir)
+    paths = plot_overlays(c, metrics, base, results_dir)
+    if target:
+        paths.append(plot_accuracy(c, metrics, base, os.path.join(results_dir, "accuracy.png")))
+    return paths
 
 
 def plot_overlays(c, metrics, base, results_dir):
@@ -121,6 +152,27 @@ def plot_overlays(c, metrics, base, results_dir):
                             f"compare {c.name}: val loss, {seeds}"),
             plot_comparison(pos, base, os.path.join(results_dir, "position_loss.png"), "position in context",
                             "final val loss (nats)", f"compare {c.name}: loss at each position, {seeds}", skip=0.1)]
+
+
+def plot_accuracy(c, metrics, base, path):
+    """Train (dashed) and val (solid) accuracy over iterations, every seed, one colour per run."""
+    import matplotlib.pyplot as plt
+
+    from helpers.plotting import distinct_styles, save
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    colors = dict(zip([r for r in metrics if r != base], [c_ for c_, _ in distinct_styles(len(metrics) - 1)]))
+    colors[base] = "black"
+    for run, per_seed in metrics.items():
+        for i, rows in enumerate(per_seed):
+            iters = [r["iter"] for r in rows]
+            ax.plot(iters, [r["val_acc"] for r in rows], color=colors[run], lw=1.3, label=run if i == 0 else None)
+            ax.plot(iters, [r["train_acc"] for r in rows], color=colors[run], lw=0.8, ls="--")
+    ax.axhline(c.common["target_val_acc"], color="grey", lw=0.8, ls=":")
+    ax.set(xlabel="iteration", ylabel="accuracy", ylim=(0, 1.02),
+           title=f"compare {c.name}: val (solid) and train (dashed) accuracy, seeds {', '.join(map(str, c.seeds))}")
+    ax.legend(loc="lower right", fontsize=8)
+    return save(fig, path)
 
 
 def bench_runs(c, results_dir, rounds=10, steps=5):

@@ -42,6 +42,11 @@ EXPERIMENTS = {
     "compare_datasets": Experiment("out-compare/datasets", ("results.md", "results.json", "val_loss.png",
                                                             "position_loss.png"),
                                    "python tools/compare.py config/compare_datasets.py"),
+    "grokking": Experiment("out-compare/grokking", ("results.md", "results.json", "accuracy.png", "val_loss.png"),
+                           "python tools/compare.py config/compare_grokking.py"),
+    "shakespeare_char_tangent": Experiment(
+        "out-compare/shakespeare_char_tangent", ("results.md", "results.json", "val_loss.png"),
+        "python tools/compare.py config/compare_shakespeare_char_tangent.py"),
     "priming_facts": Experiment("out-priming/facts", ("results.md", "results.json", "details.json", "conditions.png",
                                                       "runs.png"), "python tools/prime.py config/priming_facts.py"),
     "priming_one_fact": Experiment("out-priming/one_fact", ("results.md", "results.json", "details.json",
