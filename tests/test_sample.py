@@ -172,3 +172,12 @@ def test_beam_search_reads_the_prompt_as_prefix_of_prefix_lm_models():
     seqs, _ = beam_search(model, idx, 1, 14)  # runs past block_size, where the prefix shifts out
     greedy = model.generate(idx, 14, temperature=0)
     assert torch.equal(seqs, greedy)
+
+
+def test_bench_generate_prints_a_row_per_kv_head_and_mode(capsys):
+    from tools import bench_generate
+
+    bench_generate.main(["--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=16", "--vocab_size=64",
+                         "--n_kv_heads=(2,1)", "--new_tokens=4", "--repeats=1"])
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and "MiB" in r]
+    assert len(rows) == 6 and rows[0].endswith("| 1.00x |")
