@@ -18,7 +18,7 @@ blocks, a GELU MLP 4x wide, input and output embeddings tied, GPT-2's init, nano
 import inspect
 import math
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn

@@ -143,7 +143,7 @@ def main(argv=None):
                                     gen, device_type)
                     print(f"saved {ckpt_path}")
             since_eval = (time.time(), iter_num)
-        if ddp and (cfg.target_val_loss or cfg.target_val_acc) and eval_now:  # every process stops when rank 0 reaches the target
+        if ddp and (cfg.target_val_loss or cfg.target_val_acc) and eval_now:  # all stop when rank 0 reaches it
             reached = from_rank0(reached, device)
         if iter_num >= cfg.max_iters or cfg.eval_only or reached:
             break

@@ -263,7 +263,8 @@ def main(argv=None):
     if model.config.prefix_lm or model.config.priming:
         raise UserError("serve.py samples plain causal models: prefix_lm and priming checkpoints need inputs "
                         "the completions API has no field for")
-    name = cfg.model_name or (cfg.init_from if cfg.init_from != "resume" else os.path.basename(os.path.abspath(cfg.out_dir)))
+    run_name = os.path.basename(os.path.abspath(cfg.out_dir))
+    name = cfg.model_name or (cfg.init_from if cfg.init_from != "resume" else run_name)
     try:
         server = make_server(model, get_tokenizer(ckpt["meta"]), name, cfg.host, cfg.port)
     except OSError as e:
