@@ -133,7 +133,10 @@ class CausalSelfAttention(nn.Module):
         if self.config.rotary:  # positions past..past+T-1; keys are rotated before they are cached or lent
             cos, sin = self.rotary_cos[args.past:args.past + T], self.rotary_sin[args.past:args.past + T]
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        if args.cache is not None:  # generation: the new queries also see every cached key
+        mask = None
+        if self.config.compress_past:  # its own keys [pairs | recent], mask and cache
+            k, v, mask = self.compress_past(k, v, args.past, args.cache)
+        elif args.cache is not None:  # generation: the new queries also see every cached key
             if args.past:
                 k = torch.cat([args.cache[0], k], dim=2)  # (B, nh, past + T, hs)
                 v = torch.cat([args.cache[1], v], dim=2)
@@ -147,7 +150,8 @@ class CausalSelfAttention(nn.Module):
         extra = args.borrowed is not None or self.config.zero_value_attn  # keys beyond this layer's own
         no_self = self.config.shared_qk and args.kv_input is None  # shared_qk: q.k with itself would always win
         # who may see whom; GPT-2 (no variant, no cache) gets None: the fused kernel's is_causal does it
-        mask = attention_mask(T, args.past, x.device, args.window, args.prefix_len, no_self, force=manual or extra)
+        if mask is None:
+            mask = attention_mask(T, args.past, x.device, args.window, args.prefix_len, no_self, force=manual or extra)
         if extra:
             k, v, mask = self.extra_keys(k, v, mask, args.borrowed)
 
@@ -206,6 +210,30 @@ class CausalSelfAttention(nn.Module):
             return w[lo:hi], None if b is None else b[lo:hi]
         q = F.linear(x, *rows(0))
         return q, F.linear(kv_input, *rows(0 if shared else 1)), F.linear(kv_input, *rows(1 if shared else 2))
+
+    def compress_past(self, k, v, past, cache):
+        """compress_past (note 003, "summarize the past: replace spans of N tokens with N/2"): keys and
+        values older than the W most recent positions are averaged in pairs (2j, 2j+1), and a pair is read
+        only once both its tokens are that old (causal). -> keys, values [pairs | full], mask (1, 1, T, S).
+        The cache keeps [full k, full v, pair k, pair v, first full position]: the old past compressed."""
+        W, (B, h, T, hs) = self.config.compress_past, k.shape
+        start, kp, vp = 0, k[:, :, :0], v[:, :, :0]  # the first full position; the cached pairs
+        if cache is not None and cache[0] is not None:
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+            kp, vp, start = cache[2], cache[3], cache[4]
+        n = k.size(2) // 2  # pairs that the full keys (positions start .. past+T-1, start even) can form
+        kp = torch.cat([kp, k[:, :, :2 * n].reshape(B, h, n, 2, hs).mean(3)], dim=2)
+        vp = torch.cat([vp, v[:, :, :2 * n].reshape(B, h, n, 2, hs).mean(3)], dim=2)
+        q_pos = torch.arange(past, past + T, device=k.device)[:, None]  # (T, 1)
+        pair_last = 2 * torch.arange(kp.size(2), device=k.device) + 1  # the later token of each pair
+        full_pos = torch.arange(start, start + k.size(2), device=k.device)
+        see_pair = pair_last <= q_pos - W  # both tokens older than the recent window
+        see_full = (full_pos <= q_pos) & (2 * (full_pos // 2) + 1 > q_pos - W)  # recent: not yet in a read pair
+        if cache is not None:  # merge for good what every later query reads merged
+            keep = max(start // 2, (past + T - W + 1) // 2)
+            cache[:] = [k[:, :, 2 * keep - start:], v[:, :, 2 * keep - start:], kp[:, :, :keep], vp[:, :, :keep], 2 * keep]
+        mask = torch.cat([see_pair, see_full], dim=1)[None, None]
+        return torch.cat([kp, k], dim=2), torch.cat([vp, v], dim=2), mask
 
     def extra_keys(self, k, v, mask, borrowed):
         """This layer's keys and values with the extra ones in front, and the mask widened to match:
@@ -383,6 +411,7 @@ class GPTConfig:
     mlp_act: str = "gelu"  # "gelu" (4x; "gelu_tanh": GPT-2's approximation), "relu2" (ReLU squared, 4x), "swiglu" (8/3x)
     logit_softcap: float = 0.0  # 0: off; c: logits = c * tanh(logits / c)
     zero_init_proj: bool = False  # residual projections (attn and MLP c_proj) start at zero: blocks start as identity
+    compress_past: int = 0  # 0: off; W: keys/values older than the W most recent positions are averaged in pairs
     # --- fine-tuning a pretrained model (docs/pretrained.md) ---
     lora_rank: int = 0  # 0: off; r: a rank-r LoRA adapter on every attention and MLP matrix (the base is frozen)
     lora_alpha: float = 16.0  # LoRA's adapters are scaled by lora_alpha / lora_rank
@@ -433,6 +462,11 @@ def check_model_config(c):
             raise ValueError(f"every layer width (n_embd, or layer_widths) must be divisible by n_head ({c.n_head}); got {w}")
     if c.n_kv_head < 0 or c.n_kv_head > c.n_head or c.n_kv_head and c.n_head % c.n_kv_head:
         raise ValueError(f"n_kv_head must divide n_head ({c.n_head}), or be 0 (= n_head); got {c.n_kv_head}")
+    if c.compress_past < 0:
+        raise ValueError(f"compress_past must be >= 0 (0 = off; W = the recent positions kept whole), got {c.compress_past}")
+    clash = [k for k in ("layer_windows", "prefix_lm", "cross_layer_kv", "shared_qk") if getattr(c, k)]
+    if c.compress_past and clash:
+        raise ValueError(f"compress_past builds its own mask and keys: it does not combine with {', '.join(clash)}")
     if c.shared_qk and c.n_kv_head not in (0, c.n_head):
         raise ValueError("shared_qk's keys are its queries, one per query head: it needs n_kv_head = n_head (or 0)")
     if c.layer_windows is not None and min(c.layer_windows) < 0:
@@ -480,6 +514,13 @@ def check_model_config(c):
             raise ValueError("priming reads documents causally; it does not combine with prefix_lm")
         if c.lora_rank:
             raise ValueError("lora_rank and priming both add what fine-tuning trains: choose one")
+
+
+def cached_tokens(cache):
+    """How many tokens a KV cache holds (compress_past keeps its old ones as pairs)."""
+    if cache is None or cache[0][0] is None:
+        return 0
+    return cache[0][0].size(2) + (cache[0][4] if len(cache[0]) > 2 else 0)
 
 
 def has_loss(targets, prefix_len=None, past=0):
@@ -579,7 +620,7 @@ class GPT(nn.Module):
         B, T = idx.size()
         if last_only and targets is not None:
             raise ValueError("last_only computes no loss: pass targets=None")
-        past = 0 if cache is None or cache[0][0] is None else cache[0][0].size(2)  # tokens already cached
+        past = cached_tokens(cache)  # tokens already in the cache
         self.check_inputs(past + T, prefix_len, priming)
         prefix_len = prefix_len if cfg.prefix_lm else None
         if isinstance(priming, (tuple, list)):
@@ -723,7 +764,7 @@ class GPT(nn.Module):
                                                                 device=idx.device)
             if use_cache and not cropped:
                 if cache is None:  # prefill: run the whole prompt once
-                    cache = [[None, None] for _ in range(self.config.n_layer)]
+                    cache = self.new_cache()
                     logits, _ = self(idx, cache=cache, prefix_len=prefix, priming=priming, last_only=True)
                 else:
                     logits, _ = self(idx[:, -1:], cache=cache, prefix_len=prefix, priming=priming, last_only=True)
@@ -734,6 +775,10 @@ class GPT(nn.Module):
             idx_next = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
             idx = torch.cat((idx, idx_next), dim=1)
         return idx
+
+    def new_cache(self):
+        """An empty KV cache: [k, v] per layer (compress_past: also the pairs and where the full keys start)."""
+        return [[None, None] + ([None, None, 0] if self.config.compress_past else []) for _ in range(self.config.n_layer)]
 
     # --- looking inside: hook points (see HookPoint) ---
 

@@ -179,5 +179,9 @@ def test_bench_generate_prints_a_row_per_kv_head_and_mode(capsys):
 
     bench_generate.main(["--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=16", "--vocab_size=64",
                          "--n_kv_heads=(2,1)", "--new_tokens=4", "--repeats=1"])
-    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and "MiB" in r]
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and "KiB" in r]
     assert len(rows) == 6 and rows[0].endswith("| 1.00x |")
+    bench_generate.main(["--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=16", "--vocab_size=64",
+                         "--n_kv_heads=(2,)", "--compress_pasts=(0,4)", "--new_tokens=4", "--repeats=1"])
+    sizes = [float(r.split("|")[3].split()[0].replace(",", "")) for r in capsys.readouterr().out.splitlines() if "KiB" in r]
+    assert sizes[3] < sizes[0]  # W = 4 of 16: the old 12 tokens are kept as 6 pairs

@@ -45,6 +45,9 @@ VARIANTS = {
     "logit_softcap": dict(logit_softcap=2.0),
     "gelu_tanh": dict(mlp_act="gelu_tanh"),
     "multi_query": dict(n_kv_head=1),
+    "compress_past_3": dict(compress_past=3),
+    "compress_past_mix": dict(compress_past=2, n_kv_head=1, rotary=True, qk_norm=True, zero_value_attn=True,
+                              residual_root="learned", attn_sum_power=0.8),
     "multi_query_mix": dict(n_kv_head=1, cross_layer_kv=True, zero_value_attn=True, residual_root="learned",
                             rotary=True, qk_norm=True, layer_windows=(3, 0, 2), prefix_lm=True),
     "multi_query_widths": dict(n_kv_head=1, layer_widths=(16, 16, 32), tie_dims=8, n_shared_blocks=2,
@@ -417,3 +420,28 @@ def test_last_only_logits_are_the_last_row_of_the_full_logits():
     torch.testing.assert_close(model(idx, last_only=True)[0], model(idx)[0][:, -1:])
     with pytest.raises(ValueError, match="no loss"):
         model(idx, idx, last_only=True)
+
+
+def test_compress_past_reads_old_pairs_and_recent_tokens_and_is_the_baseline_when_w_covers_the_context():
+    model = make("compress_past_3", attn_impl="manual")
+    idx = torch.randint(0, 50, (1, 12))
+    _, cache = model.run_with_cache(idx, ["transformer.h.0.attn.hook_pattern"])
+    att = cache["transformer.h.0.attn.hook_pattern"][0, 0]  # (T, pairs + T): [6 pair columns | 12 full columns]
+    seen = (att[9] > 0).nonzero().flatten().tolist()  # query 9, W = 3: pairs (0,1), (2,3), (4,5); tokens 6..9
+    assert seen == [0, 1, 2, 6 + 6, 6 + 7, 6 + 8, 6 + 9]
+    assert (att[:, :6] > 0).sum(0).tolist()[0] == 12 - 4  # pair (0, 1) from query 4 on (1 <= t - 3)
+    whole = make("compress_past_3", compress_past=16)  # W >= block_size: nothing is ever old enough
+    base = make("baseline")
+    whole.load_state_dict(base.state_dict())
+    torch.testing.assert_close(whole(idx)[0], base(idx)[0])
+
+
+def test_compress_past_cache_keeps_old_tokens_as_pairs_and_matches_the_full_pass_in_any_chunks():
+    model = make("compress_past_3")
+    idx = torch.randint(0, 50, (2, 15))
+    full = model(idx)[0]
+    cache = model.new_cache()
+    parts = [model(idx[:, a:b], cache=cache)[0] for a, b in ((0, 5), (5, 6), (6, 11), (11, 12), (12, 15))]
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
+    k, _, kp, _, start = cache[0]
+    assert (kp.size(2), start, k.size(2)) == (6, 12, 3)  # 15 tokens: pairs up to (10, 11) merged, 12..14 whole

@@ -4,6 +4,7 @@ for fewer key/value heads (n_kv_head), with and without the KV cache.
 
     python tools/bench_generate.py                                   # 6 layers x 384, 6 heads, 256-token context
     python tools/bench_generate.py --n_kv_heads="(6,3,1)" --new_tokens=200 --repeats=3
+    python tools/bench_generate.py --n_kv_heads="(6,)" --compress_pasts="(0,32)"   # compress_past's cache
 
 Each row generates --new_tokens tokens after a 16-token prompt, past the context window when
 new_tokens + 16 > block_size. "full head" is how generation ran before: the head computed at every
@@ -32,6 +33,7 @@ class BenchGenerateConfig:
     block_size: int = 256
     vocab_size: int = 50304  # GPT-2's (padded): the head is then a large part of each step
     n_kv_heads: tuple[int, ...] = (6, 3, 1)  # one row group per value (n_head = the baseline)
+    compress_pasts: tuple[int, ...] = (0,)  # and per compress_past value (0 = the baseline)
     new_tokens: int = 300  # tokens generated per run
     repeats: int = 3  # runs per row; the best is reported
     threads: int = 0  # torch threads; 0 leaves torch's default
@@ -64,16 +66,16 @@ def main(argv=None):
     prompt = torch.randint(0, c.vocab_size, (1, 16), generator=torch.Generator().manual_seed(0))
     print(f"greedy, batch 1, {c.new_tokens} new tokens after 16, {c.n_layer} layers x {c.n_embd}, "
           f"{c.n_head} heads, context {c.block_size}, {torch.get_num_threads()} threads\n")
-    print("| n_kv_head | KV cache at full context | generation | tokens/s | vs full head, no cache |")
-    print("|---:|---:|---|---:|---:|")
-    for kv in c.n_kv_heads:
+    print("| n_kv_head | compress_past | KV cache at full context | generation | tokens/s | vs full head, no cache |")
+    print("|---:|---:|---:|---|---:|---:|")
+    for kv, cp in [(kv, cp) for kv in c.n_kv_heads for cp in c.compress_pasts]:
         torch.manual_seed(0)
         model = GPT(GPTConfig(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd, block_size=c.block_size,
-                              vocab_size=c.vocab_size, n_kv_head=kv)).eval()
-        cache = [[None, None] for _ in range(c.n_layer)]
+                              vocab_size=c.vocab_size, n_kv_head=kv, compress_past=cp)).eval()
+        cache = model.new_cache()
         with torch.no_grad():
             model(prompt.new_zeros(1, c.block_size), cache=cache)
-        kv_bytes = sum(t.numel() * t.element_size() for pair in cache for t in pair)
+        kv_bytes = sum(t.numel() * t.element_size() for layer in cache for t in layer if torch.is_tensor(t))
         peer = best_time(lambda: full_head_generate(model, prompt, c.new_tokens), c.repeats)
         rows = [("full head, no cache", peer),
                 ("last position, no cache", best_time(lambda: model.generate(prompt, c.new_tokens, temperature=0,
@@ -81,7 +83,7 @@ def main(argv=None):
                 ("last position, KV cache", best_time(lambda: model.generate(prompt, c.new_tokens, temperature=0),
                                                       c.repeats))]
         for name, dt in rows:
-            print(f"| {kv} | {kv_bytes / 2**20:.2f} MiB | {name} | {c.new_tokens / dt:.1f} | {peer / dt:.2f}x |")
+            print(f"| {kv} | {cp} | {kv_bytes / 2**10:,.0f} KiB | {name} | {c.new_tokens / dt:.1f} | {peer / dt:.2f}x |")
 
 
 if __name__ == "__main__":
