@@ -47,6 +47,9 @@ EXPERIMENTS = {
     "shakespeare_char_tangent": Experiment(
         "out-compare/shakespeare_char_tangent", ("results.md", "results.json", "val_loss.png"),
         "python tools/compare.py config/compare_shakespeare_char_tangent.py"),
+    "compare_compress_past": Experiment("out-compare/compress_past", ("results.md", "results.json", "val_loss.png",
+                                                                      "position_loss.png"),
+                                        "python tools/compare.py config/compare_compress_past.py"),
     "priming_facts": Experiment("out-priming/facts", ("results.md", "results.json", "details.json", "conditions.png",
                                                       "runs.png"), "python tools/prime.py config/priming_facts.py"),
     "priming_one_fact": Experiment("out-priming/one_fact", ("results.md", "results.json", "details.json",
