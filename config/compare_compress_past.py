@@ -4,13 +4,11 @@
 #   python tools/compare.py config/compare_compress_past.py
 # docs/variants.md has the results.
 
+import os
+
+# the variant comparison's recipe: its seeds and common keys (its name and runs are replaced below)
+exec(open(os.path.join(os.path.dirname(__file__), "compare_shakespeare_char.py")).read())
 name = "compress_past"
-seeds = (0, 1, 2)
-common = dict(
-    dataset="shakespeare_char", device="cpu", compile=False, block_size=64, batch_size=12, n_layer=4, n_head=4,
-    n_embd=128, dropout=0.0, bias=False, learning_rate=1e-3, min_lr=1e-4, beta2=0.99, warmup_iters=100,
-    max_iters=1000, lr_decay_iters=1000, eval_interval=250, eval_iters=20, log_interval=250,
-)
 runs = {
     "baseline": {},
     "compress_past_16": dict(compress_past=16),
