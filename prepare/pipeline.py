@@ -337,7 +337,7 @@ def split_tail(docs, val_fraction, say=True):
         from tqdm import tqdm
 
         tqdm.write(f"too few documents ({len(docs)}) to hold out one in {round(1 / val_fraction)} for val: holding out "
-              f"the last {100 * val_fraction:g}% of the text instead, from a line boundary")
+                   f"the last {100 * val_fraction:g}% of the text instead, from a line boundary")
     yield from (("train", d0) for d0 in docs[:n - 1])
     if cut == 0:  # one line: the document goes whole to the split that has nothing else
         yield ("val" if n == len(docs) else "train"), d

@@ -40,6 +40,16 @@ def train_args(data_dir, out_dir, *extra):
     return [f"--data_dir={data_dir}", f"--out_dir={out_dir}", *TINY_MODEL, *extra]
 
 
+def straight_and_resumed(run, tmp_path, steps):
+    """Two runs of `steps` steps: one straight, one stopped halfway and resumed (--init_from=resume).
+    run(out_dir, *extra_args) trains into out_dir; returns (straight out_dir, resumed out_dir)."""
+    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+    run(straight, f"--max_iters={steps}")
+    run(split, f"--max_iters={steps // 2}")
+    run(split, f"--max_iters={steps}", "--init_from=resume")
+    return straight, split
+
+
 @pytest.fixture(scope="session")
 def tiny_run(facts_dir, tmp_path_factory):
     """A tiny model trained for 30 steps on the facts corpus: its out_dir."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT
+from conftest import ROOT, straight_and_resumed
 
 import train
 from helpers.checkpoint import read_metrics
@@ -178,10 +178,8 @@ def test_tangent_resumes_exactly(modular_dir, tmp_path, optimizer):
     """10 steps straight == 5 steps, stop, resume for 5 more: bit-identical weights and metrics."""
     common = ["--grad_projection=tangent", "--weight_decay=0.0", f"--optimizer={optimizer}", "--eval_interval=5",
               "--always_save_checkpoint=True", "--learning_rate=1e-2"]
-    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
-    train.main(grok_args(modular_dir, straight, "--max_iters=10", *common))
-    train.main(grok_args(modular_dir, split, "--max_iters=5", *common))
-    train.main(grok_args(modular_dir, split, "--max_iters=10", "--init_from=resume", *common))
+    straight, split = straight_and_resumed(lambda out, *a: train.main(grok_args(modular_dir, out, *a, *common)),
+                                           tmp_path, 10)
     a = torch.load(os.path.join(straight, "ckpt.pt"), weights_only=False)
     b = torch.load(os.path.join(split, "ckpt.pt"), weights_only=False)
     for k in a["model"]:

@@ -10,7 +10,7 @@ from transformers import GPT2LMHeadModel
 
 import sample
 import train
-from conftest import train_args
+from conftest import straight_and_resumed, train_args
 from helpers.checkpoint import load_checkpoint, load_source, model_from_checkpoint
 from helpers.config import UserError
 from model import GPT, GPTConfig, LoRALinear
@@ -112,11 +112,8 @@ def lora_args(hf_dir, data_dir, out_dir, *extra):
 
 def test_lora_fine_tuning_trains_only_the_adapters_resumes_exactly_and_exports_merged(hf_gpt2_dir, gpt2_facts_dir,
                                                                                       tmp_path):
-    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
-    train.main(lora_args(hf_gpt2_dir, gpt2_facts_dir, straight, "--max_iters=4", "--lr_decay_iters=4"))
-    train.main(lora_args(hf_gpt2_dir, gpt2_facts_dir, split, "--max_iters=2", "--lr_decay_iters=4"))
-    train.main(lora_args(hf_gpt2_dir, gpt2_facts_dir, split, "--max_iters=4", "--lr_decay_iters=4")[1:]
-               + ["--init_from=resume"])
+    straight, split = straight_and_resumed(
+        lambda out, *a: train.main(lora_args(hf_gpt2_dir, gpt2_facts_dir, out, "--lr_decay_iters=4", *a)), tmp_path, 4)
     a, b = (load_checkpoint(os.path.join(d, "ckpt.pt")) for d in (straight, split))
     assert a["iter_num"] == b["iter_num"] == 4
     for k in a["model"]:

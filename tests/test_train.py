@@ -11,7 +11,7 @@ from contextlib import nullcontext
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, TINY_MODEL, train_args
+from conftest import ROOT, TINY_MODEL, straight_and_resumed, train_args
 
 import train
 from helpers.checkpoint import load_checkpoint, model_from_checkpoint
@@ -148,10 +148,8 @@ def test_resume_continues_exactly(facts_dir, tmp_path, optimizer):
     """20 steps straight == 10 steps, stop, resume for 10 more: same weights, same losses."""
     common = ["--lr_decay_iters=20", "--eval_interval=10", "--always_save_checkpoint=True", "--dropout=0.1",
               f"--optimizer={optimizer}"]
-    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
-    train.main(train_args(facts_dir, straight, "--max_iters=20", *common))
-    train.main(train_args(facts_dir, split, "--max_iters=10", *common))
-    train.main(train_args(facts_dir, split, "--max_iters=20", "--init_from=resume", *common))
+    straight, split = straight_and_resumed(lambda out, *a: train.main(train_args(facts_dir, out, *a, *common)),
+                                           tmp_path, 20)
     a = torch.load(os.path.join(straight, "ckpt.pt"), weights_only=False)
     b = torch.load(os.path.join(split, "ckpt.pt"), weights_only=False)
     for k in a["model"]:
