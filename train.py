@@ -26,6 +26,7 @@ from helpers.config import MAIN_JOB_MODEL, TrainConfig, check_train_config, conf
 from helpers.data import Batches, PrimingBatches, dataset_dir, load_meta
 from helpers.device import end_ddp, from_rank0, setup_ddp, setup_device
 from helpers.evaluate import evaluate, unigram_distribution
+from helpers.induction import check_scorable, head_scores, icl_score
 from helpers.optim import count_nonfinite, get_lr, make_optimizer, train_step
 from helpers.plotting import plot_run
 
@@ -49,6 +50,8 @@ def main(argv=None):
     # the model's keys: as given (vocab_size from the data), the checkpoint's (resume), or those of the
     # model it fine-tunes (init_from=gpt2, a folder) or primes (freeze_base), plus the keys that add to it
     mcfg, ckpt, base = resolve_model(cfg, mcfg, given, meta, data_dir)
+    if cfg.head_scores:
+        check_scorable(mcfg)  # one (T, T) attention pattern per layer, or a one-line error now
 
     # --- data: memory-mapped token bins, cut into windows of the model's context ---
     if cfg.freeze_base:
@@ -122,6 +125,9 @@ def main(argv=None):
                    "ms_per_iter": round(1000 * (t_eval - since_eval[0]) / iters, 3) if iters else None,
                    "mean_p": m["mean_p"], "unigram_kl": m.get("unigram_kl"), "position_loss": m["position_loss"],
                    "position_count": m["position_count"]}
+            row["icl_score"] = icl_score(m["position_loss"])  # loss late in the context minus early (docs/induction.md)
+            if cfg.head_scores:  # every head's previous-token, duplicate-token and induction score on [A][A]
+                row["head_scores"] = head_scores(raw_model, meta["vocab_size"])
             print(f"eval {iter_num}: train loss {m['train_loss']:.4f}, val loss {m['val_loss']:.4f} "
                   f"({m['val_bpb']:.3f} bits/byte), mean p {m['mean_p']:.3f}, val acc {m['val_acc']:.3f}")
             if cfg.target_val_loss or cfg.target_val_acc:  # the race: wall time from the loop's start, evals included

@@ -176,6 +176,7 @@ class TrainConfig:
     log_interval: int = 50  # print a progress line every this many iterations
     eval_iters: int = 10  # batches per split per evaluation; 0: the whole split, every target token once
     eval_only: bool = False  # evaluate once and exit
+    head_scores: bool = False  # every eval also scores each head as previous-token/duplicate/induction head (docs/induction.md)
     always_save_checkpoint: bool = False  # save at every eval, not only when val loss improves
     init_from: str = "scratch"  # "scratch", "resume" (out_dir/ckpt.pt), or weights to fine-tune: gpt2..gpt2-xl, an HF dir, a run folder
     overwrite: bool = False  # allow a scratch run to replace an existing checkpoint in out_dir

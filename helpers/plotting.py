@@ -1,7 +1,9 @@
 """
 Plots: drawn from runs' metrics.jsonl, so they can be redrawn at any time (--plot_only=True).
 
-    plot_run          one run: loss per position over training, loss curves, mean p(target)
+    plot_run          one run: loss per position over training, loss curves, mean p(target), and the
+                      in-context-learning score with each head's induction score (icl.png)
+    plot_head_scores  every head's previous-token, duplicate-token and induction scores as heat maps
     plot_comparison   several runs (tools/compare.py, tools/analyze.py positions): their curves, zoomed on
                       where they differ, and each run minus the reference
 """
@@ -103,7 +105,51 @@ def plot_run(out_dir, plot_dir):
     ax3.set(xlabel="iteration", ylabel="mean p(correct next token)",
             title=wrap(f"{title}\nmean probability of the target"))
     names = ("position_loss.png", "loss.png", "mean_p.png")
-    return [save(f, os.path.join(plot_dir, n)) for f, n in zip((fig, fig2, fig3), names)]
+    paths = [save(f, os.path.join(plot_dir, n)) for f, n in zip((fig, fig2, fig3), names)]
+    if any(r.get("icl_score") is not None for r in rows):
+        paths.append(save(plot_icl(rows, title), os.path.join(plot_dir, "icl.png")))
+    return paths
+
+
+def plot_icl(rows, title):
+    """The ICL score over training and, when the run recorded them (head_scores), every head's induction
+    score and the loss on the repeated half of [A][A] against the first half."""
+    heads = [r for r in rows if "head_scores" in r]
+    fig, axes = plt.subplots(1, 2 if heads else 1, figsize=(13 if heads else 7.5, 4.5), squeeze=False)
+    ax = axes[0][0]
+    icl = [(r["iter"], r["icl_score"]) for r in rows if r.get("icl_score") is not None]
+    ax.plot(*zip(*icl), marker=".")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set(xlabel="iteration", ylabel="ICL score (nats): loss at 0.9 T - loss at 0.1 T", title="in-context learning")
+    if heads:
+        ax2 = axes[0][1]
+        scores = np.array([r["head_scores"]["induction"] for r in heads])  # (evals, L, H)
+        it = [r["iter"] for r in heads]
+        styles = distinct_styles(scores.shape[1] * scores.shape[2])
+        for k, (layer, h) in enumerate(np.ndindex(scores.shape[1:])):
+            color, ls = styles[k]
+            ax2.plot(it, scores[:, layer, h], color=color, ls=ls, label=f"L{layer}H{h}")
+        ax2.set(xlabel="iteration", ylabel="induction score", ylim=(0, 1), title="each head's induction score")
+        ax2.legend(fontsize=7, ncol=2)
+    fig.suptitle(wrap(title))
+    return fig
+
+
+def plot_head_scores(scores, path, title):
+    """Heat maps (layer x head) of head_scores' three scores, each cell labelled with its value."""
+    kinds = ("previous_token", "duplicate_token", "induction")
+    L, H = np.array(scores[kinds[0]]).shape
+    fig, axes = plt.subplots(1, 3, figsize=(3 + 1.2 * H * 3, 1.6 + 0.8 * L), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        m = np.array(scores[kind], dtype=float)
+        im = ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="white" if v > 0.6 else "black")
+        ax.set(xticks=range(H), yticks=range(L), xlabel="head", ylabel="layer", title=kind.replace("_", " "))
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="mean attention on the pattern")
+    fig.suptitle(wrap(title, 110), fontsize=10)
+    fig.set_layout_engine("constrained")
+    return save(fig, path)
 
 
 def wrap(title, width=80):

@@ -1,0 +1,81 @@
+"""
+Random tokens with repeated segments, the corpus on which only induction helps (docs/induction.md):
+generated from a seed, with no download.
+
+Each document is doc_len uniformly random tokens, except that at every position a segment repeat
+starts with probability repeat_prob: a copy of an earlier stretch of this document, of a random
+length in [min_len, max_len], from a random earlier place. Distances and lengths vary, so no fixed
+offset predicts the copy (a fixed distance lets a model learn "attend k back" instead of induction).
+The only way to beat the uniform loss ln(vocab_size) is to find the earlier occurrence of the
+current token and predict what followed it: an induction head. Set doc_len to the model's
+block_size + 1, so that each training window is one document from its start and position t in the
+context is position t in the document.
+
+    python prepare/induction.py                                       # data/induction: 64 tokens, 129-token documents
+    python prepare/induction.py --vocab_size=128 --doc_len=65 --out data/induction_64
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from prepare.common import WordTokenizer, default_out_dir, write_dataset
+
+
+def document(rng, vocab_size, doc_len, repeat_prob, min_len, max_len):
+    """One document: (doc_len,) int64 token ids, random but for segments copied from earlier in it."""
+    doc = rng.integers(vocab_size, size=doc_len)
+    pos = min_len  # a copy needs min_len tokens before it
+    while pos < doc_len:
+        if rng.random() < repeat_prob:
+            n = min(int(rng.integers(min_len, max_len + 1)), pos, doc_len - pos)
+            src = int(rng.integers(0, pos - n + 1))  # anywhere that ends before the copy starts
+            doc[pos:pos + n] = doc[src:src + n]
+            pos += n
+        else:
+            pos += 1
+    return doc
+
+
+def documents(n_docs, rng, tok, args):
+    """(ids, prefix length 0, n_bytes) for n_docs documents; bytes are those of the words joined by spaces."""
+    for _ in range(n_docs):
+        ids = document(rng, args.vocab_size, args.doc_len, args.repeat_prob, args.min_len, args.max_len)
+        yield ids, 0, len(tok.decode(ids))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vocab_size", type=int, default=64, help="distinct tokens")
+    parser.add_argument("--doc_len", type=int, default=129, help="tokens per document (the model's block_size + 1)")
+    parser.add_argument("--repeat_prob", type=float, default=0.05, help="chance that a repeat starts at a position")
+    parser.add_argument("--min_len", type=int, default=4, help="shortest repeated segment")
+    parser.add_argument("--max_len", type=int, default=24, help="longest repeated segment")
+    parser.add_argument("--train_docs", type=int, default=20_000, help="documents in train")
+    parser.add_argument("--val_docs", type=int, default=1_000, help="documents in val")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the generator (val draws from seed + 1)")
+    parser.add_argument("--out", default=None, help="output directory (default data/induction)")
+    args = parser.parse_args(argv)
+    if args.vocab_size < 2:
+        sys.exit(f"error: --vocab_size must be >= 2, got {args.vocab_size}")
+    if not 1 <= args.min_len <= args.max_len < args.doc_len:
+        sys.exit(f"error: need 1 <= --min_len <= --max_len < --doc_len, got {args.min_len}, {args.max_len}, "
+                 f"{args.doc_len}")
+    if not 0 <= args.repeat_prob <= 1:
+        sys.exit(f"error: --repeat_prob must be in [0, 1], got {args.repeat_prob}")
+    if args.train_docs < 1 or args.val_docs < 1:
+        sys.exit("error: --train_docs and --val_docs must be >= 1")
+
+    tok = WordTokenizer([str(i) for i in range(args.vocab_size)])
+    gen = {k: v for k, v in vars(args).items() if k != "out"}
+    write_dataset(args.out or default_out_dir("induction"),
+                  {"train": documents(args.train_docs, np.random.default_rng(args.seed), tok, args),
+                   "val": documents(args.val_docs, np.random.default_rng(args.seed + 1), tok, args)},
+                  tok, "induction", extra_meta={"generator": gen})
+
+
+if __name__ == "__main__":
+    main()
