@@ -1,0 +1,193 @@
+"""
+The induction-head reproduction (Olsson et al. 2022, docs/induction.md): train a 1-layer and a 2-layer
+attention-only model and a 2-layer full model, over several seeds, recording at every eval the
+in-context-learning score and each head's induction score; then score every final model's heads on
+repeated random tokens and draw all of it over tokens seen.
+
+    python tools/induction.py config/induction_synthetic.py         # random tokens with repeats: only induction helps
+    python tools/induction.py config/induction_shakespeare_char.py  # natural text
+    python tools/induction.py config/induction_synthetic.py --seeds="(0,)"   # one seed
+
+The config names the experiment, the command that prepares its dataset (run when data/<dataset> is
+missing), the seeds, the train.py keys every run shares and each run's own. Each run is a train.py
+process writing <out_root>/<name>/<run>_s<seed>/ (finished runs are reused), with its final heads
+scored into heads.json and heads.png there. The results go to <out_root>/<name>/: results.json (per
+seed and mean ± std, and the command), results.md, training.png (ICL score, strongest induction head
+and training loss over tokens seen) and heads_<run>.png (each run's final head scores, first seed).
+"""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # the repository: model, helpers
+
+import numpy as np  # noqa: E402
+
+from helpers.checkpoint import atomic_write_text, model_from_checkpoint, read_metrics, read_model  # noqa: E402
+from helpers.config import UserError, configure, main_guard  # noqa: E402
+from helpers.launch import train_or_reuse  # noqa: E402
+from helpers.plotting import distinct_styles, plt, save, wrap  # noqa: E402
+from tools.heads import HeadsConfig, score_run  # noqa: E402
+
+
+@dataclass
+class InductionConfig:
+    name: str = ""  # experiment name: runs and results go to <out_root>/<name>/
+    prepare: str = ""  # the prepare/ command (arguments after `python`) that writes data/<dataset>
+    seeds: tuple[int, ...] = (0, 1, 2)  # every run is trained once per seed
+    common: dict = field(default_factory=dict)  # train.py keys shared by every run
+    runs: dict = field(default_factory=dict)  # {run name: {train.py keys}}
+    half: int = 0  # tokens in A when scoring the final heads on [A][A]; 0: block_size // 2
+    out_root: str = "out-induction"  # where experiments go
+
+
+def run_dir(c, run, seed):
+    return os.path.join(ROOT, c.out_root, c.name, f"{run}_s{seed}")
+
+
+def prepare_data(c):
+    """Run the config's prepare command when its dataset is not there yet."""
+    dataset = c.common.get("dataset", "")
+    if os.path.exists(os.path.join(ROOT, "data", dataset, "meta.json")) or not c.prepare:
+        return
+    print(f"preparing data/{dataset}: python {c.prepare}", flush=True)
+    r = subprocess.run([sys.executable, *shlex.split(c.prepare)], cwd=ROOT)
+    if r.returncode:
+        raise UserError(f"`python {c.prepare}` failed (exit {r.returncode}); see its output above")
+
+
+def mean_std(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None, None
+    return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else None)
+
+
+def max_induction(row):
+    """The strongest head's induction score in a metrics row (None without head_scores)."""
+    h = row.get("head_scores")
+    return float(np.max(h["induction"])) if h else None
+
+
+def formation(rows):
+    """When induction forms: the tokens seen at the first eval where the strongest induction score reaches
+    half of its final value (None if it stays under 0.1), and at the ICL score's steepest drop between
+    two evals."""
+    ind = [(r["tokens"], max_induction(r)) for r in rows if max_induction(r) is not None]
+    final = ind[-1][1] if ind else 0.0
+    rise = next((t for t, v in ind if v >= final / 2), None) if final >= 0.1 else None
+    icl = [(r["tokens"], r["icl_score"]) for r in rows if r.get("icl_score") is not None]
+    drops = [(b[1] - a[1], b[0]) for a, b in zip(icl, icl[1:])]
+    steepest = min(drops) if drops else (None, None)
+    return {"induction_rise_tokens": rise, "icl_drop_tokens": steepest[1], "icl_drop": steepest[0]}
+
+
+def one_seed(c, run, seed):
+    """Train (or reuse) one run, score its final heads; its numbers for results.json."""
+    keys = {**c.common, **c.runs[run], "seed": seed}
+    out = run_dir(c, run, seed)
+    seconds = train_or_reuse(out, [f"--{k}={v}" for k, v in keys.items()])
+    rows = read_metrics(out)
+    ckpt = read_model("resume", out)
+    model = model_from_checkpoint(ckpt)
+    scores, _ = score_run(model, ckpt["meta"]["vocab_size"], HeadsConfig(half=c.half, batch=64),
+                          f"{c.name}: {run}, seed {seed}", out)
+    best = max((v, i, h) for i, r in enumerate(scores["induction"]) for h, v in enumerate(r))
+    last = rows[-1]
+    return {"seed": seed, "seconds": seconds, "iters": last["iter"], "tokens": last["tokens"],
+            "train_loss": last["train_loss"], "val_loss": last["val_loss"], "icl_score": last["icl_score"],
+            "max_induction": best[0], "induction_head": [best[1], best[2]],
+            "max_previous_token": float(np.max(scores["previous_token"])),
+            "first_half_loss": scores["first_half_loss"], "repeat_loss": scores["repeat_loss"],
+            "repeat_ratio": scores["repeat_loss"] / scores["first_half_loss"], **formation(rows)}
+
+
+def summarize(per_seed):
+    """Mean and std over seeds of every number in the per-seed records."""
+    keys = [k for k, v in per_seed[0].items() if isinstance(v, (int, float)) and k != "seed"]
+    out = {}
+    for k in keys:
+        out[k], out[k + "_std"] = mean_std([p[k] for p in per_seed])
+    return out
+
+
+def plot_training(c, curves, path):
+    """ICL score, strongest induction head and training loss over tokens seen: a colour per run, a line per seed."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    styles = dict(zip(c.runs, distinct_styles(len(c.runs))))
+    for run, seeds in curves.items():
+        color, _ = styles[run]
+        for k, rows in enumerate(seeds):
+            tok = [r["tokens"] for r in rows]
+            label = run if k == 0 else None
+            axes[0].plot(tok, [r["icl_score"] for r in rows], color=color, lw=1.2, label=label)
+            axes[1].plot(tok, [max_induction(r) for r in rows], color=color, lw=1.2, label=label)
+            axes[2].plot(tok, [r["train_loss"] for r in rows], color=color, lw=1.2, label=label)
+    axes[0].axhline(0, color="black", lw=0.8)
+    axes[0].set(ylabel="ICL score (nats): loss at 0.9 T - loss at 0.1 T", title="in-context learning")
+    axes[1].set(ylabel="induction score of the strongest head", ylim=(0, 1), title="strongest induction head")
+    axes[2].set(ylabel="train loss (nats)", title="training loss")
+    for ax in axes:
+        ax.set_xlabel("tokens seen")
+        ax.legend(fontsize=8)
+    fig.suptitle(wrap(f"{c.name}: {len(c.seeds)} seeds, a line per seed; {c.common.get('dataset', '')}", 120))
+    return save(fig, path)
+
+
+def results_md(c, results, command):
+    lines = [f"# {c.name}", "", f"`{command}`", "",
+             "| run | max induction score | repeat / first-half loss | final ICL score | val loss | "
+             "induction rises at (tokens) | steepest ICL drop at (tokens) | minutes per run |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def pm(s, k, fmt):
+        m, sd = s.get(k), s.get(k + "_std")
+        return "-" if m is None else (f"{m:{fmt}} ± {sd:{fmt}}" if sd is not None else f"{m:{fmt}}")
+
+    for run, r in results["runs"].items():
+        s = r["mean"]
+        rise = [p["induction_rise_tokens"] for p in r["per_seed"]]
+        lines.append(f"| {run} | {pm(s, 'max_induction', '.3f')} | {pm(s, 'repeat_ratio', '.3f')} | "
+                     f"{pm(s, 'icl_score', '.3f')} | {pm(s, 'val_loss', '.3f')} | "
+                     f"{', '.join('-' if t is None else f'{t / 1e6:.2f}M' for t in rise)} | "
+                     f"{', '.join(f'{p['icl_drop_tokens'] / 1e6:.2f}M' for p in r['per_seed'])} | "
+                     f"{s['seconds'] / 60:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    (c,), _ = configure([InductionConfig()], argv, description=__doc__)
+    if not c.name or not c.runs:
+        raise UserError("give a config that sets name and runs, e.g. python tools/induction.py "
+                        "config/induction_synthetic.py")
+    prepare_data(c)
+    results = {"command": " ".join(["python tools/induction.py", *argv]), "prepare": f"python {c.prepare}",
+               "seeds": list(c.seeds), "common": c.common, "runs": {}}
+    curves = {}
+    for run in c.runs:
+        per_seed = [one_seed(c, run, s) for s in c.seeds]
+        curves[run] = [read_metrics(run_dir(c, run, s)) for s in c.seeds]
+        results["runs"][run] = {"keys": c.runs[run], "mean": summarize(per_seed), "per_seed": per_seed}
+    out = os.path.join(ROOT, c.out_root, c.name)
+    paths = [plot_training(c, curves, os.path.join(out, "training.png"))]
+    for run in c.runs:  # each run's final heads, first seed
+        paths.append(os.path.join(out, f"heads_{run}.png"))
+        shutil.copyfile(os.path.join(run_dir(c, run, c.seeds[0]), "heads.png"), paths[-1] + ".tmp")
+        os.replace(paths[-1] + ".tmp", paths[-1])
+    atomic_write_text(os.path.join(out, "results.json"), json.dumps(results, indent=1))
+    atomic_write_text(os.path.join(out, "results.md"), results_md(c, results, results["command"]))
+    paths += [os.path.join(out, "results.json"), os.path.join(out, "results.md")]
+    print(results_md(c, results, results["command"]))
+    for p in paths:
+        print(f"wrote {p}")
+
+
+if __name__ == "__main__":
+    main_guard(main)
