@@ -344,21 +344,29 @@ class Block(nn.Module):
         super().__init__()
         self.ln_1 = make_norm(config, width)
         self.attn = CausalSelfAttention(config, width)
-        self.ln_2 = make_norm(config, width)
-        self.mlp = MLP(config, width)
+        # attn_only (Elhage et al. 2021's attention-only transformers; notes 002, 004): no MLP, so every
+        # path from token to logit runs through attention heads, the setting where induction heads form
+        self.attn_only = config.attn_only
+        if not config.attn_only:
+            self.ln_2 = make_norm(config, width)
+            self.mlp = MLP(config, width)
         # residual_dims (note 003, "what if only some dims have residual connections?"): the first k
         # dims add the sublayer's output to the stream, the others are replaced by it
         mask = (torch.arange(width) < config.residual_dims).float() if config.residual_dims >= 0 else None
         self.register_buffer("residual_mask", mask, persistent=False)
         # the residual stream and what each sublayer writes into it, (B, T, width) each
         self.hook_resid_pre, self.hook_attn_out, self.hook_resid_mid = HookPoint(), HookPoint(), HookPoint()
-        self.hook_mlp_out, self.hook_resid_post = HookPoint(), HookPoint()
+        if not config.attn_only:
+            self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
 
     def forward(self, x, args):
         """x: (B, T, width) -> (B, T, width); args (AttnArgs) goes to attention."""
         x = self.hook_resid_pre(x)
         a = self.hook_attn_out(self.attn(self.ln_1(x), args))
         x = self.hook_resid_mid(self.residual(x, a))  # x + attn(ln_1(x))
+        if self.attn_only:
+            return self.hook_resid_post(x)
         m = self.hook_mlp_out(self.mlp(self.ln_2(x)))
         x = self.hook_resid_post(self.residual(x, m))  # x + mlp(ln_2(x))
         return x
@@ -398,6 +406,7 @@ class GPTConfig:
     attn_sum_power: float = 1.0  # p in exp(s) / (sum exp(s))^p; 1 is softmax (p != 1 takes the manual path)
     attn_sum_power_learned: bool = False  # learn p per head in [0, 1], starting at attn_sum_power
     prefix_lm: bool = False  # bidirectional attention inside each sequence's prefix, causal after; loss after it
+    attn_only: bool = False  # no MLPs: blocks are attention only (attention-only transformers, for circuits)
     # --- priming bias layers (design note 000) ---
     priming: bool = False  # bias layers after the blocks, primed by a document (model.prime); skipped when not primed
     priming_dim: int = 64  # units in each bias layer
@@ -498,6 +507,8 @@ def check_model_config(c):
     if c.rotary and c.residual_root == "position":
         raise ValueError("residual_root='position' starts the stream from the learned positions, which rotary "
                          "removes: use residual_root='learned' (or 'token')")
+    if c.attn_only and c.mlp_act != "gelu":
+        raise ValueError(f"mlp_act={c.mlp_act!r} chooses the MLP's activation, which attn_only removes: drop one of them")
     if c.logit_softcap < 0:
         raise ValueError(f"logit_softcap must be >= 0 (0 = off), got {c.logit_softcap}")
     if c.lora_rank < 0 or c.lora_alpha <= 0:

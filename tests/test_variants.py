@@ -28,6 +28,7 @@ VARIANTS = {
     "attn_sum_power": dict(attn_sum_power=0.5),
     "attn_sum_power_learned": dict(attn_sum_power=0.8, attn_sum_power_learned=True),
     "prefix_lm": dict(prefix_lm=True),
+    "attn_only": dict(attn_only=True),
     # combinations
     "attention_mix": dict(zero_value_attn=True, cross_layer_kv=True, shared_qk=True, layer_windows=(3, 0, 2),
                           prefix_lm=True),
@@ -61,6 +62,8 @@ VARIANTS = {
                                  layer_windows=(3, 0, 2), prefix_lm=True, residual_root="learned"),
     "modern_stream_mix": dict(rotary=True, mlp_act="swiglu", norm="rmsnorm", layer_widths=(16, 32, 16), tie_dims=8,
                               n_shared_blocks=2, residual_dims=8),
+    "attn_only_mix": dict(attn_only=True, n_shared_blocks=2, n_kv_head=1, rotary=True, zero_value_attn=True,
+                          layer_widths=(32, 32, 32), residual_dims=16, lora_rank=2),
     "modern_power": dict(rotary=True, qk_norm=True, attn_sum_power=0.8, attn_sum_power_learned=True),
 }
 PREFIX = 5
@@ -178,6 +181,7 @@ def test_parameter_counts_move_the_way_each_flag_says():
     assert n_params(qk_norm=True) == base + L * 2 * (C // H)  # a gain per head dim, for q and for k
     assert n_params(qk_norm=True, shared_qk=True) == n_params(shared_qk=True) + L * (C // H)  # keys are queries
     assert n_params(norm="rmsnorm") == base - (2 * L + 1) * C  # RMSNorm has no bias
+    assert n_params(attn_only=True) == base - L * (2 * C + 8 * C * C + 5 * C)  # no ln_2, no MLP
     h = swiglu_hidden(C)
     assert n_params(mlp_act="swiglu") == base + L * ((C * 2 * h + 2 * h + h * C) - (C * 4 * C + 4 * C + 4 * C * C))
     assert abs(n_params(mlp_act="swiglu", bias=False) / n_params(bias=False) - 1) < 0.03  # about equal
@@ -227,6 +231,15 @@ def test_residual_dims_zero_replaces_the_stream():
     model = make("residual_dims_0", n_layer=1)
     names = ["transformer.h.0.hook_resid_mid", "transformer.h.0.hook_attn_out"]
     _, cache = model.run_with_cache(torch.randint(0, 50, (1, 8)), names)
+    assert torch.equal(cache[names[0]], cache[names[1]])
+
+
+def test_attn_only_blocks_are_attention_and_the_residual_only():
+    model = make("attn_only")
+    assert not any(".mlp." in n or ".ln_2." in n for n, _ in model.named_parameters())
+    assert not any("mlp" in n for n in model.hook_names())
+    names = ["transformer.h.1.hook_resid_mid", "transformer.h.1.hook_resid_post"]
+    _, cache = model.run_with_cache(torch.randint(0, 50, (2, 8)), names)
     assert torch.equal(cache[names[0]], cache[names[1]])
 
 
@@ -289,6 +302,7 @@ def test_attention_sum_power_scales_the_weights():
     (dict(norm="batchnorm"), "norm must be one of"),
     (dict(mlp_act="tanh"), "mlp_act must be one of"),
     (dict(logit_softcap=-1.0), "logit_softcap"),
+    (dict(attn_only=True, mlp_act="swiglu"), "attn_only removes"),
 ])
 def test_impossible_combinations_fail_at_config_time(bad, msg):
     with pytest.raises(ValueError, match=msg):
