@@ -33,6 +33,10 @@ class HookPoint(nn.Identity):
     """
 
 
+# hook points that only the manual attention path passes through (GPT.hooks switches to it for them)
+MANUAL_ONLY = ("hook_attn_scores", "hook_pattern", "hook_sink", "hook_attn_scale")
+
+
 @dataclass
 class AttnArgs:
     """What one layer's attention needs besides its input: GPT.forward fills one per layer per call.
@@ -105,6 +109,8 @@ class CausalSelfAttention(nn.Module):
         self.power = None
         if config.attn_sum_power_learned:  # attn_sum_power's p, learned per head
             self.power = nn.Parameter(torch.full((config.n_head,), float(config.attn_sum_power)))
+        self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()  # (B, nh or n_kv_head, T, hs)
+        self.hook_attn_scores = HookPoint()  # (B, nh, T, keys) q.k / sqrt(hs), -inf where hidden (manual path)
         self.hook_pattern = HookPoint()  # (B, nh, T, keys) attention weights, manual path; GPT-2: keys = T
         self.hook_sink = HookPoint()  # (B, nh, T) weight on the zero-value key (zero_value_attn, manual path)
         self.hook_z = HookPoint()  # (B, nh, T, hs) each head's output, before c_proj mixes the heads
@@ -133,6 +139,8 @@ class CausalSelfAttention(nn.Module):
         if self.config.rotary:  # positions past..past+T-1; keys are rotated before they are cached or lent
             cos, sin = self.rotary_cos[args.past:args.past + T], self.rotary_sin[args.past:args.past + T]
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        # what the scores and the output read: queries (B, nh, T, hs), keys and values (B, n_kv_head, T, hs)
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         mask = None
         if self.config.compress_past:  # its own keys [pairs | recent], mask and cache
             k, v, mask = self.compress_past(k, v, args.past, args.cache)
@@ -175,6 +183,7 @@ class CausalSelfAttention(nn.Module):
         hidden = hidden.view(1, T, S) if hidden.size(0) == 1 else hidden.expand(B, nh, T, S).reshape(B * nh, T, S)
         scores = torch.baddbmm(hidden, q.reshape(B * nh, T, hs), k.reshape(B * nh, S, hs).transpose(1, 2),
                                alpha=1.0 / math.sqrt(hs)).view(B, nh, T, S)
+        scores = self.hook_attn_scores(scores)
         soft = F.softmax(scores, dim=-1)
         att = self.hook_pattern(soft)  # (B, nh, T, S), each row sums to 1
         if self.config.zero_value_attn:
@@ -311,6 +320,7 @@ class MLP(nn.Module):
         self.c_proj = linear(config, hidden, width)
         self.c_proj.RESIDUAL_PROJ = True
         self.dropout = nn.Dropout(config.dropout)
+        self.hook_post = HookPoint()
 
     def forward(self, x):
         h = self.c_fc(x)  # (B, T, hidden)
@@ -321,6 +331,7 @@ class MLP(nn.Module):
         else:  # swiglu
             gate, value = h.chunk(2, dim=-1)
             h = F.silu(gate) * value
+        h = self.hook_post(h)  # (B, T, hidden) the neurons, after the nonlinearity
         return self.dropout(self.c_proj(h))
 
 
@@ -585,6 +596,7 @@ class GPT(nn.Module):
             layers = config.primed_layers()
             layers = layers[:1] if config.priming_shared else layers
             self.bias_layers = nn.ModuleList([BiasLayer(config, widths[i]) for i in layers])
+        self.hook_embed, self.hook_pos_embed = HookPoint(), HookPoint()  # (B, T, C) tokens, (T, C) positions
 
         self.apply(self._init_weights)
         for m in self.modules():
@@ -669,8 +681,8 @@ class GPT(nn.Module):
         what layer 0's keys and values read instead of the stream (residual_root; None for GPT-2)."""
         B, T = idx.size()
         pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)  # (T,)
-        pos_emb = 0.0 if self.config.rotary else self.transformer.wpe(pos)  # (T, C); rotary: they enter the scores
-        x = self.transformer.wte(idx) + pos_emb  # (B, T, C)
+        pos_emb = 0.0 if self.config.rotary else self.hook_pos_embed(self.transformer.wpe(pos))  # (T, C); rotary: none
+        x = self.hook_embed(self.transformer.wte(idx)) + pos_emb  # (B, T, C)
         if self.config.residual_root == "token":
             return self.transformer.drop(x), None
         root = self.root if self.config.residual_root == "learned" else 0.0  # see __init__
@@ -800,35 +812,31 @@ class GPT(nn.Module):
     @contextmanager
     def hooks(self, fns):
         """Attach {hook name: fn(activation)} for the duration of a `with` block. A fn that returns a
-        tensor replaces the activation (activation patching); one that returns None only reads it."""
+        tensor replaces the activation (activation patching); one that returns None only reads it.
+        Scores and patterns exist only on the manual path (MANUAL_ONLY): hooking one runs the block there."""
         points, handles = dict(self.named_modules()), []
+        saved_impl = self.config.attn_impl
         try:
             for name, fn in fns.items():
                 if not isinstance(points.get(name), HookPoint):
                     raise KeyError(f"no hook point named {name!r}; model.hook_names() lists them")
                 handles.append(points[name].register_forward_hook(lambda mod, inp, out, fn=fn: fn(out)))
+            if any(n.endswith(MANUAL_ONLY) for n in fns):
+                self.config.attn_impl = "manual"
             yield self
         finally:
+            self.config.attn_impl = saved_impl
             for h in handles:
                 h.remove()
 
     @torch.no_grad()
     def run_with_cache(self, idx, names=None, **kwargs):
         """Forward pass returning (logits, {hook name: activation}) for `names` (default: all).
-
-        Attention patterns exist only on the manual path, so asking for one runs this pass there.
-        Extra keyword arguments (prefix_len) go to forward.
-        """
+        Extra keyword arguments (prefix_len) go to forward."""
         names = list(names or self.hook_names())
         cache = {}
-        saved_impl = self.config.attn_impl
-        if any(n.endswith(("hook_pattern", "hook_sink")) for n in names):
-            self.config.attn_impl = "manual"
-        try:
-            with self.hooks({n: (lambda act, n=n: cache.__setitem__(n, act.detach())) for n in names}):
-                logits, _ = self(idx, **kwargs)
-        finally:
-            self.config.attn_impl = saved_impl
+        with self.hooks({n: (lambda act, n=n: cache.__setitem__(n, act.detach())) for n in names}):
+            logits, _ = self(idx, **kwargs)
         return logits, cache
 
     # --- priming bias layers (BiasLayer) ---

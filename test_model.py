@@ -199,3 +199,53 @@ def test_attention_pattern_is_causal_and_sums_to_one():
     p = cache["transformer.h.0.attn.hook_pattern"][0, 0]
     torch.testing.assert_close(p.sum(-1), torch.ones(8))
     assert torch.equal(p.triu(1), torch.zeros(8, 8)) and m.config.attn_impl == "sdpa"
+
+
+def test_finer_hook_points_read_q_k_v_scores_neurons_and_embeddings():
+    m = tiny(attn_impl="manual", n_head=4, n_kv_head=2)  # keys and values: 2 heads, each serving 2 queries
+    idx = torch.randint(0, 50, (2, 12))
+    names = [f"transformer.h.0.attn.hook_{p}" for p in ("q", "k", "v", "attn_scores", "pattern")] + [
+        "transformer.h.0.mlp.hook_post", "transformer.h.0.hook_mlp_out", "hook_embed", "hook_pos_embed",
+        "transformer.h.0.hook_resid_pre"]
+    _, cache = m.run_with_cache(idx, names)
+    q, k, v, scores, pattern, post, mlp_out, embed, pos, resid = (cache[n] for n in names)
+    assert q.shape == (2, 4, 12, 8) and k.shape == v.shape == (2, 2, 12, 8)
+    own = (q @ k.repeat_interleave(2, dim=1).transpose(-2, -1)) / math.sqrt(8)
+    causal = torch.ones(12, 12).tril().bool()
+    torch.testing.assert_close(scores.masked_fill(~causal, 0), own.masked_fill(~causal, 0))
+    assert torch.isinf(scores[..., ~causal]).all()
+    torch.testing.assert_close(scores.softmax(-1), pattern)
+    assert post.shape == (2, 12, 128) and (post > -0.2).all()  # GELU's outputs, 4x wide
+    torch.testing.assert_close(m.transformer.h[0].mlp.c_proj(post), mlp_out)
+    assert embed.shape == (2, 12, 32) and pos.shape == (12, 32)
+    torch.testing.assert_close(embed + pos, resid)
+
+
+@pytest.mark.parametrize("point", ["attn.hook_pattern", "attn.hook_attn_scores"])
+def test_a_hook_on_a_manual_only_point_of_a_fast_path_model_fires_and_patches(point):
+    m = tiny()  # sdpa: the fused kernel has no scores or pattern, so hooks() runs the pass on the manual path
+    idx = torch.randint(0, 50, (1, 10))
+    plain, _ = m(idx)
+    seen = []
+    with m.hooks({f"transformer.h.0.{point}": seen.append}):
+        read, _ = m(idx)
+    assert len(seen) == 1 and seen[0].shape == (1, 2, 10, 10) and m.config.attn_impl == "sdpa"
+    torch.testing.assert_close(read, plain, rtol=0, atol=1e-5)
+    first = torch.zeros(10, 10)
+    first[:, 0] = 1.0  # every query reads key 0 only
+    only_first = (lambda p: first.expand_as(p)) if point.endswith("pattern") else \
+        (lambda s: torch.where(first.bool(), 0.0, float("-inf")).expand_as(s))
+    z = "transformer.h.0.attn.hook_z"
+    with m.hooks({f"transformer.h.0.{point}": only_first}):
+        _, cache = m.run_with_cache(idx, [z])
+    assert torch.equal(cache[z][0, :, 1:], cache[z][0, :, :1].expand(2, 9, 16))  # each position read the first value
+    assert not torch.allclose(m.run_with_cache(idx, [z])[1][z][0, :, 1:], cache[z][0, :, 1:])
+
+
+def test_patching_values_reaches_the_head_outputs():
+    m = tiny()
+    _, cache = m.run_with_cache(torch.randint(0, 50, (1, 8)), ["transformer.h.0.attn.hook_z"])
+    assert cache["transformer.h.0.attn.hook_z"].abs().max() > 0
+    with m.hooks({"transformer.h.0.attn.hook_v": torch.zeros_like}):
+        _, cache = m.run_with_cache(torch.randint(0, 50, (1, 8)), ["transformer.h.0.attn.hook_z"])
+    assert torch.equal(cache["transformer.h.0.attn.hook_z"], torch.zeros(1, 2, 8, 16))
