@@ -11,8 +11,8 @@ current token and predict what followed it: an induction head. Set doc_len to th
 block_size + 1, so that each training window is one document from its start and position t in the
 context is position t in the document.
 
-    python prepare/induction.py                                       # data/induction: 64 tokens, 129-token documents
-    python prepare/induction.py --vocab_size=128 --doc_len=65 --out data/induction_64
+    python prepare/induction.py                                       # data/induction: 128 tokens, 65-token documents
+    python prepare/induction.py --vocab_size=64 --doc_len=129 --out data/induction_64_129
 """
 
 import argparse
@@ -49,12 +49,12 @@ def documents(n_docs, rng, tok, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vocab_size", type=int, default=64, help="distinct tokens")
-    parser.add_argument("--doc_len", type=int, default=129, help="tokens per document (the model's block_size + 1)")
-    parser.add_argument("--repeat_prob", type=float, default=0.05, help="chance that a repeat starts at a position")
-    parser.add_argument("--min_len", type=int, default=4, help="shortest repeated segment")
-    parser.add_argument("--max_len", type=int, default=24, help="longest repeated segment")
-    parser.add_argument("--train_docs", type=int, default=20_000, help="documents in train")
+    parser.add_argument("--vocab_size", type=int, default=128, help="distinct tokens")
+    parser.add_argument("--doc_len", type=int, default=65, help="tokens per document (the model's block_size + 1)")
+    parser.add_argument("--repeat_prob", type=float, default=0.08, help="chance that a repeat starts at a position")
+    parser.add_argument("--min_len", type=int, default=3, help="shortest repeated segment")
+    parser.add_argument("--max_len", type=int, default=16, help="longest repeated segment")
+    parser.add_argument("--train_docs", type=int, default=40_000, help="documents in train")
     parser.add_argument("--val_docs", type=int, default=1_000, help="documents in val")
     parser.add_argument("--seed", type=int, default=0, help="seeds the generator (val draws from seed + 1)")
     parser.add_argument("--out", default=None, help="output directory (default data/induction)")

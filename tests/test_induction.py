@@ -15,6 +15,7 @@ from helpers.config import UserError
 from model import GPT, GPTConfig
 from prepare import induction as prepare_induction
 from tools import heads
+from tools import induction as tools_induction
 
 N = 6  # tokens in A
 TOKENS = torch.cat([torch.arange(N), torch.arange(N)])  # [A][A], A without repeats of its own
@@ -105,3 +106,28 @@ def test_the_synthetic_corpus_repeats_segments_at_varying_distances(tmp_path):
                 distances.add(i - seen[key])
             seen.setdefault(key, i)
     assert len(distances) > 20  # many distances, not one fixed offset
+
+
+def test_the_reproduction_writes_per_seed_results_figures_and_each_runs_heads(tmp_path, monkeypatch):
+    def train_here(out_dir, args):  # train.py in this process: what the subprocess would run, without its start-up
+        train.main([*args, f"--out_dir={out_dir}", "--overwrite=True"])
+        return 1.0
+
+    monkeypatch.setattr(tools_induction, "train_or_reuse", train_here)
+    data, root = tmp_path / "data", tmp_path / "runs"
+    config = tmp_path / "c.py"
+    config.write_text(
+        f"name = 'tiny'\nprepare = 'prepare/induction.py --vocab_size=20 --doc_len=33 --train_docs=50 "
+        f"--val_docs=5 --out={data}'\nseeds = (0, 1)\nout_root = '{root}'\n"
+        f"common = dict(data_dir='{data}', device='cpu', block_size=32, batch_size=4, n_head=2, n_embd=16, "
+        f"max_iters=4, eval_interval=2, eval_iters=1, head_scores=True, always_save_checkpoint=True)\n"
+        "runs = {'attn_only_1l': dict(n_layer=1, attn_only=True), 'full_2l': dict(n_layer=2)}\n")
+    tools_induction.main([str(config)])
+    out = root / "tiny"
+    results = json.load(open(out / "results.json"))
+    assert results["command"] == f"python tools/induction.py {config}"
+    per_seed = results["runs"]["full_2l"]["per_seed"]
+    assert [p["seed"] for p in per_seed] == [0, 1] and all(0 <= p["max_induction"] <= 1 for p in per_seed)
+    assert results["runs"]["attn_only_1l"]["mean"]["repeat_loss"] > 0
+    for f in ("training.png", "results.md", "heads_attn_only_1l.png", "heads_full_2l.png"):
+        assert (out / f).exists()

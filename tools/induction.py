@@ -7,6 +7,7 @@ repeated random tokens and draw all of it over tokens seen.
     python tools/induction.py config/induction_synthetic.py         # random tokens with repeats: only induction helps
     python tools/induction.py config/induction_shakespeare_char.py  # natural text
     python tools/induction.py config/induction_synthetic.py --seeds="(0,)"   # one seed
+    python tools/induction.py config/induction_shakespeare_char.py --extra="{'max_iters': 40000, 'device': 'cuda'}"
 
 The config names the experiment, the command that prepares its dataset (run when data/<dataset> is
 missing), the seeds, the train.py keys every run shares and each run's own. Each run is a train.py
@@ -43,6 +44,7 @@ class InductionConfig:
     seeds: tuple[int, ...] = (0, 1, 2)  # every run is trained once per seed
     common: dict = field(default_factory=dict)  # train.py keys shared by every run
     runs: dict = field(default_factory=dict)  # {run name: {train.py keys}}
+    extra: dict = field(default_factory=dict)  # train.py keys over common's, e.g. --extra="{'max_iters': 40000}"
     half: int = 0  # tokens in A when scoring the final heads on [A][A]; 0: block_size // 2
     out_root: str = "out-induction"  # where experiments go
 
@@ -52,11 +54,11 @@ def run_dir(c, run, seed):
 
 
 def prepare_data(c):
-    """Run the config's prepare command when its dataset is not there yet."""
-    dataset = c.common.get("dataset", "")
-    if os.path.exists(os.path.join(ROOT, "data", dataset, "meta.json")) or not c.prepare:
+    """Run the config's prepare command when its dataset (data_dir, or data/<dataset>) is not there yet."""
+    path = c.common.get("data_dir") or os.path.join(ROOT, "data", c.common.get("dataset", ""))
+    if os.path.exists(os.path.join(path, "meta.json")) or not c.prepare:
         return
-    print(f"preparing data/{dataset}: python {c.prepare}", flush=True)
+    print(f"preparing {path}: python {c.prepare}", flush=True)
     r = subprocess.run([sys.executable, *shlex.split(c.prepare)], cwd=ROOT)
     if r.returncode:
         raise UserError(f"`python {c.prepare}` failed (exit {r.returncode}); see its output above")
@@ -90,7 +92,7 @@ def formation(rows):
 
 def one_seed(c, run, seed):
     """Train (or reuse) one run, score its final heads; its numbers for results.json."""
-    keys = {**c.common, **c.runs[run], "seed": seed}
+    keys = {**c.common, **c.extra, **c.runs[run], "seed": seed}
     out = run_dir(c, run, seed)
     seconds = train_or_reuse(out, [f"--{k}={v}" for k, v in keys.items()])
     rows = read_metrics(out)
@@ -150,14 +152,15 @@ def results_md(c, results, command):
         m, sd = s.get(k), s.get(k + "_std")
         return "-" if m is None else (f"{m:{fmt}} ± {sd:{fmt}}" if sd is not None else f"{m:{fmt}}")
 
+    def millions(ts):
+        return ", ".join("-" if t is None else f"{t / 1e6:.2f}M" for t in ts)
+
     for run, r in results["runs"].items():
-        s = r["mean"]
-        rise = [p["induction_rise_tokens"] for p in r["per_seed"]]
+        s, seeds = r["mean"], r["per_seed"]
         lines.append(f"| {run} | {pm(s, 'max_induction', '.3f')} | {pm(s, 'repeat_ratio', '.3f')} | "
                      f"{pm(s, 'icl_score', '.3f')} | {pm(s, 'val_loss', '.3f')} | "
-                     f"{', '.join('-' if t is None else f'{t / 1e6:.2f}M' for t in rise)} | "
-                     f"{', '.join(f'{p['icl_drop_tokens'] / 1e6:.2f}M' for p in r['per_seed'])} | "
-                     f"{s['seconds'] / 60:.1f} |")
+                     f"{millions(p['induction_rise_tokens'] for p in seeds)} | "
+                     f"{millions(p['icl_drop_tokens'] for p in seeds)} | {s['seconds'] / 60:.1f} |")
     return "\n".join(lines) + "\n"
 
 

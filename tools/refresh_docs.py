@@ -21,6 +21,9 @@ ANALYSIS = ("tokens/tokens.png", "distribution/distribution.png", "logprobs/logp
             "logprobs/logprobs_bounds.png", "shape/shape.png", "embeddings/embeddings.png",
             "attention/attention.png", "lens/lens.png", "lens/lens_loss.png", "patch/patch.png")
 
+INDUCTION = ("results.md", "results.json", "training.png", "heads_attn_only_1l.png", "heads_attn_only_2l.png",
+             "heads_full_2l.png")
+
 
 @dataclass
 class Experiment:
@@ -50,6 +53,9 @@ EXPERIMENTS = {
     "compare_compress_past": Experiment("out-compare/compress_past", ("results.md", "results.json", "val_loss.png",
                                                                       "position_loss.png"),
                                         "python tools/compare.py config/compare_compress_past.py"),
+    "induction_synthetic": Experiment("out-induction/synthetic", INDUCTION, "python tools/induction.py config/induction_synthetic.py"),
+    "induction_shakespeare_char": Experiment("out-induction/shakespeare_char", INDUCTION,
+                                             "python tools/induction.py config/induction_shakespeare_char.py"),
     "priming_facts": Experiment("out-priming/facts", ("results.md", "results.json", "details.json", "conditions.png",
                                                       "runs.png"), "python tools/prime.py config/priming_facts.py"),
     "priming_one_fact": Experiment("out-priming/one_fact", ("results.md", "results.json", "details.json",
