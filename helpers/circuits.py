@@ -84,6 +84,7 @@ def layer_hooks(model, fns):
     return model.hooks({name: dispatch(per_use) for name, per_use in by_name.items()})
 
 
+@torch.no_grad()
 def run_with_layer_cache(model, idx, keys):
     """(logits, {(layer, point): activation}) for keys as in layer_hooks."""
     cache = {}

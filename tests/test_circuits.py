@@ -7,7 +7,6 @@ import os
 import pytest
 import torch
 
-import train
 from helpers.circuits import (Task, induction_task, layer_hooks, logit_attribution, patch_heads, patch_sweep,
                               run_with_layer_cache)
 from helpers.config import UserError
