@@ -186,13 +186,33 @@ def test_attention_shows_the_zero_slot_mass_of_zero_value_attn_models(facts_dir,
     assert (tmp_path / "p" / "attention_sink.png").read_bytes()[:8] == PNG
 
 
-def test_per_layer_tools_refuse_models_without_one_block_per_layer(facts_dir, tmp_path):
+@pytest.fixture(scope="module")
+def shared_run(facts_dir, tmp_path_factory):
+    """Three layers running two blocks (0, 0, 1): hook points that fire more than once per pass."""
     from conftest import train_args
 
-    run = str(tmp_path / "shared")
-    train.main(train_args(facts_dir, run, "--n_shared_blocks=1", "--max_iters=2", "--eval_interval=2"))
-    with pytest.raises(UserError, match="n_shared_blocks"):
-        analyze.main(["lens", f"--out_dir={run}", f"--plot_dir={tmp_path}/p", "--text=Mibe lives"])
+    run = str(tmp_path_factory.mktemp("shared") / "out")
+    train.main(train_args(facts_dir, run, "--n_layer=3", "--n_shared_blocks=2", "--share_pattern=repeat",
+                          "--max_iters=2", "--eval_interval=2"))
+    return run
+
+
+@pytest.mark.parametrize("tool", ["attention", "lens", "patch"])  # the others run the model only end to end
+def test_every_tool_reading_hooks_runs_on_a_shared_block_model_or_refuses_in_one_line(tool, shared_run, tmp_path):
+    try:
+        analyze.main([tool, f"--out_dir={shared_run}", f"--plot_dir={tmp_path}", *TOOL_ARGS[tool]])
+    except UserError as e:
+        assert tool == "patch" and "n_shared_blocks" in str(e) and "\n" not in str(e)
+    else:
+        assert sorted(os.listdir(tmp_path)) == sorted(FILES[tool])
+
+
+def test_the_logit_lens_of_a_shared_block_model_reads_each_layer_once(shared_run):
+    model, tok = analyze.load(analyze.Common(out_dir=shared_run), analyze.Checkpoint())
+    idx = ids(tok, "Mibe lives in Tulvek.")
+    lens = analyze.logit_lens(model, idx)
+    assert lens.shape[0] == 4 and torch.equal(lens[-1], model(idx)[0][0])
+    assert not torch.allclose(lens[1], lens[2])  # layers 0 and 1 run the same block, on different streams
 
 
 def test_bootstrap_range_is_the_middle_95_percent_of_the_values():

@@ -33,6 +33,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from helpers.checkpoint import GPT2_META, atomic_write, model_from_checkpoint, read_metrics, read_model  # noqa: E402
+from helpers.circuits import run_with_layer_cache  # noqa: E402
 from helpers.config import UserError, configure, main_guard  # noqa: E402
 from helpers.data import ROOT, encode, read_text  # noqa: E402
 from helpers.plotting import plot_comparison, plt, position_curve, run_title, save  # noqa: E402
@@ -120,24 +121,22 @@ def load(cfg, ckpt_cfg):
     return model, get_tokenizer(ckpt["meta"])
 
 
-def per_layer_hooks(model, tool_name):
-    """Tools that read the residual stream layer by layer need one block per layer and one width."""
+def per_layer_hooks(model, tool_name, shared_ok=False):
+    """Tools that read the residual stream layer by layer need one width (and, unless shared_ok, one block
+    per layer: patching replaces a block's activation in every layer that runs it)."""
     c = model.config
-    if c.n_shared_blocks or len(set(c.widths())) > 1:
-        raise UserError(f"{tool_name} reads each layer's residual stream, which models with n_shared_blocks (hooks "
-                        f"belong to the shared blocks) or varying layer_widths do not have one of per layer")
+    if (c.n_shared_blocks and not shared_ok) or len(set(c.widths())) > 1:
+        raise UserError(f"{tool_name} reads each layer's residual stream, which models with "
+                        f"{'varying layer_widths' if shared_ok else 'n_shared_blocks or varying layer_widths'} "
+                        f"do not have one of per layer")
 
 
 def layer_activations(model, idx, points):
     """{"layer i point": activation} for each layer i and hook point of a block ("attn.hook_pattern").
     With n_shared_blocks a block runs in several layers and its hook fires once in each, in order."""
-    c, calls = model.config, {}
-    blocks = [c.block_of_layer(i) for i in range(c.n_layer)]
-    fns = {f"transformer.h.{b}.{p}": (lambda act, key=(b, p): calls.setdefault(key, []).append(act.detach()))
-           for b in set(blocks) for p in points}
-    with model.hooks(fns):
-        model(idx)
-    return {f"layer {i} {p}": calls[b, p][blocks[:i].count(b)] for i, b in enumerate(blocks) for p in points}
+    keys = [(i, p) for i in range(model.config.n_layer) for p in points]
+    _, cache = run_with_layer_cache(model, idx, keys)
+    return {f"layer {i} {p}": cache[i, p] for i, p in keys}
 
 
 def to_batch(model, ids, what, extra=0):
@@ -538,10 +537,10 @@ def logit_lens(model, idx):
     Returns logits (n_layer + 1, T, vocab) for idx (1, T): row 0 after the embeddings, row i after
     block i. The last row is the model's own output.
     """
-    per_layer_hooks(model, "the logit lens")
-    names = ["transformer.h.0.hook_resid_pre"] + [f"transformer.h.{i}.hook_resid_post" for i in range(model.config.n_layer)]
-    _, cache = model.run_with_cache(idx, names)
-    return torch.cat([model.head(model.transformer.ln_f(cache[n])) for n in names])
+    per_layer_hooks(model, "the logit lens", shared_ok=True)
+    keys = [(0, "hook_resid_pre")] + [(i, "hook_resid_post") for i in range(model.config.n_layer)]
+    _, cache = run_with_layer_cache(model, idx, keys)
+    return torch.cat([model.head(model.transformer.ln_f(cache[k])) for k in keys])
 
 
 def saturation_layers(top1):
