@@ -118,16 +118,16 @@ def test_the_reproduction_writes_per_seed_results_figures_and_each_runs_heads(tm
     config = tmp_path / "c.py"
     config.write_text(
         f"name = 'tiny'\nprepare = 'prepare/induction.py --vocab_size=20 --doc_len=33 --train_docs=50 "
-        f"--val_docs=5 --out={data}'\nseeds = (0, 1)\nout_root = '{root}'\n"
+        f"--val_docs=5 --out={data}'\nseeds = (3,)\nout_root = '{root}'\n"
         f"common = dict(data_dir='{data}', device='cpu', block_size=32, batch_size=4, n_head=2, n_embd=16, "
-        f"max_iters=4, eval_interval=2, eval_iters=1, head_scores=True, always_save_checkpoint=True)\n"
+        f"max_iters=2, eval_interval=1, eval_iters=1, head_scores=True, always_save_checkpoint=True)\n"
         "runs = {'attn_only_1l': dict(n_layer=1, attn_only=True), 'full_2l': dict(n_layer=2)}\n")
     tools_induction.main([str(config)])
     out = root / "tiny"
     results = json.load(open(out / "results.json"))
     assert results["command"] == f"python tools/induction.py {config}"
     per_seed = results["runs"]["full_2l"]["per_seed"]
-    assert [p["seed"] for p in per_seed] == [0, 1] and all(0 <= p["max_induction"] <= 1 for p in per_seed)
+    assert [p["seed"] for p in per_seed] == [3] and 0 <= per_seed[0]["max_induction"] <= 1
     assert results["runs"]["attn_only_1l"]["mean"]["repeat_loss"] > 0
     for f in ("training.png", "results.md", "heads_attn_only_1l.png", "heads_full_2l.png"):
         assert (out / f).exists()

@@ -53,7 +53,10 @@ EXPERIMENTS = {
     "compare_compress_past": Experiment("out-compare/compress_past", ("results.md", "results.json", "val_loss.png",
                                                                       "position_loss.png"),
                                         "python tools/compare.py config/compare_compress_past.py"),
-    "induction_synthetic": Experiment("out-induction/synthetic", INDUCTION, "python tools/induction.py config/induction_synthetic.py"),
+    "induction_synthetic": Experiment(
+        "out-induction/synthetic", INDUCTION + ("attention/attention.png", "patch/patch.png"),
+        "python tools/induction.py config/induction_synthetic.py, then the attention and patch commands of "
+        "docs/induction.md"),
     "induction_shakespeare_char": Experiment("out-induction/shakespeare_char", INDUCTION,
                                              "python tools/induction.py config/induction_shakespeare_char.py"),
     "priming_facts": Experiment("out-priming/facts", ("results.md", "results.json", "details.json", "conditions.png",
