@@ -13,8 +13,8 @@ The config names the experiment, the command that prepares its dataset (run when
 missing), the seeds, the train.py keys every run shares and each run's own. Each run is a train.py
 process writing <out_root>/<name>/<run>_s<seed>/ (finished runs are reused), with its final heads
 scored into heads.json and heads.png there. The results go to <out_root>/<name>/: results.json (per
-seed and mean ± std, and the command), results.md, training.png (ICL score, strongest induction head
-and training loss over tokens seen) and heads_<run>.png (each run's final head scores, first seed).
+seed and mean ± std, and the command), results.md, training.png (ICL score, strongest induction head,
+loss on the repeat of [A][A] over its first copy, and training loss over tokens seen) and heads_<run>.png (each run's final head scores, first seed).
 """
 
 import json
@@ -77,17 +77,25 @@ def max_induction(row):
     return float(np.max(h["induction"])) if h else None
 
 
+def repeat_ratio(row):
+    """Loss on the repeat of [A][A] over the loss on A in a metrics row (None without head_scores)."""
+    h = row.get("head_scores")
+    return h["repeat_loss"] / h["first_half_loss"] if h else None
+
+
 def formation(rows):
-    """When induction forms: the tokens seen at the first eval where the strongest induction score reaches
-    half of its final value (None if it stays under 0.1), and at the ICL score's steepest drop between
-    two evals."""
+    """When in-context copying forms, in tokens seen: the first eval where the strongest induction score
+    reaches half of its final value (None if it stays under 0.1), where the loss on the repeat of [A][A]
+    falls below half that on A (None if never), and the ICL score's steepest drop between two evals."""
     ind = [(r["tokens"], max_induction(r)) for r in rows if max_induction(r) is not None]
     final = ind[-1][1] if ind else 0.0
     rise = next((t for t, v in ind if v >= final / 2), None) if final >= 0.1 else None
+    halved = next((r["tokens"] for r in rows if (repeat_ratio(r) or 1.0) < 0.5), None)
     icl = [(r["tokens"], r["icl_score"]) for r in rows if r.get("icl_score") is not None]
     drops = [(b[1] - a[1], b[0]) for a, b in zip(icl, icl[1:])]
     steepest = min(drops) if drops else (None, None)
-    return {"induction_rise_tokens": rise, "icl_drop_tokens": steepest[1], "icl_drop": steepest[0]}
+    return {"induction_rise_tokens": rise, "repeat_halved_tokens": halved, "icl_drop_tokens": steepest[1],
+            "icl_drop": steepest[0]}
 
 
 def one_seed(c, run, seed):
@@ -120,8 +128,9 @@ def summarize(per_seed):
 
 
 def plot_training(c, curves, path):
-    """ICL score, strongest induction head and training loss over tokens seen: a colour per run, a line per seed."""
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    """ICL score, strongest induction head, repeat / first-half loss on [A][A] and training loss over tokens
+    seen: a colour per run, a line per seed."""
+    fig, axes = plt.subplots(1, 4, figsize=(21, 4.6))
     styles = dict(zip(c.runs, distinct_styles(len(c.runs))))
     for run, seeds in curves.items():
         color, _ = styles[run]
@@ -130,11 +139,14 @@ def plot_training(c, curves, path):
             label = run if k == 0 else None
             axes[0].plot(tok, [r["icl_score"] for r in rows], color=color, lw=1.2, label=label)
             axes[1].plot(tok, [max_induction(r) for r in rows], color=color, lw=1.2, label=label)
-            axes[2].plot(tok, [r["train_loss"] for r in rows], color=color, lw=1.2, label=label)
+            axes[2].plot(tok, [repeat_ratio(r) for r in rows], color=color, lw=1.2, label=label)
+            axes[3].plot(tok, [r["train_loss"] for r in rows], color=color, lw=1.2, label=label)
     axes[0].axhline(0, color="black", lw=0.8)
     axes[0].set(ylabel="ICL score (nats): loss at 0.9 T - loss at 0.1 T", title="in-context learning")
     axes[1].set(ylabel="induction score of the strongest head", ylim=(0, 1), title="strongest induction head")
-    axes[2].set(ylabel="train loss (nats)", title="training loss")
+    axes[2].axhline(0.5, color="black", lw=0.8, ls=":")
+    axes[2].set(ylabel="loss on the repeat / loss on A", title="[A][A]: the repeat against its first copy")
+    axes[3].set(ylabel="train loss (nats)", title="training loss")
     for ax in axes:
         ax.set_xlabel("tokens seen")
         ax.legend(fontsize=8)
@@ -145,8 +157,9 @@ def plot_training(c, curves, path):
 def results_md(c, results, command):
     lines = [f"# {c.name}", "", f"`{command}`", "",
              "| run | max induction score | repeat / first-half loss | final ICL score | val loss | "
-             "induction rises at (tokens) | steepest ICL drop at (tokens) | minutes per run |",
-             "|---|---|---|---|---|---|---|---|"]
+             "induction rises at (tokens) | repeat loss halved at (tokens) | steepest ICL drop at (tokens) | "
+             "minutes per run |",
+             "|---|---|---|---|---|---|---|---|---|"]
 
     def pm(s, k, fmt):
         m, sd = s.get(k), s.get(k + "_std")
@@ -160,6 +173,7 @@ def results_md(c, results, command):
         lines.append(f"| {run} | {pm(s, 'max_induction', '.3f')} | {pm(s, 'repeat_ratio', '.3f')} | "
                      f"{pm(s, 'icl_score', '.3f')} | {pm(s, 'val_loss', '.3f')} | "
                      f"{millions(p['induction_rise_tokens'] for p in seeds)} | "
+                     f"{millions(p['repeat_halved_tokens'] for p in seeds)} | "
                      f"{millions(p['icl_drop_tokens'] for p in seeds)} | {s['seconds'] / 60:.1f} |")
     return "\n".join(lines) + "\n"
 
