@@ -57,7 +57,7 @@ EXPERIMENTS = {
         "out-induction/synthetic", INDUCTION + ("attention/attention.png", "patch/patch.png"),
         "python tools/induction.py config/induction_synthetic.py, then the attention and patch commands of "
         "docs/induction.md"),
-    "induction_shakespeare_char": Experiment("out-induction/shakespeare_char", INDUCTION,
+    "induction_shakespeare_char": Experiment("out-induction/shakespeare_char", INDUCTION[:-1],
                                              "python tools/induction.py config/induction_shakespeare_char.py"),
     "priming_facts": Experiment("out-priming/facts", ("results.md", "results.json", "details.json", "conditions.png",
                                                       "runs.png"), "python tools/prime.py config/priming_facts.py"),
