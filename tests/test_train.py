@@ -140,7 +140,7 @@ def test_checkpoint_holds_plain_state_dict_config_and_meta(tiny_run):
 
 def test_plot_only_redraws_from_metrics(tiny_run, tmp_path):
     train.main([f"--out_dir={tiny_run}", f"--plot_dir={tmp_path}", "--plot_only=True"])
-    assert sorted(os.listdir(tmp_path)) == ["loss.png", "mean_p.png", "position_loss.png"]
+    assert sorted(os.listdir(tmp_path)) == ["icl.png", "loss.png", "mean_p.png", "position_loss.png"]
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])
