@@ -11,5 +11,5 @@ import os
 exec(open(os.path.join(os.path.dirname(__file__), "induction_synthetic.py")).read())
 name = "shakespeare_char"
 prepare = "prepare/shakespeare_char.py --input ../shared/data/tinyshakespeare.txt"
-common = dict(common, dataset="shakespeare_char", block_size=128, batch_size=32, n_embd=128, learning_rate=1e-3,
-              min_lr=1e-4, max_iters=1500, lr_decay_iters=1500)
+common = dict(common, dataset="shakespeare_char", block_size=128, batch_size=32, n_embd=128,  # noqa: F821 (exec'd above)
+              learning_rate=1e-3, min_lr=1e-4, max_iters=1500, lr_decay_iters=1500)
