@@ -112,8 +112,7 @@ def plot_run(out_dir, plot_dir):
 
 
 def plot_icl(rows, title):
-    """The ICL score over training and, when the run recorded them (head_scores), every head's induction
-    score and the loss on the repeated half of [A][A] against the first half."""
+    """The ICL score over training and, when the run recorded them (head_scores), every head's induction score."""
     heads = [r for r in rows if "head_scores" in r]
     fig, axes = plt.subplots(1, 2 if heads else 1, figsize=(13 if heads else 7.5, 4.5), squeeze=False)
     ax = axes[0][0]
