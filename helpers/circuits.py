@@ -87,8 +87,15 @@ def layer_hooks(model, fns):
 @torch.no_grad()
 def run_with_layer_cache(model, idx, keys):
     """(logits, {(layer, point): activation}) for keys as in layer_hooks."""
+    return run_with_layer_cache_under(model, idx, keys, {})
+
+
+@torch.no_grad()
+def run_with_layer_cache_under(model, idx, keys, patches):
+    """run_with_layer_cache while the layer_hooks `patches` replace other activations (keys apart from them)."""
     cache = {}
-    with layer_hooks(model, {key: (lambda act, key=key: cache.__setitem__(key, act.detach())) for key in keys}):
+    fns = {key: (lambda act, key=key: cache.__setitem__(key, act.detach())) for key in keys}
+    with layer_hooks(model, {**patches, **fns}):
         logits, _ = model(idx)
     return logits, cache
 
@@ -210,3 +217,43 @@ def patch_heads(model, task):
     def recovery(x):
         return None if x is None else ((x - corrupt) / (clean - corrupt)).cpu()
     return recovery(heads), recovery(mlps), clean, corrupt
+
+
+@torch.no_grad()
+def path_patch(model, task, inputs=("q", "k", "v")):
+    """Path patching (Wang et al. 2022, the IOI circuit): the share of the logit difference restored when a
+    sender head's clean output reaches a later receiver head only through the receiver's queries, keys or
+    values. Returns {input: (L, nh, L, nh)} indexed [sender layer, sender head, receiver layer, receiver
+    head], NaN where the receiver is not in a later layer.
+
+    For each sender: the corrupted prompt runs with the sender's hook_z taken from the clean run and every
+    other head's frozen at its corrupted value (MLPs recomputed), and every later head's q, k and v are
+    recorded; then, for each receiver and input, the corrupted prompt runs again with only that input of
+    that head replaced by the recorded one."""
+    c = model.config
+    if c.n_kv_head not in (0, c.n_head):
+        raise UserError("path patching replaces one head's keys and values; with n_kv_head < n_head a key/value "
+                        "head serves several query heads: use a model without it")
+    L, nh = c.n_layer, c.n_head
+    z = [(i, "attn.hook_z") for i in range(L)]
+    clean_logits, clean = run_with_layer_cache(model, task.clean, z)
+    corrupt_logits, corrupt = run_with_layer_cache(model, task.corrupt, z)
+    ld_clean, ld_corrupt = task.logit_diff(clean_logits).item(), task.logit_diff(corrupt_logits).item()
+    if abs(ld_clean - ld_corrupt) < 1e-6:
+        raise UserError("the clean and corrupted prompts give the same logit difference: nothing to restore")
+    out = {x: torch.full((L, nh, L, nh), float("nan")) for x in inputs}
+    for sl, sh in itertools.product(range(L - 1), range(nh)):
+        frozen = {key: act.clone() for key, act in corrupt.items()}
+        frozen[sl, "attn.hook_z"][:, sh] = clean[sl, "attn.hook_z"][:, sh]
+        receivers = [(rl, f"attn.hook_{x}") for rl in range(sl + 1, L) for x in inputs]
+        _, recorded = run_with_layer_cache_under(model, task.corrupt, receivers,
+                                                 {key: (lambda act, key=key: frozen[key]) for key in z})
+        for (rl, point), rh in itertools.product(receivers, range(nh)):
+            def put(act, new=recorded[rl, point], rh=rh):
+                act = act.clone()
+                act[:, rh] = new[:, rh]
+                return act
+            with layer_hooks(model, {(rl, point): put}):
+                logits, _ = model(task.corrupt)
+            out[point[-1]][sl, sh, rl, rh] = (task.logit_diff(logits).item() - ld_corrupt) / (ld_clean - ld_corrupt)
+    return out

@@ -4,6 +4,7 @@ Which heads carry a prediction: direct logit attribution and activation patching
 
     python tools/circuits.py attribution --out_dir=out-induction   # each head's, MLP's, embedding's share of the logit difference
     python tools/circuits.py patch --out_dir=out-induction         # clean into corrupted, one head and position at a time
+    python tools/circuits.py path --out_dir=out-induction          # path patching: sender head -> receiver's q, k or v
     python tools/circuits.py patch --task=text --clean="..." --corrupt="..." --answer=a --wrong=b
     python tools/circuits.py TOOL --help                           # every key of one tool
 
@@ -24,7 +25,7 @@ import matplotlib  # noqa: E402
 import torch  # noqa: E402
 
 from helpers.checkpoint import atomic_write  # noqa: E402
-from helpers.circuits import Task, induction_task, logit_attribution, patch_heads  # noqa: E402
+from helpers.circuits import Task, induction_task, logit_attribution, patch_heads, path_patch  # noqa: E402
 from helpers.config import UserError, configure, main_guard  # noqa: E402
 from helpers.data import ROOT, encode  # noqa: E402
 from helpers.plotting import plt, save  # noqa: E402
@@ -167,6 +168,34 @@ def patch_tool(cfg, plot_dir, model, tok):
             "scored_positions": scored, "heads": heads.tolist(), "mlps": None if mlps is None else mlps.tolist(),
             "config": asdict(cfg)}
     return [write_json(os.path.join(plot_dir, "patch.json"), data), save(fig, os.path.join(plot_dir, "patch.png"))]
+
+
+@tool
+def path_tool(cfg, plot_dir, model, tok):
+    """Path patching: the share of the logit difference restored when one head's clean output reaches one later
+    head only through that head's queries, keys or values (every other head frozen at its corrupted output).
+    K-composition, the induction circuit's, shows in the keys panel. path.json and path.png."""
+    task = build_task(cfg, model, tok)
+    L, nh = model.config.n_layer, model.config.n_head
+    if L < 2:
+        raise UserError("path patching needs at least 2 layers: a sender and a later receiver")
+    paths = path_patch(model, task)
+    senders = [f"L{i}H{h}" for i in range(L - 1) for h in range(nh)]
+    receivers = [f"L{i}H{h}" for i in range(1, L) for h in range(nh)]
+    fig, axes = plt.subplots(1, 3, figsize=(3 + 3 * (0.45 * len(receivers) + 1.2), 0.4 * len(senders) + 2.2),
+                             layout="constrained")
+    for ax, (x, grid) in zip(axes, paths.items()):
+        m = grid[:L - 1, :, 1:].reshape(len(senders), len(receivers))
+        im = ax.imshow(m.numpy(), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(receivers)), receivers, fontsize=7, rotation=90)
+        ax.set_yticks(range(len(senders)), senders, fontsize=7)
+        ax.set(xlabel="receiver head", ylabel="sender head", title=f"through the receiver's {x}")
+    fig.colorbar(im, ax=axes, label="share restored (1 = clean)", shrink=0.8)
+    fig.suptitle(textwrap.fill(f"path patching: {describe(cfg, task, tok)}", 110), fontsize=8)
+    data = {"task": describe(cfg, task, tok), "index": "[sender layer][sender head][receiver layer][receiver head]",
+            **{x: [[[[None if v != v else v for v in r] for r in g2] for g2 in g1] for g1 in grid.tolist()]
+               for x, grid in paths.items()}, "config": asdict(cfg)}
+    return [write_json(os.path.join(plot_dir, "path.json"), data), save(fig, os.path.join(plot_dir, "path.png"))]
 
 
 def main(argv=None):
