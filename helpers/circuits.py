@@ -1,13 +1,15 @@
 """
 Circuits: which heads and MLPs carry a prediction, read and rewritten through model.py's hook points
-(docs/analysis.md, "Circuits"). TransformerLens's two standard measurements, on this repo's models:
+(docs/analysis.md, "Circuits"). The standard measurements of TransformerLens users, on this repo's models:
 
     logit_attribution(model, task)  direct logit attribution: how much each head, MLP, embedding and bias
                                     writes along the answer-minus-wrong direction of the unembedding
     patch_heads(model, task)        activation patching: each head's output (hook_z) and each MLP's output,
                                     one position at a time, copied from the clean run into the corrupted one
+    path_patch(model, task)         path patching: a sender head's clean output reaching one later head only
+                                    through that head's queries, keys or values
 
-Both measure a Task: a clean prompt, a corrupted one of the same length, and at chosen positions a right
+All measure a Task: a clean prompt, a corrupted one of the same length, and at chosen positions a right
 and a wrong next token; the metric is their logit difference, averaged. induction_task builds the
 standard one for induction heads: random tokens repeated.
 """
