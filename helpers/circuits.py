@@ -187,38 +187,46 @@ def patched_metric(model, target, metric, key, source_act, masks, rows=512):
 
 @torch.no_grad()
 def patch_sweep(model, source, target, metric):
-    """Patch one head at one position, or one MLP at one position, from the source run into the target run.
-    Returns (metric of the source run, of the target run, heads (L, nh, T), MLPs (L, T) or None), each
-    entry the patched target run's metric."""
+    """Patch one head at one position, or at every position at once, and likewise each MLP's output, from the
+    source run into the target run. Returns (metric of the source run, of the target run, {"heads": (L, nh, T),
+    "heads_all": (L, nh), "mlps": (L, T), "mlps_all": (L,)}), each entry the patched target run's metric
+    (no MLP entries for attn_only models)."""
     c, T = model.config, target.size(1)
+    nh, dev = c.n_head, target.device
     keys = [(i, "attn.hook_z") for i in range(c.n_layer)] + ([] if c.attn_only else
                                                                [(i, "hook_mlp_out") for i in range(c.n_layer)])
     source_logits, cache = run_with_layer_cache(model, source, keys)
     target_logits, _ = model(target)
-    dev = target.device
-    # one mask per (head, position): (nh * T, 1, nh, T, 1) against hook_z (B, nh, T, hs)
-    heads = torch.eye(c.n_head * T, dtype=torch.bool, device=dev).view(-1, 1, c.n_head, T, 1)
-    positions = torch.eye(T, dtype=torch.bool, device=dev).view(T, 1, T, 1)  # against hook_mlp_out (B, T, C)
-    head_scores = torch.stack([patched_metric(model, target, metric, (i, "attn.hook_z"), cache[i, "attn.hook_z"],
-                                              heads).view(c.n_head, T) for i in range(c.n_layer)])
-    mlp_scores = None if c.attn_only else torch.stack([
-        patched_metric(model, target, metric, (i, "hook_mlp_out"), cache[i, "hook_mlp_out"], positions)
-        for i in range(c.n_layer)])
-    return metric(source_logits).item(), metric(target_logits).item(), head_scores, mlp_scores
+    # against hook_z (B, nh, T, hs): one mask per (head, position), then one per head at every position
+    one = torch.eye(nh * T, dtype=torch.bool, device=dev).view(-1, 1, nh, T, 1)
+    every = torch.eye(nh, dtype=torch.bool, device=dev).view(nh, 1, nh, 1, 1).expand(nh, 1, nh, T, 1)
+    head_masks = torch.cat([one, every])
+    # against hook_mlp_out (B, T, C): one mask per position, then every position
+    mlp_masks = torch.cat([torch.eye(T, dtype=torch.bool, device=dev), torch.ones(1, T, dtype=torch.bool,
+                                                                                  device=dev)]).view(T + 1, 1, T, 1)
+    out = {}
+    for point, masks, name in [("attn.hook_z", head_masks, "heads"), ("hook_mlp_out", mlp_masks, "mlps")]:
+        if (0, point) not in cache:
+            continue
+        scores = torch.stack([patched_metric(model, target, metric, (i, point), cache[i, point], masks)
+                              for i in range(c.n_layer)])  # (L, masks)
+        split = scores.size(1) - (nh if name == "heads" else 1)
+        out[name] = scores[:, :split].reshape(c.n_layer, -1, T).squeeze(1)  # (L, nh, T) or (L, T)
+        out[name + "_all"] = scores[:, split:].squeeze(1)  # (L, nh) or (L,)
+    return metric(source_logits).item(), metric(target_logits).item(), out
 
 
 def patch_heads(model, task):
     """Activation patching by head and position, clean into corrupt: the share of the logit difference each
     patch restores, (patched - corrupt) / (clean - corrupt): 0 = still corrupted, 1 = clean.
-    Returns (heads (L, nh, T), MLPs (L, T) or None, clean logit difference, corrupted one)."""
-    clean, corrupt, heads, mlps = patch_sweep(model, task.clean, task.corrupt, task.logit_diff)
+    Returns ({"heads": (L, nh, T), "heads_all": (L, nh), "mlps": (L, T), "mlps_all": (L,)} as in patch_sweep,
+    clean logit difference, corrupted one). One position restores at most its share of the scored positions;
+    the _all entries patch every position at once."""
+    clean, corrupt, scores = patch_sweep(model, task.clean, task.corrupt, task.logit_diff)
     if abs(clean - corrupt) < 1e-6:
         raise UserError("the clean and corrupted prompts give the same logit difference: nothing to restore; "
                         "corrupt what the answer depends on")
-
-    def recovery(x):
-        return None if x is None else ((x - corrupt) / (clean - corrupt)).cpu()
-    return recovery(heads), recovery(mlps), clean, corrupt
+    return {k: ((v - corrupt) / (clean - corrupt)).cpu() for k, v in scores.items()}, clean, corrupt
 
 
 @torch.no_grad()

@@ -68,10 +68,11 @@ def test_the_induction_task_repeats_its_tokens_and_corrupts_only_the_first_copy(
 def test_patching_a_run_into_itself_changes_nothing(kw):
     model = random_model(**kw)
     task = induction_task(40, 6, batch=2)
-    clean, same, heads, mlps = patch_sweep(model, task.clean, task.clean, task.logit_diff)
-    assert clean == same
-    torch.testing.assert_close(heads, torch.full_like(heads, clean), rtol=0, atol=1e-5)
-    torch.testing.assert_close(mlps, torch.full_like(mlps, clean), rtol=0, atol=1e-5)
+    clean, same, scores = patch_sweep(model, task.clean, task.clean, task.logit_diff)
+    assert clean == same and set(scores) == {"heads", "heads_all", "mlps", "mlps_all"}
+    assert scores["heads"].shape == (model.config.n_layer, 2, 12) and scores["mlps_all"].shape == (model.config.n_layer,)
+    for v in scores.values():
+        torch.testing.assert_close(v, torch.full_like(v, clean), rtol=0, atol=1e-5)
 
 
 def test_patching_every_head_mlp_and_embedding_recovers_the_clean_logits():
@@ -89,11 +90,15 @@ def test_patching_every_head_mlp_and_embedding_recovers_the_clean_logits():
 def test_patch_heads_restores_nothing_where_the_patch_cannot_reach_the_scored_positions():
     model = random_model(attn_only=True)
     task = induction_task(40, 6, batch=2)
-    heads, mlps, clean, corrupt = patch_heads(model, task)
-    assert heads.shape == (2, 2, 12) and mlps is None and clean != corrupt
+    scores, clean, corrupt = patch_heads(model, task)
+    heads = scores["heads"]
+    assert heads.shape == (2, 2, 12) and scores["heads_all"].shape == (2, 2) and "mlps" not in scores
+    assert clean != corrupt
     last = heads[-1]  # the last layer's output at a position reaches that position's logits only
     assert (last[:, ~task.scored] == 0).all() and (last[:, task.scored].abs() > 1e-4).any()
     assert (heads[:, :, -1] == 0).all()  # the final position is not scored, and nothing reads it
+    # in the last layer each position acts alone: patching them all restores the sum of the single ones
+    torch.testing.assert_close(scores["heads_all"][-1], last.sum(-1), rtol=1e-4, atol=1e-5)
     with pytest.raises(UserError, match="nothing to restore"):
         patch_heads(model, Task(task.clean, task.clean, task.answer, task.wrong, task.scored))
 
@@ -133,7 +138,7 @@ def test_each_circuits_tool_writes_json_and_png(tool, args, tiny_run, tmp_path, 
     if tool == "attribution":
         assert sum(data["parts"].values()) == pytest.approx(data["logit_diff"], abs=1e-4)
     elif tool == "patch":
-        assert len(data["heads"]) == 2 and len(data["mlps"]) == 2
+        assert len(data["heads"]) == 2 and len(data["mlps"]) == 2 and len(data["heads_all"]) == 2
     else:
         assert data["k"][0][0][0] == [None, None] and isinstance(data["k"][0][0][1][0], float)
     assert f"wrote {tmp_path / (tool + '.png')}" in capsys.readouterr().out

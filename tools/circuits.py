@@ -134,21 +134,31 @@ def attribution_tool(cfg, plot_dir, model, tok):
 @tool
 def patch_tool(cfg, plot_dir, model, tok):
     """Activation patching by head and position: run the clean and the corrupted prompts, copy one head's output
-    (hook_z) at one position, or one MLP's output at one position, from the clean run into the corrupted one,
-    and measure the share of the logit difference it restores, (patched - corrupt) / (clean - corrupt).
-    patch.json and patch.png (rows: heads, then MLPs; columns: positions)."""
+    (hook_z), or one MLP's output, from the clean run into the corrupted one, at every position at once and at
+    one position at a time, and measure the share of the logit difference it restores,
+    (patched - corrupt) / (clean - corrupt). patch.json and patch.png (rows: heads, then MLPs)."""
     task = build_task(cfg, model, tok)
-    heads, mlps, clean, corrupt = patch_heads(model, task)
-    L, nh, T = heads.shape
+    scores, clean, corrupt = patch_heads(model, task)
+    L, nh, T = scores["heads"].shape
     what = describe(cfg, task, tok)
     print(f"logit difference: clean {clean:.3f}, corrupt {corrupt:.3f}")
-    rows = heads.reshape(L * nh, T)
+    per_pos, every = scores["heads"].reshape(L * nh, T), scores["heads_all"].reshape(L * nh)
     names = [f"L{i}H{h}" for i in range(L) for h in range(nh)]
-    if mlps is not None:
-        rows, names = torch.cat([rows, mlps]), names + [f"L{i} MLP" for i in range(L)]
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.16 * T + 3), 0.3 * len(names) + 2.0), layout="constrained")
-    im = ax.imshow(rows.numpy(), cmap="RdBu", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
-    ax.set_yticks(range(len(names)), names, fontsize=7)
+    if "mlps" in scores:
+        per_pos, every = torch.cat([per_pos, scores["mlps"]]), torch.cat([every, scores["mlps_all"]])
+        names += [f"L{i} MLP" for i in range(L)]
+    fig, (ax0, ax) = plt.subplots(1, 2, figsize=(max(9.0, 0.16 * T + 5), 0.3 * len(names) + 2.2),
+                                  gridspec_kw={"width_ratios": [1, max(8, T // 3)]}, layout="constrained")
+    im0 = ax0.imshow(every[:, None].numpy(), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+    for r, v in enumerate(every.tolist()):
+        ax0.text(0, r, f"{v:.2f}", ha="center", va="center", fontsize=7)
+    ax0.set_yticks(range(len(names)), names, fontsize=7)
+    ax0.set_xticks([])
+    ax0.set_title("every position", fontsize=8)
+    fig.colorbar(im0, ax=ax0, location="left", label="share restored (1 = clean, 0 = corrupted)", shrink=0.8)
+    lim = max(per_pos.abs().max().item(), 1e-6)  # one position restores at most its share of the scored ones
+    im = ax.imshow(per_pos.numpy(), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+    ax.set_yticks([])
     if cfg.task == "induction":
         ax.axvline(T // 2 - 0.5, color="black", lw=0.8)
         ax.set_xlabel("position (left of the line: the first copy, corrupted; right: the repeat)")
@@ -161,12 +171,13 @@ def patch_tool(cfg, plot_dir, model, tok):
     scored = task.scored.nonzero().flatten().tolist()
     ax.add_patch(matplotlib.patches.Rectangle((scored[0] - 0.5, -0.5), len(scored), len(names), fill=False,
                                               lw=1.0, ls="--", color="tab:green"))
-    fig.colorbar(im, ax=ax, label="share restored (1 = clean, 0 = corrupted)", shrink=0.8)
-    ax.set_title(f"activation patching, clean into corrupted (green box: scored positions)\n{textwrap.fill(what, 100)}"
+    fig.colorbar(im, ax=ax, label="share restored by one position (scale: ± the largest)", shrink=0.8)
+    ax.set_title(f"one position at a time (green box: scored positions)\n{textwrap.fill(what, 100)}"
                  f"\nlogit difference clean {clean:.2f}, corrupt {corrupt:.2f}", fontsize=8)
-    data = {"task": what, "clean_logit_diff": clean, "corrupt_logit_diff": corrupt,
-            "scored_positions": scored, "heads": heads.tolist(), "mlps": None if mlps is None else mlps.tolist(),
-            "config": asdict(cfg)}
+    data = {"task": what, "clean_logit_diff": clean, "corrupt_logit_diff": corrupt, "scored_positions": scored,
+            **{k: v.tolist() for k, v in scores.items()}, "config": asdict(cfg)}
+    if "mlps" not in scores:
+        data.update(mlps=None, mlps_all=None)
     return [write_json(os.path.join(plot_dir, "patch.json"), data), save(fig, os.path.join(plot_dir, "patch.png"))]
 
 
