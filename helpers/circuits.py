@@ -1,13 +1,15 @@
 """
 Circuits: which heads and MLPs carry a prediction, read and rewritten through model.py's hook points
-(docs/analysis.md, "Circuits"). TransformerLens's two standard measurements, on this repo's models:
+(docs/analysis.md, "Circuits"). The standard measurements of TransformerLens users, on this repo's models:
 
     logit_attribution(model, task)  direct logit attribution: how much each head, MLP, embedding and bias
                                     writes along the answer-minus-wrong direction of the unembedding
     patch_heads(model, task)        activation patching: each head's output (hook_z) and each MLP's output,
                                     one position at a time, copied from the clean run into the corrupted one
+    path_patch(model, task)         path patching: a sender head's clean output reaching one later head only
+                                    through that head's queries, keys or values
 
-Both measure a Task: a clean prompt, a corrupted one of the same length, and at chosen positions a right
+All measure a Task: a clean prompt, a corrupted one of the same length, and at chosen positions a right
 and a wrong next token; the metric is their logit difference, averaged. induction_task builds the
 standard one for induction heads: random tokens repeated.
 """
@@ -87,8 +89,15 @@ def layer_hooks(model, fns):
 @torch.no_grad()
 def run_with_layer_cache(model, idx, keys):
     """(logits, {(layer, point): activation}) for keys as in layer_hooks."""
+    return run_with_layer_cache_under(model, idx, keys, {})
+
+
+@torch.no_grad()
+def run_with_layer_cache_under(model, idx, keys, patches):
+    """run_with_layer_cache while the layer_hooks `patches` replace other activations (keys apart from them)."""
     cache = {}
-    with layer_hooks(model, {key: (lambda act, key=key: cache.__setitem__(key, act.detach())) for key in keys}):
+    fns = {key: (lambda act, key=key: cache.__setitem__(key, act.detach())) for key in keys}
+    with layer_hooks(model, {**patches, **fns}):
         logits, _ = model(idx)
     return logits, cache
 
@@ -178,35 +187,83 @@ def patched_metric(model, target, metric, key, source_act, masks, rows=512):
 
 @torch.no_grad()
 def patch_sweep(model, source, target, metric):
-    """Patch one head at one position, or one MLP at one position, from the source run into the target run.
-    Returns (metric of the source run, of the target run, heads (L, nh, T), MLPs (L, T) or None), each
-    entry the patched target run's metric."""
+    """Patch one head at one position, or at every position at once, and likewise each MLP's output, from the
+    source run into the target run. Returns (metric of the source run, of the target run, {"heads": (L, nh, T),
+    "heads_all": (L, nh), "mlps": (L, T), "mlps_all": (L,)}), each entry the patched target run's metric
+    (no MLP entries for attn_only models)."""
     c, T = model.config, target.size(1)
+    nh, dev = c.n_head, target.device
     keys = [(i, "attn.hook_z") for i in range(c.n_layer)] + ([] if c.attn_only else
                                                                [(i, "hook_mlp_out") for i in range(c.n_layer)])
     source_logits, cache = run_with_layer_cache(model, source, keys)
     target_logits, _ = model(target)
-    dev = target.device
-    # one mask per (head, position): (nh * T, 1, nh, T, 1) against hook_z (B, nh, T, hs)
-    heads = torch.eye(c.n_head * T, dtype=torch.bool, device=dev).view(-1, 1, c.n_head, T, 1)
-    positions = torch.eye(T, dtype=torch.bool, device=dev).view(T, 1, T, 1)  # against hook_mlp_out (B, T, C)
-    head_scores = torch.stack([patched_metric(model, target, metric, (i, "attn.hook_z"), cache[i, "attn.hook_z"],
-                                              heads).view(c.n_head, T) for i in range(c.n_layer)])
-    mlp_scores = None if c.attn_only else torch.stack([
-        patched_metric(model, target, metric, (i, "hook_mlp_out"), cache[i, "hook_mlp_out"], positions)
-        for i in range(c.n_layer)])
-    return metric(source_logits).item(), metric(target_logits).item(), head_scores, mlp_scores
+    # against hook_z (B, nh, T, hs): one mask per (head, position), then one per head at every position
+    one = torch.eye(nh * T, dtype=torch.bool, device=dev).view(-1, 1, nh, T, 1)
+    every = torch.eye(nh, dtype=torch.bool, device=dev).view(nh, 1, nh, 1, 1).expand(nh, 1, nh, T, 1)
+    head_masks = torch.cat([one, every])
+    # against hook_mlp_out (B, T, C): one mask per position, then every position
+    mlp_masks = torch.cat([torch.eye(T, dtype=torch.bool, device=dev), torch.ones(1, T, dtype=torch.bool,
+                                                                                  device=dev)]).view(T + 1, 1, T, 1)
+    out = {}
+    for point, masks, name in [("attn.hook_z", head_masks, "heads"), ("hook_mlp_out", mlp_masks, "mlps")]:
+        if (0, point) not in cache:
+            continue
+        scores = torch.stack([patched_metric(model, target, metric, (i, point), cache[i, point], masks)
+                              for i in range(c.n_layer)])  # (L, masks)
+        split = scores.size(1) - (nh if name == "heads" else 1)
+        out[name] = scores[:, :split].reshape(c.n_layer, -1, T).squeeze(1)  # (L, nh, T) or (L, T)
+        out[name + "_all"] = scores[:, split:].squeeze(1)  # (L, nh) or (L,)
+    return metric(source_logits).item(), metric(target_logits).item(), out
 
 
 def patch_heads(model, task):
     """Activation patching by head and position, clean into corrupt: the share of the logit difference each
     patch restores, (patched - corrupt) / (clean - corrupt): 0 = still corrupted, 1 = clean.
-    Returns (heads (L, nh, T), MLPs (L, T) or None, clean logit difference, corrupted one)."""
-    clean, corrupt, heads, mlps = patch_sweep(model, task.clean, task.corrupt, task.logit_diff)
+    Returns ({"heads": (L, nh, T), "heads_all": (L, nh), "mlps": (L, T), "mlps_all": (L,)} as in patch_sweep,
+    clean logit difference, corrupted one). One position restores at most its share of the scored positions;
+    the _all entries patch every position at once."""
+    clean, corrupt, scores = patch_sweep(model, task.clean, task.corrupt, task.logit_diff)
     if abs(clean - corrupt) < 1e-6:
         raise UserError("the clean and corrupted prompts give the same logit difference: nothing to restore; "
                         "corrupt what the answer depends on")
+    return {k: ((v - corrupt) / (clean - corrupt)).cpu() for k, v in scores.items()}, clean, corrupt
 
-    def recovery(x):
-        return None if x is None else ((x - corrupt) / (clean - corrupt)).cpu()
-    return recovery(heads), recovery(mlps), clean, corrupt
+
+@torch.no_grad()
+def path_patch(model, task, inputs=("q", "k", "v")):
+    """Path patching (Wang et al. 2022, the IOI circuit): the share of the logit difference restored when a
+    sender head's clean output reaches a later receiver head only through the receiver's queries, keys or
+    values. Returns {input: (L, nh, L, nh)} indexed [sender layer, sender head, receiver layer, receiver
+    head], NaN where the receiver is not in a later layer.
+
+    For each sender: the corrupted prompt runs with the sender's hook_z taken from the clean run and every
+    other head's frozen at its corrupted value (MLPs recomputed), and every later head's q, k and v are
+    recorded; then, for each receiver and input, the corrupted prompt runs again with only that input of
+    that head replaced by the recorded one."""
+    c = model.config
+    if c.n_kv_head not in (0, c.n_head):
+        raise UserError("path patching replaces one head's keys and values; with n_kv_head < n_head a key/value "
+                        "head serves several query heads: use a model without it")
+    L, nh = c.n_layer, c.n_head
+    z = [(i, "attn.hook_z") for i in range(L)]
+    clean_logits, clean = run_with_layer_cache(model, task.clean, z)
+    corrupt_logits, corrupt = run_with_layer_cache(model, task.corrupt, z)
+    ld_clean, ld_corrupt = task.logit_diff(clean_logits).item(), task.logit_diff(corrupt_logits).item()
+    if abs(ld_clean - ld_corrupt) < 1e-6:
+        raise UserError("the clean and corrupted prompts give the same logit difference: nothing to restore")
+    out = {x: torch.full((L, nh, L, nh), float("nan")) for x in inputs}
+    for sl, sh in itertools.product(range(L - 1), range(nh)):
+        frozen = {key: act.clone() for key, act in corrupt.items()}
+        frozen[sl, "attn.hook_z"][:, sh] = clean[sl, "attn.hook_z"][:, sh]
+        receivers = [(rl, f"attn.hook_{x}") for rl in range(sl + 1, L) for x in inputs]
+        _, recorded = run_with_layer_cache_under(model, task.corrupt, receivers,
+                                                 {key: (lambda act, key=key: frozen[key]) for key in z})
+        for (rl, point), rh in itertools.product(receivers, range(nh)):
+            def put(act, new=recorded[rl, point], rh=rh):
+                act = act.clone()
+                act[:, rh] = new[:, rh]
+                return act
+            with layer_hooks(model, {(rl, point): put}):
+                logits, _ = model(task.corrupt)
+            out[point[-1]][sl, sh, rl, rh] = (task.logit_diff(logits).item() - ld_corrupt) / (ld_clean - ld_corrupt)
+    return out

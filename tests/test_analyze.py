@@ -197,8 +197,9 @@ def shared_run(facts_dir, tmp_path_factory):
     return run
 
 
-@pytest.mark.parametrize("tool", ["attention", "lens", "patch"])  # the others run the model only end to end
-def test_every_tool_reading_hooks_runs_on_a_shared_block_model_or_refuses_in_one_line(tool, shared_run, tmp_path):
+# attention on a shared-block model: tests/test_robustness.py; the other tools read no hook points
+@pytest.mark.parametrize("tool", ["lens", "patch"])
+def test_per_layer_tools_run_on_a_shared_block_model_or_refuse_in_one_line(tool, shared_run, tmp_path):
     try:
         analyze.main([tool, f"--out_dir={shared_run}", f"--plot_dir={tmp_path}", *TOOL_ARGS[tool]])
     except UserError as e:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from helpers.circuits import (Task, induction_task, layer_hooks, logit_attribution, patch_heads, patch_sweep,
-                              run_with_layer_cache)
+                              path_patch, run_with_layer_cache)
 from helpers.config import UserError
 from model import GPT, GPTConfig
 from tools import circuits
@@ -68,10 +68,11 @@ def test_the_induction_task_repeats_its_tokens_and_corrupts_only_the_first_copy(
 def test_patching_a_run_into_itself_changes_nothing(kw):
     model = random_model(**kw)
     task = induction_task(40, 6, batch=2)
-    clean, same, heads, mlps = patch_sweep(model, task.clean, task.clean, task.logit_diff)
-    assert clean == same
-    torch.testing.assert_close(heads, torch.full_like(heads, clean), rtol=0, atol=1e-5)
-    torch.testing.assert_close(mlps, torch.full_like(mlps, clean), rtol=0, atol=1e-5)
+    clean, same, scores = patch_sweep(model, task.clean, task.clean, task.logit_diff)
+    assert clean == same and set(scores) == {"heads", "heads_all", "mlps", "mlps_all"}
+    assert scores["heads"].shape == (model.config.n_layer, 2, 12) and scores["mlps_all"].shape == (model.config.n_layer,)
+    for v in scores.values():
+        torch.testing.assert_close(v, torch.full_like(v, clean), rtol=0, atol=1e-5)
 
 
 def test_patching_every_head_mlp_and_embedding_recovers_the_clean_logits():
@@ -89,13 +90,30 @@ def test_patching_every_head_mlp_and_embedding_recovers_the_clean_logits():
 def test_patch_heads_restores_nothing_where_the_patch_cannot_reach_the_scored_positions():
     model = random_model(attn_only=True)
     task = induction_task(40, 6, batch=2)
-    heads, mlps, clean, corrupt = patch_heads(model, task)
-    assert heads.shape == (2, 2, 12) and mlps is None and clean != corrupt
+    scores, clean, corrupt = patch_heads(model, task)
+    heads = scores["heads"]
+    assert heads.shape == (2, 2, 12) and scores["heads_all"].shape == (2, 2) and "mlps" not in scores
+    assert clean != corrupt
     last = heads[-1]  # the last layer's output at a position reaches that position's logits only
     assert (last[:, ~task.scored] == 0).all() and (last[:, task.scored].abs() > 1e-4).any()
     assert (heads[:, :, -1] == 0).all()  # the final position is not scored, and nothing reads it
+    # in the last layer each position acts alone: patching them all restores the sum of the single ones
+    torch.testing.assert_close(scores["heads_all"][-1], last.sum(-1), rtol=1e-4, atol=1e-5)
     with pytest.raises(UserError, match="nothing to restore"):
         patch_heads(model, Task(task.clean, task.clean, task.answer, task.wrong, task.scored))
+
+
+def test_path_patching_restores_nothing_through_a_sender_or_receiver_that_writes_nothing():
+    model = random_model(n_layer=3, attn_only=True)
+    with torch.no_grad():
+        model.transformer.h[0].attn.c_proj.weight[:, :8] = 0  # sender L0H0 writes nothing
+        model.transformer.h[2].attn.c_proj.weight[:, 8:] = 0  # receiver L2H1 writes nothing
+    paths = path_patch(model, induction_task(40, 6, batch=2))
+    assert set(paths) == {"q", "k", "v"}
+    for p in paths.values():
+        assert p.shape == (3, 2, 3, 2) and p[2].isnan().all() and p[1, :, :2].isnan().all()
+        assert (p[0, 0, 1:] == 0).all() and (p[:2, :, 2, 1] == 0).all()
+        assert (p[0, 1, 1:, 0].abs() > 1e-5).all() and (p[1, :, 2, 0].abs() > 1e-5).all()
 
 
 def test_layer_hooks_see_one_layer_of_a_shared_block():
@@ -109,6 +127,7 @@ def test_layer_hooks_see_one_layer_of_a_shared_block():
 
 @pytest.mark.parametrize("tool, args", [("attribution", ["--half=6", "--batch=2"]),
                                         ("patch", ["--half=6", "--batch=2"]),
+                                        ("path", ["--half=4", "--batch=2"]),
                                         ("patch", ["--task=text", "--clean=Mibe lives in Tulvek. A: ",
                                                    "--corrupt=Mibe lives in Dashmu. A: ", "--answer=T",
                                                    "--wrong=D"])])
@@ -118,15 +137,17 @@ def test_each_circuits_tool_writes_json_and_png(tool, args, tiny_run, tmp_path, 
     data = json.loads((tmp_path / f"{tool}.json").read_text())
     if tool == "attribution":
         assert sum(data["parts"].values()) == pytest.approx(data["logit_diff"], abs=1e-4)
+    elif tool == "patch":
+        assert len(data["heads"]) == 2 and len(data["mlps"]) == 2 and len(data["heads_all"]) == 2
     else:
-        assert len(data["heads"]) == 2 and len(data["mlps"]) == 2
+        assert data["k"][0][0][0] == [None, None] and isinstance(data["k"][0][0][1][0], float)
     assert f"wrote {tmp_path / (tool + '.png')}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, msg", [(["patch", "--half=20"], "more than the context of 32"),
                                        (["patch", "--task=text"], "needs --clean"),
                                        (["patch", "--task=words"], "induction or text"),
-                                       (["patchs"], "one of attribution, patch")])
+                                       (["patchs"], "one of attribution, patch, path")])
 def test_circuits_bad_input_is_one_clear_error(args, msg, tiny_run, tmp_path):
     with pytest.raises(UserError, match=msg):
         circuits.main([*args[:1], f"--out_dir={tiny_run}", f"--plot_dir={tmp_path}", *args[1:]])

@@ -4,6 +4,7 @@ Which heads carry a prediction: direct logit attribution and activation patching
 
     python tools/circuits.py attribution --out_dir=out-induction   # each head's, MLP's, embedding's share of the logit difference
     python tools/circuits.py patch --out_dir=out-induction         # clean into corrupted, one head and position at a time
+    python tools/circuits.py path --out_dir=out-induction          # path patching: sender head -> receiver's q, k or v
     python tools/circuits.py patch --task=text --clean="..." --corrupt="..." --answer=a --wrong=b
     python tools/circuits.py TOOL --help                           # every key of one tool
 
@@ -24,7 +25,7 @@ import matplotlib  # noqa: E402
 import torch  # noqa: E402
 
 from helpers.checkpoint import atomic_write  # noqa: E402
-from helpers.circuits import Task, induction_task, logit_attribution, patch_heads  # noqa: E402
+from helpers.circuits import Task, induction_task, logit_attribution, patch_heads, path_patch  # noqa: E402
 from helpers.config import UserError, configure, main_guard  # noqa: E402
 from helpers.data import ROOT, encode  # noqa: E402
 from helpers.plotting import plt, save  # noqa: E402
@@ -133,21 +134,31 @@ def attribution_tool(cfg, plot_dir, model, tok):
 @tool
 def patch_tool(cfg, plot_dir, model, tok):
     """Activation patching by head and position: run the clean and the corrupted prompts, copy one head's output
-    (hook_z) at one position, or one MLP's output at one position, from the clean run into the corrupted one,
-    and measure the share of the logit difference it restores, (patched - corrupt) / (clean - corrupt).
-    patch.json and patch.png (rows: heads, then MLPs; columns: positions)."""
+    (hook_z), or one MLP's output, from the clean run into the corrupted one, at every position at once and at
+    one position at a time, and measure the share of the logit difference it restores,
+    (patched - corrupt) / (clean - corrupt). patch.json and patch.png (rows: heads, then MLPs)."""
     task = build_task(cfg, model, tok)
-    heads, mlps, clean, corrupt = patch_heads(model, task)
-    L, nh, T = heads.shape
+    scores, clean, corrupt = patch_heads(model, task)
+    L, nh, T = scores["heads"].shape
     what = describe(cfg, task, tok)
     print(f"logit difference: clean {clean:.3f}, corrupt {corrupt:.3f}")
-    rows = heads.reshape(L * nh, T)
+    per_pos, every = scores["heads"].reshape(L * nh, T), scores["heads_all"].reshape(L * nh)
     names = [f"L{i}H{h}" for i in range(L) for h in range(nh)]
-    if mlps is not None:
-        rows, names = torch.cat([rows, mlps]), names + [f"L{i} MLP" for i in range(L)]
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.16 * T + 3), 0.3 * len(names) + 2.0), layout="constrained")
-    im = ax.imshow(rows.numpy(), cmap="RdBu", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
-    ax.set_yticks(range(len(names)), names, fontsize=7)
+    if "mlps" in scores:
+        per_pos, every = torch.cat([per_pos, scores["mlps"]]), torch.cat([every, scores["mlps_all"]])
+        names += [f"L{i} MLP" for i in range(L)]
+    fig, (ax0, ax) = plt.subplots(1, 2, figsize=(max(9.0, 0.16 * T + 5), 0.3 * len(names) + 2.2),
+                                  gridspec_kw={"width_ratios": [1, max(8, T // 3)]}, layout="constrained")
+    im0 = ax0.imshow(every[:, None].numpy(), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+    for r, v in enumerate(every.tolist()):
+        ax0.text(0, r, f"{v:.2f}", ha="center", va="center", fontsize=7)
+    ax0.set_yticks(range(len(names)), names, fontsize=7)
+    ax0.set_xticks([])
+    ax0.set_title("every position", fontsize=8)
+    fig.colorbar(im0, ax=ax0, location="left", label="share restored (1 = clean, 0 = corrupted)", shrink=0.8)
+    lim = max(per_pos.abs().max().item(), 1e-6)  # one position restores at most its share of the scored ones
+    im = ax.imshow(per_pos.numpy(), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+    ax.set_yticks([])
     if cfg.task == "induction":
         ax.axvline(T // 2 - 0.5, color="black", lw=0.8)
         ax.set_xlabel("position (left of the line: the first copy, corrupted; right: the repeat)")
@@ -160,13 +171,42 @@ def patch_tool(cfg, plot_dir, model, tok):
     scored = task.scored.nonzero().flatten().tolist()
     ax.add_patch(matplotlib.patches.Rectangle((scored[0] - 0.5, -0.5), len(scored), len(names), fill=False,
                                               lw=1.0, ls="--", color="tab:green"))
-    fig.colorbar(im, ax=ax, label="share restored (1 = clean, 0 = corrupted)", shrink=0.8)
-    ax.set_title(f"activation patching, clean into corrupted (green box: scored positions)\n{textwrap.fill(what, 100)}"
+    fig.colorbar(im, ax=ax, label="share restored by one position (scale: ± the largest)", shrink=0.8)
+    ax.set_title(f"one position at a time (green box: scored positions)\n{textwrap.fill(what, 100)}"
                  f"\nlogit difference clean {clean:.2f}, corrupt {corrupt:.2f}", fontsize=8)
-    data = {"task": what, "clean_logit_diff": clean, "corrupt_logit_diff": corrupt,
-            "scored_positions": scored, "heads": heads.tolist(), "mlps": None if mlps is None else mlps.tolist(),
-            "config": asdict(cfg)}
+    data = {"task": what, "clean_logit_diff": clean, "corrupt_logit_diff": corrupt, "scored_positions": scored,
+            **{k: v.tolist() for k, v in scores.items()}, "config": asdict(cfg)}
+    if "mlps" not in scores:
+        data.update(mlps=None, mlps_all=None)
     return [write_json(os.path.join(plot_dir, "patch.json"), data), save(fig, os.path.join(plot_dir, "patch.png"))]
+
+
+@tool
+def path_tool(cfg, plot_dir, model, tok):
+    """Path patching: the share of the logit difference restored when one head's clean output reaches one later
+    head only through that head's queries, keys or values (every other head frozen at its corrupted output).
+    K-composition, the induction circuit's, shows in the keys panel. path.json and path.png."""
+    task = build_task(cfg, model, tok)
+    L, nh = model.config.n_layer, model.config.n_head
+    if L < 2:
+        raise UserError("path patching needs at least 2 layers: a sender and a later receiver")
+    paths = path_patch(model, task)
+    senders = [f"L{i}H{h}" for i in range(L - 1) for h in range(nh)]
+    receivers = [f"L{i}H{h}" for i in range(1, L) for h in range(nh)]
+    fig, axes = plt.subplots(1, 3, figsize=(3 + 3 * (0.45 * len(receivers) + 1.2), 0.4 * len(senders) + 2.2),
+                             layout="constrained")
+    for ax, (x, grid) in zip(axes, paths.items()):
+        m = grid[:L - 1, :, 1:].reshape(len(senders), len(receivers))
+        im = ax.imshow(m.numpy(), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(receivers)), receivers, fontsize=7, rotation=90)
+        ax.set_yticks(range(len(senders)), senders, fontsize=7)
+        ax.set(xlabel="receiver head", ylabel="sender head", title=f"through the receiver's {x}")
+    fig.colorbar(im, ax=axes, label="share restored (1 = clean)", shrink=0.8)
+    fig.suptitle(textwrap.fill(f"path patching: {describe(cfg, task, tok)}", 110), fontsize=8)
+    data = {"task": describe(cfg, task, tok), "index": "[sender layer][sender head][receiver layer][receiver head]",
+            **{x: [[[[None if v != v else v for v in r] for r in g2] for g2 in g1] for g1 in grid.tolist()]
+               for x, grid in paths.items()}, "config": asdict(cfg)}
+    return [write_json(os.path.join(plot_dir, "path.json"), data), save(fig, os.path.join(plot_dir, "path.png"))]
 
 
 def main(argv=None):
