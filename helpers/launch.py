@@ -88,7 +88,7 @@ def train_in_workers(runs, workers, gpus=0, executor="local", folder="out-submit
     """Train runs ({out_dir: train.py args}) as submitit jobs, up to `workers` at once; reuse finished ones.
 
     Locally each job is a process with cores() / workers threads (OMP_NUM_THREADS), and with gpus > 0
-    one GPU of its own (CUDA_VISIBLE_DEVICES, workers = gpus). executor="slurm" submits one array job,
+    a GPU (CUDA_VISIBLE_DEVICES: worker i gets GPU i mod gpus). executor="slurm" submits one array job,
     at most `workers` of its tasks running at once, with slurm = {"partition", "time_min", "gpus",
     "cpus", "account"}. A job that fails (train.py crashed, its process was killed) loses only its
     own run, which is tried again up to `retries` times and then reported.
@@ -147,7 +147,7 @@ def train_in_workers(runs, workers, gpus=0, executor="local", folder="out-submit
             for run in batch if executor != "slurm" else ():
                 slot = free.pop()
                 if gpus:
-                    ex.update_parameters(visible_gpus=(slot,))
+                    ex.update_parameters(visible_gpus=(slot % gpus,))  # more workers than GPUs: shared in turn
                 running[ex.submit(job(*run))] = (run, slot, time.time())
             time.sleep(poll_s)
             for j in [j for j in running if j.done()]:

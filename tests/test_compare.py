@@ -96,6 +96,12 @@ def test_significance_needs_a_difference_beyond_the_seed_noise():
     assert res["b"]["significant"] is None and math.isnan(res["b"]["val_loss_std"])
 
 
+def test_convergence_is_the_val_loss_change_over_the_last_fifth_of_the_iterations():
+    rows = [{"iter": i, "val_loss": v} for i, v in ((0, 4.0), (400, 2.2), (800, 2.0), (1000, 1.9))]
+    assert compare.late_change(rows) == pytest.approx(-0.1)
+    assert compare.late_change(rows[:3]) is None  # no eval at 80% of 800 iterations
+
+
 def stats(metrics, common=None):
     """compare.summarize without config files on disk."""
     import unittest.mock as mock

@@ -95,6 +95,13 @@ def mean_std(xs):
     return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else float("nan"))
 
 
+def late_change(rows):
+    """Val loss at the last eval minus at the eval at 80% of its iterations (None if there is none):
+    a run has converged when this is within the seed noise."""
+    at = next((r for r in rows if r["iter"] == round(0.8 * rows[-1]["iter"])), None)
+    return None if at is None or at is rows[-1] else rows[-1]["val_loss"] - at["val_loss"]
+
+
 def summarize(c, metrics):
     """Per run: parameters, ms/iter, final val loss and bits/byte (mean, std), difference from the baseline."""
     base = c.baseline or next(iter(c.runs))
@@ -109,6 +116,9 @@ def summarize(c, metrics):
                         "ms_per_iter": float(np.median(ms)) if ms else None, "val_loss": loss, "val_loss_std": loss_std,
                         "val_bpb": bpb, "val_bpb_std": bpb_std, "seeds": len(final),
                         "val_losses": [r["val_loss"] for r in final], "keys": {**c.common, **c.runs[run]}}
+        late = [late_change(rows) for rows in per_seed]  # still falling at the end? (None: no eval at 80%)
+        results[run]["late_change"], results[run]["late_change_std"] = \
+            mean_std(late) if None not in late else (None, None)
     target = c.common.get("target_val_acc")
     for run, per_seed in metrics.items():
         if target:  # the first eval at or above the target, per seed; None: not within max_iters
@@ -138,14 +148,15 @@ def write_results(c, base, results, metrics, results_dir, seconds):
              f"A difference is marked real when it exceeds twice its standard error over seeds.", "",
              "Every run's train.py keys: " + ", ".join(f"`{k}={v}`" for k, v in c.common.items())
              + ", `seed`, and its own keys below (results.json has each run's resolved keys).", "",
-             "| run | own keys | params | ms/iter | val loss | val bits/byte | diff vs baseline | beyond seed noise? |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+             "| run | own keys | params | ms/iter | val loss | val bits/byte | diff vs baseline | beyond seed noise? "
+             "| val loss change over the last 20% of iterations |", "|---|---|---:|---:|---:|---:|---:|---|---:|"]
     for run, r in results.items():
         real = {None: "n/a", True: "yes", False: "no"}[r["significant"]] if run != base else "(baseline)"
         ms = f"{r['ms_per_iter']:.1f}" if r["ms_per_iter"] else "-"
         own = ", ".join(f"`{k}={v}`" for k, v in c.runs[run].items()) or "-"
         lines.append(f"| {run} | {own} | {r['params']:,} | {ms} | {fmt(r['val_loss'], r['val_loss_std'])} | "
-                     f"{fmt(r['val_bpb'], r['val_bpb_std'])} | {r['diff']:+.4f} | {real} |")
+                     f"{fmt(r['val_bpb'], r['val_bpb_std'])} | {r['diff']:+.4f} | {real} | "
+                     + ("-" if r["late_change"] is None else fmt(r["late_change"], r["late_change_std"])) + " |")
     if target:
         lines += ["", f"Iterations to val acc ≥ {target} (the first eval at or above it; runs stop there), "
                       f"within {c.common.get('max_iters')} iterations:", "",
