@@ -124,7 +124,7 @@ def train_in_workers(runs, workers, gpus=0, executor="local", folder="out-submit
         ex.update_parameters(timeout_min=(slurm or {}).get("time_min", 24 * 60), gpus_per_node=1 if gpus else 0)
         threads, capacity = max(1, cores() // workers), workers
     print(f"training {len(todo)} run(s), {workers} at once ({executor}: "
-          + (f"one GPU each)" if gpus else f"{threads} thread(s) each)"), flush=True)
+          + ("one GPU each)" if gpus else f"{threads} thread(s) each)"), flush=True)
     free = list(range(workers))  # worker slots; locally slot i is GPU i when there are GPUs
     running, tries = {}, {}
     t_start = time.time()

@@ -50,6 +50,14 @@ EXPERIMENTS = {
     "compare_compress_past": Experiment("out-compare/compress_past", ("results.md", "results.json", "val_loss.png",
                                                                       "position_loss.png"),
                                         "python tools/compare.py config/compare_compress_past.py"),
+    "compare_shakespeare_char_budget": Experiment(
+        "out-compare/shakespeare_char_budget", ("results.md", "results.json", "val_loss.png"),
+        "python tools/compare.py config/compare_shakespeare_char_budget.py --workers=2"),
+    "compare_shakespeare_char_converged": Experiment(
+        "out-compare/shakespeare_char_converged", ("results.md", "results.json", "val_loss.png", "position_loss.png"),
+        "python tools/compare.py config/compare_shakespeare_char_converged.py --workers=2"),
+    "sweep_speed": Experiment("out-bench-sweep", ("bench_sweep.md",),
+                              "python tools/bench_sweep.py config/compare_shakespeare_char.py --steps=600 --rounds=4"),
     "priming_facts": Experiment("out-priming/facts", ("results.md", "results.json", "details.json", "conditions.png",
                                                       "runs.png"), "python tools/prime.py config/priming_facts.py"),
     "priming_one_fact": Experiment("out-priming/one_fact", ("results.md", "results.json", "details.json",
