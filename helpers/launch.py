@@ -83,15 +83,15 @@ def cores():
     return int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0)))
 
 
-def train_in_workers(runs, workers, gpus=0, executor="local", folder="out-submitit", retries=1, slurm=None,
-                     poll_s=0.5):
+def train_in_workers(runs, workers, gpus=0, executor="local", folder="out-submitit", retries=1, time_min=24 * 60,
+                     slurm=None, poll_s=0.5):
     """Train runs ({out_dir: train.py args}) as submitit jobs, up to `workers` at once; reuse finished ones.
 
     Locally each job is a process with cores() / workers threads (OMP_NUM_THREADS), and with gpus > 0
     a GPU (CUDA_VISIBLE_DEVICES: worker i gets GPU i mod gpus). executor="slurm" submits one array job,
-    at most `workers` of its tasks running at once, with slurm = {"partition", "time_min", "gpus",
-    "cpus", "account"}. A job that fails (train.py crashed, its process was killed) loses only its
-    own run, which is tried again up to `retries` times and then reported.
+    at most `workers` of its tasks running at once, with slurm = {"partition", "account", "gpus", "cpus"}.
+    A run is killed after time_min minutes. A job that fails (train.py crashed, its process was killed)
+    loses only its own run, which is tried again up to `retries` times and then reported.
     Prints one line per run as it ends; returns ({out_dir: seconds}, {out_dir: error line}).
     """
     import submitit
@@ -114,14 +114,14 @@ def train_in_workers(runs, workers, gpus=0, executor="local", folder="out-submit
         slurm = slurm or {}
         threads = slurm.get("cpus") or 1
         ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
-        ex.update_parameters(timeout_min=slurm.get("time_min", 60), gpus_per_node=slurm.get("gpus", 0),
+        ex.update_parameters(timeout_min=time_min, gpus_per_node=slurm.get("gpus", 0),
                              cpus_per_task=threads, slurm_partition=slurm.get("partition") or None,
                              slurm_account=slurm.get("account") or None, slurm_array_parallelism=workers,
                              name="compare")
         capacity = len(todo)  # SLURM itself keeps at most `workers` tasks of the array running
     else:
         ex = submitit.LocalExecutor(folder=folder)
-        ex.update_parameters(timeout_min=(slurm or {}).get("time_min", 24 * 60), gpus_per_node=1 if gpus else 0)
+        ex.update_parameters(timeout_min=time_min, gpus_per_node=1 if gpus else 0)
         threads, capacity = max(1, cores() // workers), workers
     print(f"training {len(todo)} run(s), {workers} at once ({executor}: "
           + ("one GPU each)" if gpus else f"{threads} thread(s) each)"), flush=True)
@@ -163,14 +163,15 @@ def train_in_workers(runs, workers, gpus=0, executor="local", folder="out-submit
                           f"({time.time() - t_start:.0f} s into the sweep)", flush=True)
                 except Exception as e:  # train.py failed, or its worker was killed
                     log = os.path.join(out_dir, "train.log")
-                    why = last_line(log) if os.path.exists(log) else f"{type(e).__name__}: {e}".splitlines()[0]
+                    why = (f"{last_line(log)} (whole output in {log})" if os.path.exists(log)
+                           else f"{type(e).__name__}: {e}".splitlines()[0] + f" (job logs in {folder})")
                     tries[out_dir] = tries.get(out_dir, 0) + 1
                     if tries[out_dir] <= retries and not why.startswith("error:"):  # (bad input fails again)
                         print(f"[{ended}/{n}] {out_dir} failed ({why}); trying again", flush=True)
                         todo.append((out_dir, args))
                     else:
                         ended += 1
-                        failed[out_dir] = f"{why} (whole output in {log}, job logs in {folder})"
+                        failed[out_dir] = why
                         print(f"[{ended}/{n}] {out_dir} FAILED: {failed[out_dir]}", flush=True)
     finally:  # interrupted: stop this sweep's local workers (a rerun retrains only their runs)
         for j in running if executor != "slurm" else ():

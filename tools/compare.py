@@ -11,8 +11,8 @@ A compare config names the experiment, the seeds, the train.py keys every run sh
 each run's own keys (`runs`, the first one or `baseline` is the reference). Each run is a train.py
 process writing out-compare/<name>/<run>_s<seed>/; finished runs are reused, not retrained, when the
 same config is asked again. Runs train `workers` at a time as submitit jobs: processes here, each
-with cores / workers threads (or one GPU each), or an array job on a SLURM cluster (docs/speed.md,
-"Sweeps"). A run whose process crashed or was killed is tried again, then reported; the others
+with cores / workers threads (or one GPU each), or an array job on a SLURM cluster (docs/variants.md,
+"Parallel workers and SLURM"). A run whose process crashed or was killed is tried again, then reported; the others
 finish, and the results cover them. The results go beside them, to out-compare/<name>/: results.md,
 results.json, val_loss.png (val loss over iterations, mean over seeds) and position_loss.png (final
 loss per position, mean over seeds), each with every run minus the baseline.
@@ -275,12 +275,13 @@ def main(argv=None):
         return bench_runs(c, results_dir)
     runs = {run_dir(c, run, seed): run_args(c, run, seed) for run in c.runs for seed in c.seeds}
     gpus = 0 if c.executor == "slurm" or c.common.get("device", "auto") == "cpu" else torch.cuda.device_count()
-    slurm = dict(partition=c.partition, account=c.account, time_min=c.time_min, gpus=c.gpus, cpus=c.cpus)
+    slurm = dict(partition=c.partition, account=c.account, gpus=c.gpus, cpus=c.cpus)
     seconds, failed = train_in_workers(runs, c.workers or default_workers(gpus), gpus, c.executor,
-                                       os.path.join(results_dir, "submitit"), c.retries, slurm)
-    done = {run: c.seeds for run in c.runs if all(run_dir(c, run, s) in seconds for s in c.seeds)}
+                                       os.path.join(results_dir, "submitit"), c.retries, c.time_min, slurm)
+    done = [run for run in c.runs if all(run_dir(c, run, s) in seconds for s in c.seeds)]  # every seed finished
+    base_dirs = [run_dir(c, base, s) for s in c.seeds]
     if base not in done:
-        raise UserError(f"the baseline did not train: {'; '.join(f'{k}: {v}' for k, v in failed.items())}")
+        raise UserError(f"the baseline did not train: {'; '.join(v for k, v in failed.items() if k in base_dirs)}")
     metrics = {run: [read_metrics(run_dir(c, run, s)) for s in c.seeds] for run in done}
     base, results = summarize(c, metrics)
     seconds = sum(seconds.values())
