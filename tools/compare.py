@@ -141,13 +141,14 @@ def write_results(c, base, results, metrics, results_dir, seconds):
     fmt = lambda v, s: f"{v:.4f} ± {s:.4f}" if not math.isnan(s) else f"{v:.4f}"  # noqa: E731
     target = c.common.get("target_val_acc")
     iters = (f"up to {c.common.get('max_iters')} iterations each (a run stops at val acc ≥ {target}), the "
-             f"loss at each run's last eval" if target else f"{next(iter(results.values()))['iters']} iterations each")
+             f"loss at each run's last eval" if target else f"{next(iter(results.values()))['iters']} iterations each"
+             if len({r["iters"] for r in results.values()}) == 1 else "iterations as each run's keys say")
     lines = [f"# compare_{c.name}", "",
              f"{len(results)} runs x {len(c.seeds)} seeds ({', '.join(map(str, c.seeds))}), "
              f"{iters}; baseline `{base}`. "
              f"A difference is marked real when it exceeds twice its standard error over seeds.", "",
              "Every run's train.py keys: " + ", ".join(f"`{k}={v}`" for k, v in c.common.items())
-             + ", `seed`, and its own keys below (results.json has each run's resolved keys).", "",
+             + ", `seed`, and its own keys below, which win (results.json has each run's resolved keys).", "",
              "| run | own keys | params | ms/iter | val loss | val bits/byte | diff vs baseline | beyond seed noise? "
              "| val loss change over the last 20% of iterations |", "|---|---|---:|---:|---:|---:|---:|---|---:|"]
     for run, r in results.items():
