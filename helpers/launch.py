@@ -8,6 +8,7 @@ processes on this machine (its LocalExecutor), or an array job on a SLURM cluste
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -75,6 +76,16 @@ def read_stamp(out_dir):
 def last_line(log):
     with open(log) as f:
         return (f.read().strip().splitlines()[-1:] or ["no output"])[0]
+
+
+def failure(e, log, folder):
+    """One line on why a job failed: train.py's own error line, else how its process ended."""
+    last = last_line(log) if os.path.exists(log) else ""
+    if last.startswith("error:"):  # bad input: trying again would fail the same way
+        return f"{last} (whole output in {log})"
+    m = re.search(r"died with <Signals\.(\w+)|exit status (\d+)", str(e))
+    how = (f"killed by {m[1]}" if m[1] else f"exit status {m[2]}") if m else f"{type(e).__name__}, no result"
+    return f"{how} (output in {log}, job logs in {folder})"
 
 
 def cores():
@@ -162,9 +173,7 @@ def train_in_workers(runs, workers, gpus=0, executor="local", folder="out-submit
                     print(f"[{ended}/{n}] {out_dir}: val loss {val:.4f}, {seconds[out_dir] / 60:.1f} min "
                           f"({time.time() - t_start:.0f} s into the sweep)", flush=True)
                 except Exception as e:  # train.py failed, or its worker was killed
-                    log = os.path.join(out_dir, "train.log")
-                    why = (f"{last_line(log)} (whole output in {log})" if os.path.exists(log)
-                           else f"{type(e).__name__}: {e}".splitlines()[0] + f" (job logs in {folder})")
+                    why = failure(e, os.path.join(out_dir, "train.log"), folder)
                     tries[out_dir] = tries.get(out_dir, 0) + 1
                     if tries[out_dir] <= retries and not why.startswith("error:"):  # (bad input fails again)
                         print(f"[{ended}/{n}] {out_dir} failed ({why}); trying again", flush=True)

@@ -80,7 +80,7 @@ def test_a_killed_worker_loses_only_its_run_which_is_trained_again_and_bad_runs_
     with pytest.raises(UserError, match="1 run\\(s\\) failed.*broken_s0: error: every layer width"):
         compare.main(args + ["--workers=3"])
     log = capsys.readouterr().out
-    assert killed and "shared_qk_s0 failed" in log and "trying again" in log
+    assert killed and "shared_qk_s0 failed (killed by SIGKILL" in log and "trying again" in log
     assert "broken_s0 failed" not in log  # bad input is reported at once, not tried again
     results = json.load(open(tmp_path / "runs" / "tiny" / "results.json"))
     assert set(results["runs"]) == {"baseline", "shared_qk"} and results["runs"]["shared_qk"]["iters"] == 6
