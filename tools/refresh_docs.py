@@ -52,10 +52,11 @@ EXPERIMENTS = {
                                         "python tools/compare.py config/compare_compress_past.py"),
     "compare_shakespeare_char_budget": Experiment(
         "out-compare/shakespeare_char_budget", ("results.md", "results.json", "val_loss.png"),
-        "python tools/compare.py config/compare_shakespeare_char_budget.py --workers=2"),
+        "python tools/compare.py config/compare_shakespeare_char_budget.py --seeds=\"(0,)\""),
     "compare_shakespeare_char_converged": Experiment(
         "out-compare/shakespeare_char_converged", ("results.md", "results.json", "val_loss.png", "position_loss.png"),
-        "python tools/compare.py config/compare_shakespeare_char_converged.py --workers=2"),
+        "python tools/compare.py config/compare_shakespeare_char_converged.py --workers=2 "
+        "--only=\"('untied', 'layer_windows_8_32')\" --seeds=\"(0, 1)\""),
     "sweep_speed": Experiment("out-bench-sweep", ("bench_sweep.md",),
                               "python tools/bench_sweep.py config/compare_shakespeare_char.py --steps=600 --rounds=4"),
     "priming_facts": Experiment("out-priming/facts", ("results.md", "results.json", "details.json", "conditions.png",
