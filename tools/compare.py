@@ -53,7 +53,7 @@ class CompareConfig:
     only: tuple[str, ...] = ()  # train and report only these runs (plus the baseline)
     out_root: str = "out-compare"  # where experiments go
     bench: bool = False  # instead of training, time every run's config with bench.py (bench.md)
-    workers: int = 0  # runs at once (threads = cores / workers); 0: one per GPU, else the fastest measured (speed.md)
+    workers: int = 0  # runs at once (threads = cores / workers); 0: one per GPU, else one per core (speed.md)
     retries: int = 1  # a run whose process crashed or was killed is tried again this many times, then reported
     executor: str = "local"  # "local": worker processes here; "slurm": an array job on a SLURM cluster
     partition: str = ""  # slurm: the partition ("" = the cluster's default)
