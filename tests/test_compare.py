@@ -19,28 +19,71 @@ def write_config(tmp_path, facts_dir, seeds="(0, 1)"):
     return [str(cfg), f"--out_root={tmp_path}/runs"]
 
 
-def test_compare_trains_every_run_and_seed_then_reuses_them(facts_dir, tmp_path, capsys):
+def test_compare_trains_every_run_and_seed_in_parallel_workers_then_reuses_them(facts_dir, tmp_path, capsys,
+                                                                                monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # the cores this sweep may use: 2 workers get 2 threads each
     args = write_config(tmp_path, facts_dir)
-    compare.main(args + ["--only=('shared_qk',)"])
+    compare.main(args + ["--only=('shared_qk',)", "--workers=2"])
     out = tmp_path / "runs" / "tiny"
     results = json.load(open(out / "results.json"))
     assert set(results["runs"]) == {"baseline", "shared_qk"} and results["baseline"] == "baseline"
     r = results["runs"]["shared_qk"]
     assert r["seeds"] == 2 and r["iters"] == 6 and len(r["val_losses"]) == 2 and r["ms_per_iter"] > 0
+    assert r["keys"]["max_iters"] == 6 and r["keys"]["shared_qk"] is True  # each run's resolved keys
     assert r["params"] < results["runs"]["baseline"]["params"]
     assert r["diff"] == pytest.approx(r["val_loss"] - results["runs"]["baseline"]["val_loss"])
     table = open(out / "results.md").read()
-    assert "| shared_qk |" in table and "± " in table and "(baseline)" in table
+    assert "| shared_qk | `shared_qk=True` |" in table and "`max_iters=6`" in table and "(baseline)" in table
     for png in ("val_loss.png", "position_loss.png"):
         assert open(out / png, "rb").read(4) == b"\x89PNG"
-    stamp = tmp_path / "runs" / "tiny" / "shared_qk_s1" / "ckpt.pt"
+    # each run was a submitit job of its own (a separate process), whose result came back
+    jobs = sorted((out / "submitit").glob("*_submitted.pkl"))
+    assert len(jobs) == 4 and len(list((out / "submitit").glob("*_result.pkl"))) == 4
+    assert len({p.name.split("_")[0] for p in jobs}) == 4  # 4 process ids
+    import pickle
+    command = pickle.load(open(jobs[0], "rb")).function.command[-1]
+    assert command.startswith("OMP_NUM_THREADS=2 exec ") and "train.py" in command
+    stamp = out / "shared_qk_s1" / "ckpt.pt"
     before = os.path.getmtime(stamp)
     capsys.readouterr()
     compare.main(args)  # same runs again, plus "untied": only the new one trains
     log = capsys.readouterr().out
-    trained = [line for line in log.splitlines() if line.startswith("training")]
-    assert log.count("reusing") == 4 and [t.split("/")[-1] for t in trained] == ["untied_s0", "untied_s1"]
+    assert "reusing 4 finished run(s) of 6" in log and "training 2 run(s)" in log
+    assert sorted(line.split(":")[0].split("/")[-1] for line in log.splitlines() if line.startswith("[")) == \
+        ["untied_s0", "untied_s1"]
     assert os.path.getmtime(stamp) == before
+
+
+def test_a_killed_worker_loses_only_its_run_which_is_trained_again_and_bad_runs_are_reported(
+        facts_dir, tmp_path, capsys):
+    import signal
+    import threading
+
+    args = write_config(tmp_path, facts_dir, seeds="(0,)")
+    cfg = open(args[0]).read().replace("'untied': dict(tie_dims=0)", "'broken': dict(n_head=3)")
+    open(args[0], "w").write(cfg)  # n_embd=32 does not split into 3 heads: train.py rejects it
+
+    killed = []
+    def kill_shared_qk_once():  # SIGKILL the first train.py of shared_qk_s0 as soon as it runs
+        while not killed:
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+                except OSError:
+                    continue
+                if any(a.endswith(b"train.py") for a in cmd) and any(a.endswith(b"shared_qk_s0") for a in cmd):
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.append(pid)
+                    break
+
+    threading.Thread(target=kill_shared_qk_once, daemon=True).start()
+    with pytest.raises(UserError, match="1 run\\(s\\) failed.*broken_s0: error: every layer width"):
+        compare.main(args + ["--workers=3"])
+    log = capsys.readouterr().out
+    assert killed and "shared_qk_s0 failed (killed by SIGKILL" in log and "trying again" in log
+    assert "broken_s0 failed" not in log  # bad input is reported at once, not tried again
+    results = json.load(open(tmp_path / "runs" / "tiny" / "results.json"))
+    assert set(results["runs"]) == {"baseline", "shared_qk"} and results["runs"]["shared_qk"]["iters"] == 6
 
 
 def test_significance_needs_a_difference_beyond_the_seed_noise():
@@ -51,6 +94,12 @@ def test_significance_needs_a_difference_beyond_the_seed_noise():
     assert res["b"]["significant"] is False
     base, res = stats({"a": rows(1.0), "b": rows(2.0)})
     assert res["b"]["significant"] is None and math.isnan(res["b"]["val_loss_std"])
+
+
+def test_convergence_is_the_val_loss_change_over_the_last_fifth_of_the_iterations():
+    rows = [{"iter": i, "val_loss": v} for i, v in ((0, 4.0), (400, 2.2), (800, 2.0), (1000, 1.9))]
+    assert compare.late_change(rows) == pytest.approx(-0.1)
+    assert compare.late_change(rows[:3]) is None  # no eval at 80% of 800 iterations
 
 
 def stats(metrics, common=None):
@@ -79,6 +128,10 @@ def test_unknown_runs_and_empty_configs_are_rejected(facts_dir, tmp_path):
         compare.main(args + ["--only=('nope',)"])
     with pytest.raises(UserError, match="needs a name and runs"):
         compare.main([])
+    with pytest.raises(UserError, match="executor must be 'local'"):
+        compare.main(args + ["--executor=pbs"])
+    with pytest.raises(UserError, match="partition, gpus are SLURM options: add --executor=slurm"):
+        compare.main(args + ["--partition=gpu", "--gpus=1"])
 
 
 def test_bench_mode_times_every_run(facts_dir, tmp_path):

@@ -4,11 +4,16 @@ whether each difference is larger than the seed noise.
 
     python tools/compare.py config/compare_shakespeare_char.py
     python tools/compare.py config/compare_shakespeare_char.py --seeds="(0,)" --only="('shared_qk',)"
+    python tools/compare.py config/compare_shakespeare_char.py --workers=2             # 2 runs at once
+    python tools/compare.py config/compare_shakespeare_char.py --executor=slurm --partition=gpu --gpus=1
 
 A compare config names the experiment, the seeds, the train.py keys every run shares (`common`) and
 each run's own keys (`runs`, the first one or `baseline` is the reference). Each run is a train.py
 process writing out-compare/<name>/<run>_s<seed>/; finished runs are reused, not retrained, when the
-same config is asked again. The results go beside them, to out-compare/<name>/: results.md,
+same config is asked again. Runs train `workers` at a time as submitit jobs: processes here, each
+with cores / workers threads (or one GPU each), or an array job on a SLURM cluster (docs/variants.md,
+"Parallel workers and SLURM"). A run whose process crashed or was killed is tried again, then reported; the others
+finish, and the results cover them. The results go beside them, to out-compare/<name>/: results.md,
 results.json, val_loss.png (val loss over iterations, mean over seeds) and position_loss.png (final
 loss per position, mean over seeds), each with every run minus the baseline.
 
@@ -29,10 +34,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # the repository: model, helpers
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from helpers.checkpoint import atomic_write_text, read_metrics  # noqa: E402
 from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.launch import train_or_reuse  # noqa: E402
+from helpers.launch import cores, train_in_workers  # noqa: E402
 from helpers.plotting import plot_comparison, position_curve  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
@@ -47,22 +53,53 @@ class CompareConfig:
     only: tuple[str, ...] = ()  # train and report only these runs (plus the baseline)
     out_root: str = "out-compare"  # where experiments go
     bench: bool = False  # instead of training, time every run's config with bench.py (bench.md)
+    workers: int = 0  # runs at once (threads = cores / workers); 0: one per GPU, else one per core (speed.md)
+    retries: int = 1  # a run whose process crashed or was killed is tried again this many times, then reported
+    executor: str = "local"  # "local": worker processes here; "slurm": an array job on a SLURM cluster
+    partition: str = ""  # slurm: the partition ("" = the cluster's default)
+    account: str = ""  # slurm: the account to charge ("" = yours by default)
+    time_min: int = 24 * 60  # a run's time limit in minutes (slurm: --time); a run past it is killed, then retried
+    gpus: int = 0  # slurm: GPUs per run
+    cpus: int = 1  # slurm: CPUs per run (its threads)
 
 
 def run_dir(c, run, seed):
     return os.path.join(c.out_root, c.name, f"{run}_s{seed}")
 
 
-def train_or_reuse_run(c, run, seed):
-    """Train one run (a train.py process: common keys, the run's keys, the seed), unless it is on disk.
-    Returns its metrics rows and the seconds its training took."""
-    keys = {**c.common, **c.runs[run], "seed": seed}
-    seconds = train_or_reuse(run_dir(c, run, seed), [f"--{k}={v}" for k, v in keys.items()])
-    return read_metrics(run_dir(c, run, seed)), seconds
+def run_args(c, run, seed):
+    """A run's train.py arguments: the common keys, the run's keys, the seed."""
+    return [f"--{k}={v}" for k, v in {**c.common, **c.runs[run], "seed": seed}.items()]
+
+
+def default_workers(gpus):
+    """One run per GPU; on CPUs one single-threaded run per core: 1.31x more runs per hour than one
+    run at a time with every core, at the recipe's size (timed by hand; docs/speed.md, "Sweeps")."""
+    return gpus or cores()
+
+
+def check_workers(c):
+    """The worker and cluster keys, before anything runs."""
+    if c.executor not in ("local", "slurm"):
+        raise UserError(f"executor must be 'local' (worker processes here) or 'slurm', got {c.executor!r}")
+    for key, least in (("workers", 0), ("retries", 0), ("time_min", 1), ("gpus", 0), ("cpus", 1)):
+        if getattr(c, key) < least:
+            raise UserError(f"{key} must be >= {least}, got {getattr(c, key)}")
+    given = [k for k in ("partition", "account", "gpus", "cpus") if getattr(c, k) != getattr(CompareConfig, k)]
+    if c.executor == "local" and given:
+        raise UserError(f"{', '.join(given)} are SLURM options: add --executor=slurm (locally every visible GPU "
+                        f"gets one run, and each worker cores / workers threads)")
 
 
 def mean_std(xs):
     return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else float("nan"))
+
+
+def late_change(rows):
+    """Val loss at the last eval minus at the eval at 80% of its iterations (None if there is none):
+    a run has converged when this is within the seed noise."""
+    at = next((r for r in rows if r["iter"] == round(0.8 * rows[-1]["iter"])), None)
+    return None if at is None or at is rows[-1] else rows[-1]["val_loss"] - at["val_loss"]
 
 
 def summarize(c, metrics):
@@ -78,7 +115,10 @@ def summarize(c, metrics):
         results[run] = {"params": GPT(GPTConfig(**config["model"])).get_num_params(), "iters": final[0]["iter"],
                         "ms_per_iter": float(np.median(ms)) if ms else None, "val_loss": loss, "val_loss_std": loss_std,
                         "val_bpb": bpb, "val_bpb_std": bpb_std, "seeds": len(final),
-                        "val_losses": [r["val_loss"] for r in final]}
+                        "val_losses": [r["val_loss"] for r in final], "keys": {**c.common, **c.runs[run]}}
+        late = [late_change(rows) for rows in per_seed]  # still falling at the end? (None: no eval at 80%)
+        results[run]["late_change"], results[run]["late_change_std"] = \
+            mean_std(late) if None not in late else (None, None)
     target = c.common.get("target_val_acc")
     for run, per_seed in metrics.items():
         if target:  # the first eval at or above the target, per seed; None: not within max_iters
@@ -101,18 +141,23 @@ def write_results(c, base, results, metrics, results_dir, seconds):
     fmt = lambda v, s: f"{v:.4f} ± {s:.4f}" if not math.isnan(s) else f"{v:.4f}"  # noqa: E731
     target = c.common.get("target_val_acc")
     iters = (f"up to {c.common.get('max_iters')} iterations each (a run stops at val acc ≥ {target}), the "
-             f"loss at each run's last eval" if target else f"{next(iter(results.values()))['iters']} iterations each")
+             f"loss at each run's last eval" if target else f"{next(iter(results.values()))['iters']} iterations each"
+             if len({r["iters"] for r in results.values()}) == 1 else "iterations as each run's keys say")
     lines = [f"# compare_{c.name}", "",
              f"{len(results)} runs x {len(c.seeds)} seeds ({', '.join(map(str, c.seeds))}), "
              f"{iters}; baseline `{base}`. "
              f"A difference is marked real when it exceeds twice its standard error over seeds.", "",
-             "| run | params | ms/iter | val loss | val bits/byte | diff vs baseline | beyond seed noise? |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+             "Every run's train.py keys: " + ", ".join(f"`{k}={v}`" for k, v in c.common.items())
+             + ", `seed`, and its own keys below, which win (results.json has each run's resolved keys).", "",
+             "| run | own keys | params | ms/iter | val loss | val bits/byte | diff vs baseline | beyond seed noise? "
+             "| val loss change over the last 20% of iterations |", "|---|---|---:|---:|---:|---:|---:|---|---:|"]
     for run, r in results.items():
         real = {None: "n/a", True: "yes", False: "no"}[r["significant"]] if run != base else "(baseline)"
         ms = f"{r['ms_per_iter']:.1f}" if r["ms_per_iter"] else "-"
-        lines.append(f"| {run} | {r['params']:,} | {ms} | {fmt(r['val_loss'], r['val_loss_std'])} | "
-                     f"{fmt(r['val_bpb'], r['val_bpb_std'])} | {r['diff']:+.4f} | {real} |")
+        own = ", ".join(f"`{k}={v}`" for k, v in c.runs[run].items()) or "-"
+        lines.append(f"| {run} | {own} | {r['params']:,} | {ms} | {fmt(r['val_loss'], r['val_loss_std'])} | "
+                     f"{fmt(r['val_bpb'], r['val_bpb_std'])} | {r['diff']:+.4f} | {real} | "
+                     + ("-" if r["late_change"] is None else fmt(r["late_change"], r["late_change_std"])) + " |")
     if target:
         lines += ["", f"Iterations to val acc ≥ {target} (the first eval at or above it; runs stop there), "
                       f"within {c.common.get('max_iters')} iterations:", "",
@@ -223,17 +268,30 @@ def main(argv=None):
     if base not in c.runs or any(r not in c.runs for r in c.only):
         unknown = [r for r in (base, *c.only) if r not in c.runs]
         raise UserError(f"unknown run(s) {', '.join(unknown)}; the config has {', '.join(c.runs)}")
+    check_workers(c)
     if c.only:
         c.runs = {r: v for r, v in c.runs.items() if r == base or r in c.only}
     results_dir = os.path.join(c.out_root, c.name)
     if c.bench:
         return bench_runs(c, results_dir)
-    done = {run: [train_or_reuse_run(c, run, seed) for seed in c.seeds] for run in c.runs}
-    metrics = {run: [rows for rows, _ in per_seed] for run, per_seed in done.items()}
-    seconds = sum(s for per_seed in done.values() for _, s in per_seed)
+    runs = {run_dir(c, run, seed): run_args(c, run, seed) for run in c.runs for seed in c.seeds}
+    gpus = 0 if c.executor == "slurm" or c.common.get("device", "auto") == "cpu" else torch.cuda.device_count()
+    slurm = dict(partition=c.partition, account=c.account, gpus=c.gpus, cpus=c.cpus)
+    seconds, failed = train_in_workers(runs, c.workers or default_workers(gpus), gpus, c.executor,
+                                       os.path.join(results_dir, "submitit"), c.retries, c.time_min, slurm)
+    done = [run for run in c.runs if all(run_dir(c, run, s) in seconds for s in c.seeds)]  # every seed finished
+    base_dirs = [run_dir(c, base, s) for s in c.seeds]
+    if base not in done:
+        raise UserError(f"the baseline did not train: {'; '.join(v for k, v in failed.items() if k in base_dirs)}")
+    metrics = {run: [read_metrics(run_dir(c, run, s)) for s in c.seeds] for run in done}
     base, results = summarize(c, metrics)
+    seconds = sum(seconds.values())
     for p in write_results(c, base, results, metrics, results_dir, seconds):
         print(f"wrote {p}")
+    if failed:
+        raise UserError(f"{len(failed)} run(s) failed and are not in the results: "
+                        + "; ".join(f"{k}: {v}" for k, v in failed.items()) + ". Run the same command again "
+                        "to train only them (finished runs are reused)")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,15 @@ EXPERIMENTS = {
         "docs/induction.md"),
     "induction_shakespeare_char": Experiment("out-induction/shakespeare_char", INDUCTION[:-1],
                                              "python tools/induction.py config/induction_shakespeare_char.py"),
+    "compare_shakespeare_char_budget": Experiment(
+        "out-compare/shakespeare_char_budget", ("results.md", "results.json", "val_loss.png"),
+        "python tools/compare.py config/compare_shakespeare_char_budget.py --seeds=\"(0,)\""),
+    "compare_shakespeare_char_converged": Experiment(
+        "out-compare/shakespeare_char_converged", ("results.md", "results.json", "val_loss.png", "position_loss.png"),
+        "python tools/compare.py config/compare_shakespeare_char_converged.py --workers=2 "
+        "--only=\"('untied', 'layer_windows_8_32')\" --seeds=\"(0, 1)\""),
+    "sweep_speed": Experiment("out-bench-sweep", ("bench_sweep.md",),
+                              "python tools/bench_sweep.py config/compare_shakespeare_char.py --steps=600 --rounds=4"),
     "priming_facts": Experiment("out-priming/facts", ("results.md", "results.json", "details.json", "conditions.png",
                                                       "runs.png"), "python tools/prime.py config/priming_facts.py"),
     "priming_one_fact": Experiment("out-priming/one_fact", ("results.md", "results.json", "details.json",
