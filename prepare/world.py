@@ -31,7 +31,7 @@ Beside the bins it writes what the metrics and the arms of tools/knowledge.py re
   library.jsonl    the external store: one facts line per person as the world is now (held-out people,
                    and group B's updated facts), for retrieval and LoRA
 
-    python prepare/world.py                                  # data/world: 400 people, 100 held out
+    python prepare/world.py                                  # data/world: 300 people, 100 held out
     python prepare/world.py --people=2000 --held_out=200 --out data/world_big
 """
 
@@ -179,13 +179,13 @@ def write_jsonl(path, rows):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--people", type=int, default=400, help="people of the world (memorized)")
+    p.add_argument("--people", type=int, default=300, help="people of the world (memorized)")
     p.add_argument("--held_out", type=int, default=100, help="held-out people: only in val, only open-book")
     p.add_argument("--name_parts", type=int, default=40, help="first names and last names (each); names are pairs")
     p.add_argument("--group_size", type=int, default=100, help="people in group A (closed_book) and in B (updates)")
     p.add_argument("--train_docs", type=int, default=40000, help="number of training documents")
     p.add_argument("--val_docs", type=int, default=1000, help="number of validation documents")
-    p.add_argument("--mix", default="0.5,0.35,0.15", help="shares of closed-book, open-book, counterfactual")
+    p.add_argument("--mix", default="0.45,0.4,0.15", help="shares of closed-book, open-book, counterfactual")
     p.add_argument("--eval_questions", type=int, default=200, help="val questions per metric")
     p.add_argument("--seed", type=int, default=0, help="draws the world; train uses seed + 1, val seed + 2")
     p.add_argument("--out", default=None, help="output directory (default data/world)")
