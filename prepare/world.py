@@ -142,7 +142,7 @@ def documents(w, n, seed, split, mix, tok):
     for _ in range(n):
         kind = rng.choices(("closed", "open", "counterfactual"), weights=mix)[0]
         text, prefix = make_document(rng, w, kind, split)
-        yield tok.encode(text), len(tok.encode(prefix)), len(text) + 1
+        yield tok.encode(text), len(tok.encode(prefix)), len(text)
 
 
 def val_questions(w, n, seed):

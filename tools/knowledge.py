@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 
 from helpers.checkpoint import atomic_write_text, load_checkpoint, model_from_checkpoint, read_metrics  # noqa: E402
 from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.knowledge import METRICS, knowledge_metrics, load_questions  # noqa: E402
+from helpers.knowledge import KIND, METRICS, knowledge_metrics, load_questions  # noqa: E402
 from helpers.launch import read_stamp, train_or_reuse  # noqa: E402
 from helpers.plotting import plt, save  # noqa: E402
 from prepare import world  # noqa: E402
@@ -113,9 +113,8 @@ def score_arms(models, tok, questions, retrieved, device):
            "forgetting": knowledge_metrics(models["forgetting"], tok, questions, device=device)}
     primed = knowledge_metrics(models["priming"], tok, questions, none, device)  # unprimed: closed_book
     for metric in ("open_book_new", "counterfactual_follow"):
-        kind = "counterfactual" if metric.startswith("counterfactual") else metric
         triples = [{"document": q["facts"], "prompt": q["prompt"], "answer": q["answer"]}
-                   for q in questions if q["kind"] == kind]
+                   for q in questions if q["kind"] == KIND[metric]]
         res = evaluate_conditions(base, models["priming"], triples, tok, device)
         primed[metric], primed[f"{metric}_loss"] = res["primed"]["exact_match"], res["primed"]["answer_loss"]
         primed[f"{metric}_wrong_doc"] = res["primed_wrong_doc"]["exact_match"]  # the control: must not help
