@@ -20,7 +20,7 @@ forgetting = dict(  # train.py keys of the forgetting fine-tune, from the base
 )
 priming = dict(  # train.py keys of the bias layers on the frozen base
     priming_dim=128, priming_pool="mean", batch_size=32, learning_rate=1e-2, min_lr=1e-3, warmup_iters=50,
-    max_iters=1000, lr_decay_iters=1000, weight_decay=0.0, eval_interval=500, eval_iters=10, log_interval=200,
+    max_iters=600, lr_decay_iters=600, weight_decay=0.0, eval_interval=300, eval_iters=10, log_interval=200,
 )
 lora = dict(  # train.py keys of the LoRA adapters on the base, trained on the store's facts lines
     lora_rank=8, lora_alpha=16.0, batch_size=32, learning_rate=3e-3, min_lr=3e-4, warmup_iters=20,

@@ -71,13 +71,15 @@ class KnowledgeConfig:
 
 def lora_data(data_dir):
     """<data_dir>/lora/: the store's facts lines of the people asked about with facts (held-out people and
-    group B), one document each, as train and val: what the LoRA adapter learns."""
+    group B), one document each, as train and val: what the LoRA adapter learns. Written again when the
+    world is."""
     out = os.path.join(data_dir, "lora")
     w = json.load(open(os.path.join(data_dir, "world.json")))
     asked = set(w["held_out"]) | set(w["group_b"])
     with open(os.path.join(data_dir, "library.jsonl")) as f:
         lines = [r["text"] for r in map(json.loads, f) if r["entity"] in asked]
-    if not os.path.exists(os.path.join(out, "meta.json")):
+    meta = os.path.join(out, "meta.json")
+    if not os.path.exists(meta) or os.path.getmtime(meta) < os.path.getmtime(os.path.join(data_dir, "library.jsonl")):
         tok = get_tokenizer(json.load(open(os.path.join(data_dir, "meta.json"))))
         write_dataset(out, {"train": text_docs(lines, tok), "val": text_docs(lines, tok)}, tok, "world_lora")
     return out
