@@ -132,8 +132,9 @@ def run_seed(c, data_dir, seed, questions, tok, retrieved):
     common = {"data_dir": data_dir, "device": c.device, "seed": seed}
     base_ckpt = os.path.join(dirs["base"], "ckpt.pt")
     seconds = {"base": train_or_reuse(dirs["base"], args({**common, **c.base}))}
-    seconds["forgetting"] = train_or_reuse(dirs["forgetting"], args({**common, **c.forgetting,
-                                                                     "init_from": dirs["base"]}), [dirs["base"]])
+    # the fine-tune's last model is scored: its val loss rises as it forgets, so the best would be iteration 0
+    seconds["forgetting"] = train_or_reuse(dirs["forgetting"], args({**common, **c.forgetting, "init_from": dirs["base"],
+                                                                     "always_save_checkpoint": True}), [dirs["base"]])
     seconds["priming"] = train_or_reuse(dirs["priming"], args({**common, **c.priming, "freeze_base": True,
                                                                "priming": True, "base": base_ckpt}), [dirs["base"]])
     seconds["lora"] = train_or_reuse(dirs["lora"], args({**common, **c.lora, "data_dir": lora_data(data_dir),
