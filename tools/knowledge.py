@@ -193,7 +193,7 @@ def plot_curves(c, path, title):
     ax.axvline(end, color="k", lw=1)
     ax.text(end, 1.0, " forgetting fine-tune (dashed)", va="top", fontsize=8)
     ax.set(xlabel="iteration", ylabel="exact match (facts in context)", ylim=(-0.02, 1.05), title=title)
-    ax.legend(fontsize=8, loc="center right")
+    ax.legend(fontsize=8, loc="upper left")
     save(fig, path)
 
 
