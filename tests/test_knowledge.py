@@ -167,21 +167,26 @@ def test_retrieval_recall_on_a_known_store(tmp_path):
     assert recall == 0.5
 
 
-def test_one_command_writes_the_table_for_every_arm(tmp_path):
+def test_one_command_writes_the_table_for_every_arm(tmp_path, monkeypatch):
     from tools import knowledge
+
+    def train_here(out_dir, args, inputs=()):  # train.py in this process: the same runs, no interpreter start-ups
+        train.main([*args, f"--out_dir={out_dir}", "--overwrite=True"])
+        return 0.0
+    monkeypatch.setattr(knowledge, "train_or_reuse", train_here)
 
     run = "--max_iters=4", "--lr_decay_iters=4", "--eval_interval=2", "--block_size=48"  # facts + question: 34 tokens
     keys = lambda *extra: "{" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]!r}"  # noqa: E731
                                           for a in (*TINY_MODEL, *run, *extra)) + "}"
     results = knowledge.main([
-        "--name=tiny", f"--out_root={tmp_path / 'out'}", f"--data_dir={tmp_path / 'world'}", "--seeds=(0,)",
+        "--name=tiny", f"--out_root={tmp_path / 'out'}", f"--data_dir={tmp_path / 'world'}", "--seeds=(0, 1)",
         "--data={" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]}" for a in TINY_WORLD) + "}",
         f"--base={keys()}", f"--forgetting={keys('--forget_weight=1.0')}", f"--priming={keys('--priming_dim=8')}",
         f"--lora={keys('--lora_rank=2')}"])
     for arm in knowledge.ARMS:
         for metric in ("closed_book", "open_book_new", "counterfactual_follow"):
             r = results[arm][metric]
-            assert 0 <= r["mean"] <= 1 and len(r["values"]) == 1 and r["std"] is None  # one seed: no std
+            assert 0 <= r["mean"] <= 1 and len(r["values"]) == 2 and r["std"] is not None
     assert 0 <= results["retrieval_recall"] <= 1 and results["command"].startswith("python tools/knowledge.py")
     out = tmp_path / "out" / "tiny"
     assert {"results.json", "results.md", "arms.png", "curves.png"} <= set(os.listdir(out))
