@@ -8,6 +8,7 @@ one command:
 2. for each seed trains, with train.py, unless a finished run with the same keys is there:
      base        a GPT from scratch on the world: its people's facts end up in the weights
      forgetting  the base fine-tuned with forget_weight (init_from=the base's run folder)
+     continued   its control: the same fine-tune with forget_weight=0
      priming     bias layers on the frozen base, trained to be primed by a document's facts block
      lora        LoRA adapters on the base, trained on the store's facts lines of the people asked about
                  in open_book_new and counterfactual (the held-out people, and group B's updated facts)
@@ -21,6 +22,7 @@ one command:
                  question alone
      lora        the base with the adapters, the question alone
      forgetting  the forgetting model, the facts block before the question
+     continued   the control fine-tune, the facts block before the question
    and writes <out_root>/<name>/: results.json ({arm: {metric: {mean, std, values}}}, retrieval_recall,
    timings, the command), results.md, arms.png (every arm and metric) and curves.png (the metrics over
    training: the base, then the forgetting fine-tune).
@@ -50,8 +52,8 @@ from prepare.common import get_tokenizer, text_docs, write_dataset  # noqa: E402
 from tools.compare import mean_std  # noqa: E402
 from tools.prime import args, evaluate_conditions, prepare_data  # noqa: E402
 
-ARMS = ("baseline", "forgetting", "context", "retrieval", "priming", "lora")
-RUNS = ("base", "forgetting", "priming", "lora")
+ARMS = ("baseline", "forgetting", "continued", "context", "retrieval", "priming", "lora")
+RUNS = ("base", "forgetting", "continued", "priming", "lora")
 
 
 @dataclass
@@ -112,7 +114,8 @@ def score_arms(models, tok, questions, retrieved, device):
            "context": knowledge_metrics(base, tok, questions, device=device),
            "retrieval": knowledge_metrics(base, tok, questions, lambda q: retrieved[q["prompt"]], device),
            "lora": knowledge_metrics(models["lora"], tok, questions, none, device),
-           "forgetting": knowledge_metrics(models["forgetting"], tok, questions, device=device)}
+           "forgetting": knowledge_metrics(models["forgetting"], tok, questions, device=device),
+           "continued": knowledge_metrics(models["continued"], tok, questions, device=device)}
     primed = knowledge_metrics(models["priming"], tok, questions, none, device)  # unprimed: closed_book
     for metric in ("open_book_new", "counterfactual_follow"):
         triples = [{"document": q["facts"], "prompt": q["prompt"], "answer": q["answer"]}
@@ -135,6 +138,10 @@ def run_seed(c, data_dir, seed, questions, tok, retrieved):
     # the fine-tune's last model is scored: its val loss rises as it forgets, so the best would be iteration 0
     seconds["forgetting"] = train_or_reuse(dirs["forgetting"], args({**common, **c.forgetting, "init_from": dirs["base"],
                                                                      "always_save_checkpoint": True}), [dirs["base"]])
+    # its control: the same fine-tune without the forgetting term (the LM loss on every document)
+    seconds["continued"] = train_or_reuse(dirs["continued"], args({**common, **c.forgetting, "init_from": dirs["base"],
+                                                                   "always_save_checkpoint": True, "forget_weight": 0.0}),
+                                          [dirs["base"]])
     seconds["priming"] = train_or_reuse(dirs["priming"], args({**common, **c.priming, "freeze_base": True,
                                                                "priming": True, "base": base_ckpt}), [dirs["base"]])
     seconds["lora"] = train_or_reuse(dirs["lora"], args({**common, **c.lora, "data_dir": lora_data(data_dir),
