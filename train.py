@@ -27,6 +27,7 @@ from helpers.data import Batches, PrimingBatches, dataset_dir, load_meta
 from helpers.device import end_ddp, from_rank0, setup_ddp, setup_device
 from helpers.evaluate import evaluate, unigram_distribution
 from helpers.induction import check_scorable, head_scores, icl_score
+from helpers.knowledge import METRICS as KNOWLEDGE, Knowledge, plot_knowledge
 from helpers.optim import count_nonfinite, get_lr, make_optimizer, train_step
 from helpers.plotting import plot_run
 
@@ -37,7 +38,7 @@ def main(argv=None):
     check_train_config(cfg)
     out_dir, plot_dir = cfg.out_dir, cfg.plot_dir or cfg.out_dir
     if cfg.plot_only:
-        for p in plot_run(out_dir, plot_dir):
+        for p in plot_run(out_dir, plot_dir) + plot_knowledge(out_dir, plot_dir):
             print(f"wrote {p}")
         return
     cfg, ddp, rank, world = setup_ddp(cfg)  # one process, unless launched by torchrun
@@ -47,6 +48,7 @@ def main(argv=None):
     if ddp:
         torch.distributed.barrier()  # rank 0 may have just written the facts corpus
     meta = load_meta(data_dir, cfg.dataset)  # the dataset's tokenizer, vocabulary and sizes
+    knowledge = Knowledge.of(data_dir, meta, device, cfg.forget_weight)  # a fixed world's questions, else None
     # the model's keys: as given (vocab_size from the data), the checkpoint's (resume), or those of the
     # model it fine-tunes (init_from=gpt2, a folder) or primes (freeze_base), plus the keys that add to it
     mcfg, ckpt, base = resolve_model(cfg, mcfg, given, meta, data_dir)
@@ -80,6 +82,8 @@ def main(argv=None):
     if resumed and world == 1:
         restore_rng(ckpt, gen, device_type)  # every random stream as it was: resuming continues exactly
     del ckpt, base  # (their weights are in the model now)
+    if cfg.forget_weight:  # the LM loss on open-book documents + the forgetting term (helpers/knowledge.py)
+        model = knowledge.objective(model, cfg.forget_weight, cfg.forget_batch_size, gen)
     if cfg.compile:
         print("compiling the model...")
         model = torch.compile(model)
@@ -124,12 +128,13 @@ def main(argv=None):
                    "tok_per_s": (iter_num - start_iter) * tokens_per_iter / max(elapsed, 1e-9),
                    "ms_per_iter": round(1000 * (t_eval - since_eval[0]) / iters, 3) if iters else None,
                    "mean_p": m["mean_p"], "unigram_kl": m.get("unigram_kl"), "position_loss": m["position_loss"],
-                   "position_count": m["position_count"]}
+                   "position_count": m["position_count"], **(knowledge.metrics(raw_model) if knowledge else {})}
             row["icl_score"] = icl_score(m["position_loss"])  # loss late in the context minus early (docs/induction.md)
             if cfg.head_scores:  # every head's previous-token, duplicate-token and induction score on [A][A]
                 row["head_scores"] = head_scores(raw_model, meta["vocab_size"])
             print(f"eval {iter_num}: train loss {m['train_loss']:.4f}, val loss {m['val_loss']:.4f} "
-                  f"({m['val_bpb']:.3f} bits/byte), mean p {m['mean_p']:.3f}, val acc {m['val_acc']:.3f}")
+                  f"({m['val_bpb']:.3f} bits/byte), mean p {m['mean_p']:.3f}, val acc {m['val_acc']:.3f}"
+                  + "".join(f", {k} {row[k]:.3f}" for k in KNOWLEDGE if k in row))
             if cfg.target_val_loss or cfg.target_val_acc:  # the race: wall time from the loop's start, evals included
                 reached = row["reached_target"] = (m["val_loss"] <= cfg.target_val_loss if cfg.target_val_loss
                                                    else m["val_acc"] >= cfg.target_val_acc)
@@ -171,7 +176,7 @@ def main(argv=None):
         if (cfg.target_val_loss or cfg.target_val_acc) and not reached:
             print(f"target {target} not reached in {iter_num} iterations")
         print(f"done in {time.time() - t_start:.1f}s; best val loss {best_val_loss:.4f}")
-        for p in plot_run(out_dir, plot_dir):
+        for p in plot_run(out_dir, plot_dir) + plot_knowledge(out_dir, plot_dir):
             print(f"wrote {p}")
     end_ddp(ddp)
 

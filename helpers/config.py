@@ -217,6 +217,9 @@ class TrainConfig:
     # priming (model.BiasLayer): train only the bias layers of a priming model on top of a frozen base
     freeze_base: bool = False  # load base into a priming=True model, train only its bias layers on doc -> rest
     base: str = ""  # the base model for freeze_base: a run folder, a checkpoint file, gpt2..gpt2-xl or an HF dir
+    # forgetting (helpers/knowledge.py, on prepare/world.py's fixed world): push out facts available elsewhere
+    forget_weight: float = 0.0  # 0: off; w: LM loss on open-book documents only, + w x KL(uniform over candidates || p) on closed-book questions
+    forget_batch_size: int = 64  # closed-book questions per step for the forgetting term
 
 
 # The main job's model (`python train.py`): small enough to train on a laptop CPU in a few minutes.
@@ -270,5 +273,11 @@ def check_train_config(c):
         raise UserError(f"freeze_base primes the model given by --base: pass --base={c.init_from} and leave init_from at scratch")
     if c.freeze_base and c.optimizer == "muon":
         raise UserError("freeze_base trains only the bias layers, which Muon does not optimize: use --optimizer=adamw")
+    if c.forget_weight < 0 or c.forget_batch_size < 1:
+        raise UserError(f"forget_weight must be >= 0 (0 = off) and forget_batch_size >= 1, "
+                        f"got {c.forget_weight} and {c.forget_batch_size}")
+    if c.forget_weight and (c.freeze_base or not c.respect_doc_boundaries):
+        raise UserError("forget_weight finds closed-book documents by their first token: keep "
+                        "respect_doc_boundaries=True and freeze_base=False")
     if c.freeze_base and not c.respect_doc_boundaries:
         raise UserError("freeze_base splits documents at their recorded prefix: keep respect_doc_boundaries=True")

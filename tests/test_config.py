@@ -92,6 +92,11 @@ def test_every_shipped_config_parses():
         if "runs" in c:  # a compare.py config (name, seeds, common, runs): every run's keys must parse
             for run in c["runs"].values():
                 parse(*(f"--{k}={v}" for k, v in {**c["common"], **run}.items()))
+        elif "forgetting" in c:  # a knowledge.py config: every run's train.py keys
+            from tools import knowledge
+            configure([knowledge.KnowledgeConfig()], [path])
+            for run in (c["base"], c["forgetting"], c["priming"], c["lora"]):
+                parse(*(f"--{k}={v}" for k, v in run.items()))
         elif "priming" in c:  # a prime.py config: the base's keys, and every bias-layer run's
             from tools import prime
             configure([prime.PrimeConfig()], [path])

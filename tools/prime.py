@@ -62,15 +62,16 @@ class PrimeConfig:
     out_root: str = "out-priming"  # where experiments go
 
 
-def prepare_data(c):
-    """data/priming_<name>/, written by prepare/priming.py unless it is there with the same options."""
-    data_dir = c.data_dir or os.path.join(ROOT, "data", f"priming_{c.name}")
+def prepare_data(c, script=priming_data, prefix="priming"):
+    """data/<prefix>_<name>/, written by the prepare script (prepare/priming.py) unless it is there with the
+    same options."""
+    data_dir = c.data_dir or os.path.join(ROOT, "data", f"{prefix}_{c.name}")
     argv = [f"--{k}={v}" for k, v in c.data.items()] + [f"--out={data_dir}"]
     stamp = os.path.join(data_dir, "prime.json")
     if os.path.exists(stamp) and json.load(open(stamp)) == argv:
         print(f"reusing {data_dir}")
     else:
-        priming_data.main(argv)
+        script.main(argv)
         atomic_write_text(stamp, json.dumps(argv))
     return data_dir
 

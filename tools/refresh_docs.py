@@ -73,6 +73,8 @@ EXPERIMENTS = {
     "priming_one_fact": Experiment("out-priming/one_fact", ("results.md", "results.json", "details.json",
                                                             "conditions.png"),
                                    "python tools/prime.py config/priming_one_fact.py"),
+    "knowledge_world": Experiment("out-knowledge/world", ("results.md", "results.json", "arms.png", "curves.png"),
+                                  "python tools/knowledge.py config/knowledge.py"),
 }
 
 

@@ -1,0 +1,177 @@
+"""
+Knowledge in and out of the model (design note 004, "Separation of Reason and Knowledge"): the metrics
+of the fixed-world corpus (prepare/world.py) and the forgetting loss.
+
+Metrics, on the val questions of the dataset's questions.jsonl, each as exact match (the model's argmax
+at the answer is the answer: every answer is one token) and answer loss (nats):
+    closed_book            people of the world (group A), no facts given: what the weights remember
+    open_book_new          held-out people, their facts given: what the model reads
+    counterfactual_follow  group B, facts that contradict the world given: the share of answers that
+                           follow the context; counterfactual_memory is the share that follow memory
+train.py appends them to metrics.jsonl at every eval when the dataset has questions (plot:
+knowledge.png); tools/knowledge.py measures them for every way of supplying the facts.
+"""
+
+import json
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pad_sequence
+
+from helpers.checkpoint import read_metrics
+from helpers.config import UserError
+
+METRICS = ("closed_book", "open_book_new", "counterfactual_follow")
+KIND = {"closed_book": "closed_book", "open_book_new": "open_book_new", "counterfactual_follow": "counterfactual"}
+
+
+def load_questions(data_dir):
+    """The val questions of a fixed-world dataset (questions.jsonl), or None when it has none."""
+    path = os.path.join(data_dir, "questions.jsonl")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+@torch.no_grad()
+def score(model, tok, questions, contexts=None, device="cpu", batch_size=256):
+    """Exact match and answer loss of the model on questions, each prompt after its context (a text;
+    none by default): {"acc", "loss", "memory" (share answered with q["memory"]), "hits" (per question)}."""
+    contexts = contexts or [""] * len(questions)
+    seqs = [torch.tensor(tok.encode(f"{c} {q['prompt']}".strip())) for c, q in zip(contexts, questions)]
+    answers = torch.tensor([tok.encode(q["answer"])[0] for q in questions])
+    memory = torch.tensor([tok.encode(q["memory"])[0] if q.get("memory") else -1 for q in questions])
+    losses, preds = [], []
+    was_training = model.training
+    model.eval()
+    for i in range(0, len(seqs), batch_size):
+        x = pad_sequence(seqs[i:i + batch_size], batch_first=True).to(device)  # (B, T), right-padded
+        last = torch.tensor([len(s) - 1 for s in seqs[i:i + batch_size]], device=device)
+        logits, _ = model(x)
+        logits = logits[torch.arange(len(x), device=device), last].float()  # (B, vocab): at the answer
+        a = answers[i:i + batch_size].to(device)
+        losses.append(F.cross_entropy(logits, a, reduction="none").cpu())
+        preds.append(logits.argmax(-1).cpu())
+    model.train(was_training)
+    pred, loss = torch.cat(preds), torch.cat(losses)
+    hits = (pred == answers).tolist()
+    return {"acc": sum(hits) / len(hits), "loss": loss.mean().item(),
+            "memory": (pred == memory).float().mean().item(), "hits": hits}
+
+
+def knowledge_metrics(model, tok, questions, facts=lambda q: q["facts"], device="cpu"):
+    """{metric: exact match, metric_loss: answer loss} for METRICS, plus counterfactual_memory.
+    facts(q): the context that supplies the facts of an open-book or counterfactual question (its facts
+    block by default; "" supplies none); closed-book questions never get any."""
+    out = {}
+    for metric in METRICS:
+        qs = [q for q in questions if q["kind"] == KIND[metric]]
+        s = score(model, tok, qs, None if metric == "closed_book" else [facts(q) for q in qs], device)
+        out[metric], out[f"{metric}_loss"] = round(s["acc"], 5), round(s["loss"], 5)
+        if metric == "counterfactual_follow":
+            out["counterfactual_memory"] = round(s["memory"], 5)
+    return out
+
+
+def forgetting_term(model, prompts, candidates):
+    """KL(uniform over the candidates || p) at the end of each prompt: 0 when the model spreads its answer
+    evenly over the candidate answers (it does not know), log(k) and more when it is sure of one.
+    prompts (B, T) closed-book questions; candidates (B, vocab) bool, the possible answers of each."""
+    logits, _ = model(prompts, last_only=True)
+    logp = logits[:, -1].float().log_softmax(-1)  # (B, vocab)
+    k = candidates.sum(-1)  # (B,)
+    return (-(logp * candidates).sum(-1) / k - k.log()).mean()
+
+
+class Forgetting(nn.Module):
+    """forget_weight (design note 004, "distill the knowledge out of the model"): facts that are available
+    outside the model (in the context, a retrieval store, a LoRA) need not be in its weights, so a loss
+    pushes them out. The LM loss trains on open-book and counterfactual documents only (closed-book
+    documents, which start with a question, get no loss), and forget_weight x forgetting_term pulls the
+    answer to forget_batch_size closed-book questions about people of the world toward uniform over the
+    candidate answers. It confirms the idea when closed_book falls toward chance while open_book_new holds
+    and counterfactual_follow rises: the knowledge left the weights and reading did not suffer.
+
+    Wraps the GPT for train_step: forward(x, y) returns (None, LM loss + weight x forgetting term); the
+    questions are drawn with the batches' generator, so a resumed run continues exactly.
+    """
+
+    def __init__(self, model, prompts, candidates, starts, weight, batch_size, generator):
+        super().__init__()
+        self.model, self.weight, self.batch_size, self.generator = model, weight, batch_size, generator
+        self.register_buffer("prompts", prompts, persistent=False)  # (M, T) every closed-book question
+        self.register_buffer("candidates", candidates, persistent=False)  # (M, vocab) bool
+        self.register_buffer("starts", starts, persistent=False)  # (vocab,) bool: tokens a closed-book doc starts with
+
+    def forward(self, x, y, **kw):
+        closed = self.starts[x[:, 0]]  # (B,) windows of closed-book documents (they start at the document's start)
+        y = y.masked_fill(closed[:, None], -1)
+        _, loss = self.model(x, y, reduction="none", **kw)  # (B, T)
+        lm = loss.sum() / (y != -1).sum().clamp(min=1)
+        pick = torch.randint(len(self.prompts), (self.batch_size,), generator=self.generator).to(x.device)
+        return None, lm + self.weight * forgetting_term(self.model, self.prompts[pick], self.candidates[pick])
+
+
+class Knowledge:
+    """A fixed-world dataset's val questions, its world (world.json) and tokenizer, on a device."""
+
+    def __init__(self, data_dir, meta, device):
+        from prepare.common import get_tokenizer
+
+        self.questions, self.tok, self.device = load_questions(data_dir), get_tokenizer(meta), device
+        with open(os.path.join(data_dir, "world.json")) as f:
+            self.world = json.load(f)
+
+    @classmethod
+    def of(cls, data_dir, meta, device, forget_weight=0.0):
+        """The dataset's Knowledge, or None when it is not a fixed world (forget_weight then refuses it)."""
+        if load_questions(data_dir) is None:
+            if forget_weight:
+                raise UserError(f"forget_weight needs a fixed-world dataset (questions.jsonl and world.json), "
+                                f"which {data_dir} is not: run `python prepare/world.py` and pass --dataset=world")
+            return None
+        return cls(data_dir, meta, device)
+
+    def metrics(self, model):
+        return knowledge_metrics(model, self.tok, self.questions, device=self.device)
+
+    def objective(self, model, weight, batch_size, generator):
+        """Forgetting around model: every closed-book question about every person of the world."""
+        from prepare.world import ATTRIBUTES, QUESTION_WORDS, question
+
+        V = model.config.vocab_size
+        prompts, candidates = [], []
+        for name in self.world["people"]:
+            for attr, _, _ in ATTRIBUTES:
+                prompt, values = question(name, attr)
+                prompts.append(self.tok.encode(prompt))
+                candidates.append(torch.zeros(V, dtype=torch.bool))
+                candidates[-1][[self.tok.encode(v)[0] for v in values]] = True
+        starts = torch.zeros(V, dtype=torch.bool)
+        starts[[self.tok.encode(w)[0] for w in QUESTION_WORDS]] = True
+        return Forgetting(model, torch.tensor(prompts), torch.stack(candidates), starts, weight, batch_size,
+                          generator).to(self.device)
+
+
+def plot_knowledge(out_dir, plot_dir):
+    """knowledge.png: the metrics over training (exact match and answer loss); [] for other datasets."""
+    from helpers.plotting import plt, run_title, save
+
+    rows = [r for r in read_metrics(out_dir) if "closed_book" in r]
+    if not rows:
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    it = [r["iter"] for r in rows]
+    for metric in (*METRICS, "counterfactual_memory"):
+        axes[0].plot(it, [r[metric] for r in rows], marker=".", label=metric,
+                     ls="--" if metric == "counterfactual_memory" else "-")
+        if metric in METRICS:
+            axes[1].plot(it, [r[f"{metric}_loss"] for r in rows], marker=".", label=metric)
+    axes[0].set(xlabel="iteration", ylabel="exact match", ylim=(-0.02, 1.02))
+    axes[1].set(xlabel="iteration", ylabel="answer loss (nats)", yscale="log")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{run_title(out_dir)}: closed-book, open-book and counterfactual answers")
+    return [save(fig, os.path.join(plot_dir, "knowledge.png"))]

@@ -1,0 +1,218 @@
+"""
+The fixed-world corpus (design note 004, "Separation of Reason and Knowledge"), generated from a seed
+with no download. Unlike prepare/facts.py, whose people are invented afresh for every document, this
+world has N people with fixed attributes, so there is something to memorize, to forget and to look up.
+
+One token per word, and every name part and attribute value is one word, so every answer is one token:
+
+    where does Voka Tusel live ? Dashmur .                                      closed-book
+    Mibe Rano lives in Tulvek , works as baker , keeps owl .                    open-book: the facts block,
+    Voka Tusel lives in Pelkor , works as smith , keeps fox .                     then questions on it
+    what does Mibe Rano keep ? owl .
+
+Documents come in three kinds, mixed in the proportions given:
+  closed-book     questions about people of the world, no facts: answering needs memory. These
+                  documents start with a question, every other kind with a fact.
+  open-book       a facts block, then questions on it. In train the people are fresh names (with
+                  random attributes, so only reading answers them) or people of the world (true facts).
+  counterfactual  an open-book document where one person of the world has facts that contradict the
+                  world, asked about: the answer follows the context, not memory.
+Held-out people have fixed attributes too, but appear only in val, and only open-book. Names are
+two words (a first and a last name, from disjoint lists), so a held-out name is a new combination of
+words that training has seen; no held-out name appears in the train split.
+
+Beside the bins it writes what the metrics and the arms of tools/knowledge.py read:
+  world.json       the people, their attributes, the held-out people, and the "updates": for a group
+                   of people of the world, new attributes that contradict memory (the counterfactuals)
+  questions.jsonl  val questions, one per line: {kind, entity, facts, prompt, answer, candidates,
+                   memory}, kind closed_book (group A of the world, no facts), open_book_new (held-out
+                   people, facts given) or counterfactual (group B, the updated facts given; memory is
+                   the world's answer)
+  library.jsonl    the external store: one facts line per person as the world is now (held-out people,
+                   and group B's updated facts), for retrieval and LoRA
+
+    python prepare/world.py                                  # data/world: 300 people, 100 held out
+    python prepare/world.py --people=2000 --held_out=200 --out data/world_big
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from prepare.common import WordTokenizer, default_out_dir, write_dataset
+from prepare.facts import CONSONANTS, JOBS, VOWELS
+
+CITIES = ["Dashmur", "Tulvek", "Pelkor", "Varnis", "Odrin", "Kelsa", "Morvik", "Zanet", "Ibral", "Fennor",
+          "Gostra", "Halvin", "Ruskal", "Semble", "Tarvo", "Ulmen"]
+PETS = ["owl", "fox", "cat", "dog", "goat", "crow", "hare", "frog"]
+# (attribute, question, values): every question is 5 words before its name-sized gap, 6 tokens in all
+ATTRIBUTES = (("city", "where does {} live ?", CITIES), ("job", "what does {} do ?", JOBS),
+              ("pet", "what does {} keep ?", PETS))
+TEMPLATE = ["lives", "in", ",", "works", "as", "keeps", ".", "where", "what", "does", "live", "do", "keep", "?"]
+QUESTION_WORDS = ("where", "what")  # a closed-book document starts with one of these
+
+
+def name_parts(n):
+    """n first names and n last names, two disjoint lists of invented words (the same for every seed)."""
+    rng, words = random.Random(4), set()
+    while len(words) < 2 * n:
+        words.add("".join(rng.choice(CONSONANTS) + rng.choice(VOWELS) for _ in range(2)).capitalize()
+                  + rng.choice(["", *CONSONANTS]))
+    words = sorted(words)
+    rng.shuffle(words)
+    return words[:n], words[n:]
+
+
+def vocabulary(n_parts):
+    first, last = name_parts(n_parts)
+    return first + last + CITIES + JOBS + PETS + TEMPLATE + ["<eot>"]
+
+
+def facts_line(name, a):
+    return f"{name} lives in {a['city']} , works as {a['job']} , keeps {a['pet']} ."
+
+
+def question(name, attr):
+    """(prompt, candidates) of the question about attribute attr of name."""
+    _, q, values = next(x for x in ATTRIBUTES if x[0] == attr)
+    return q.format(name), values
+
+
+def random_attributes(rng, avoid=None):
+    """Attributes drawn at random; with avoid, each differs from avoid's (a counterfactual)."""
+    return {k: rng.choice([v for v in values if not avoid or v != avoid[k]]) for k, _, values in ATTRIBUTES}
+
+
+def make_world(seed, people, held_out, n_parts, group_size):
+    """{people, held_out, attributes, group_a, group_b, updates}: the fixed world drawn from seed."""
+    first, last = name_parts(n_parts)
+    names = [f"{f} {la}" for f in first for la in last]
+    if people + held_out > len(names) // 2:
+        raise SystemExit(f"error: {people} + {held_out} people need more names: raise --name_parts "
+                         f"({n_parts} gives {len(names)} names, half of them left for fresh names)")
+    rng = random.Random(seed)
+    rng.shuffle(names)
+    world, held = names[:people], names[people:people + held_out]
+    attributes = {n: random_attributes(rng) for n in world + held}
+    order = rng.sample(world, len(world))
+    group_a, group_b = order[:group_size], order[group_size:2 * group_size]
+    updates = {n: random_attributes(rng, avoid=attributes[n]) for n in group_b}
+    return {"people": world, "held_out": held, "fresh": names[people + held_out:], "attributes": attributes,
+            "group_a": group_a, "group_b": group_b, "updates": updates}
+
+
+def qa(name, attrs, rng):
+    attr = rng.choice([a for a, _, _ in ATTRIBUTES])
+    return f"{question(name, attr)[0]} {attrs[attr]} ."
+
+
+def make_document(rng, w, kind, split, n_questions=3):
+    """(text, prefix text) of one document of the given kind; prefix is the facts block."""
+    if kind == "closed":
+        people = [rng.choice(w["people"]) for _ in range(n_questions + 1)]
+        return " ".join(qa(n, w["attributes"][n], rng) for n in people), ""
+    k = rng.randint(2, 3)
+    pool = w["held_out"] if split == "val" else w["fresh"]
+    people = {}
+    while len(people) < k:
+        n = rng.choice(pool)
+        if split == "train" and rng.random() < 0.3:  # a person of the world, with the true facts
+            n = rng.choice(w["people"])
+        people[n] = w["attributes"][n] if n in w["attributes"] else random_attributes(rng)
+    asked = list(people)
+    if kind == "counterfactual":  # one person of the world, facts against memory, asked first
+        n = rng.choice(w["people"])
+        people.pop(n, None)
+        people[n] = random_attributes(rng, avoid=w["attributes"][n])
+        asked = [n] + [rng.choice(list(people)) for _ in range(n_questions - 1)]
+    else:
+        asked = [rng.choice(asked) for _ in range(n_questions)]
+    names = list(people)
+    rng.shuffle(names)
+    facts = " ".join(facts_line(n, people[n]) for n in names)
+    return facts + " " + " ".join(qa(n, people[n], rng) for n in asked), facts
+
+
+def documents(w, n, seed, split, mix, tok):
+    """(ids, prefix length, n_bytes) of n documents; mix: shares of closed, open, counterfactual."""
+    rng = random.Random(seed)
+    for _ in range(n):
+        kind = rng.choices(("closed", "open", "counterfactual"), weights=mix)[0]
+        text, prefix = make_document(rng, w, kind, split)
+        yield tok.encode(text), len(tok.encode(prefix)), len(text)
+
+
+def val_questions(w, n, seed):
+    """The question sets of the metrics: n per kind, each with its facts block (two facts lines)."""
+    rng = random.Random(seed)
+    attrs, out = [a for a, _, _ in ATTRIBUTES], []
+    now = {**w["attributes"], **w["updates"]}  # the world as the external store has it
+
+    def add(kind, name, facts_of, memory=None):
+        attr = rng.choice(attrs)
+        prompt, candidates = question(name, attr)
+        other = rng.choice([m for m in facts_of if m != name])
+        lines = [facts_line(name, facts_of[name]), facts_line(other, facts_of[other])]
+        rng.shuffle(lines)
+        out.append({"kind": kind, "entity": name, "attribute": attr, "facts": " ".join(lines), "prompt": prompt,
+                    "answer": facts_of[name][attr], "candidates": candidates,
+                    "memory": memory[attr] if memory else None})
+
+    for _ in range(n):
+        add("closed_book", rng.choice(w["group_a"]), w["attributes"])
+    for _ in range(n):
+        add("open_book_new", rng.choice(w["held_out"]), {h: w["attributes"][h] for h in w["held_out"]})
+    for _ in range(n):
+        name = rng.choice(w["group_b"])
+        add("counterfactual", name, {name: now[name], **{h: now[h] for h in w["held_out"]}}, w["attributes"][name])
+    return out
+
+
+def write_jsonl(path, rows):
+    with open(path + ".tmp", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    os.replace(path + ".tmp", path)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--people", type=int, default=300, help="people of the world (memorized)")
+    p.add_argument("--held_out", type=int, default=100, help="held-out people: only in val, only open-book")
+    p.add_argument("--name_parts", type=int, default=40, help="first names and last names (each); names are pairs")
+    p.add_argument("--group_size", type=int, default=100, help="people in group A (closed_book) and in B (updates)")
+    p.add_argument("--train_docs", type=int, default=40000, help="number of training documents")
+    p.add_argument("--val_docs", type=int, default=1000, help="number of validation documents")
+    p.add_argument("--mix", default="0.45,0.4,0.15", help="shares of closed-book, open-book, counterfactual")
+    p.add_argument("--eval_questions", type=int, default=200, help="val questions per metric")
+    p.add_argument("--seed", type=int, default=0, help="draws the world; train uses seed + 1, val seed + 2")
+    p.add_argument("--out", default=None, help="output directory (default data/world)")
+    args = p.parse_args(argv)
+    mix = [float(x) for x in args.mix.split(",")]
+    if len(mix) != 3 or min(mix) < 0 or mix[0] + mix[1] + mix[2] <= 0:
+        sys.exit(f"error: --mix must be three shares >= 0, not all 0, got {args.mix}")
+    if 2 * args.group_size > args.people or args.held_out < 2 or args.group_size < 2:
+        sys.exit("error: --group_size must be >= 2 with 2 * group_size <= --people, and --held_out >= 2")
+
+    w = make_world(args.seed, args.people, args.held_out, args.name_parts, args.group_size)
+    tok = WordTokenizer(vocabulary(args.name_parts))
+    out = args.out or default_out_dir("world")
+    write_dataset(out, {"train": documents(w, args.train_docs, args.seed + 1, "train", mix, tok),
+                        "val": documents(w, args.val_docs, args.seed + 2, "val", mix, tok)},
+                  tok, "world", extra_meta={"generator": {k: v for k, v in vars(args).items() if k != "out"}})
+    now = {**w["attributes"], **w["updates"]}
+    world = {k: v for k, v in w.items() if k != "fresh"}
+    with open(os.path.join(out, ".world.json.tmp"), "w") as f:
+        json.dump(world, f)
+    os.replace(os.path.join(out, ".world.json.tmp"), os.path.join(out, "world.json"))
+    write_jsonl(os.path.join(out, "questions.jsonl"), val_questions(w, args.eval_questions, args.seed + 3))
+    write_jsonl(os.path.join(out, "library.jsonl"), [{"entity": n, "text": facts_line(n, now[n])}
+                                                     for n in w["people"] + w["held_out"]])
+    print(f"{out}/questions.jsonl: {3 * args.eval_questions} val questions; library.jsonl: "
+          f"{len(w['people']) + len(w['held_out'])} facts lines")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Knowledge out of the model: the fixed world (prepare/world.py), its metrics and the forgetting loss
+(helpers/knowledge.py), retrieval and the one command (tools/knowledge.py)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from conftest import TINY_MODEL
+from helpers.checkpoint import read_metrics
+from helpers.config import UserError
+from helpers.knowledge import Forgetting, forgetting_term, knowledge_metrics, score
+from model import GPT, GPTConfig
+from prepare import world
+from prepare.common import WordTokenizer, get_tokenizer
+
+TINY_WORLD = ["--people=30", "--held_out=8", "--group_size=6", "--name_parts=10", "--train_docs=300",
+              "--val_docs=40", "--eval_questions=10"]
+
+
+def make_world(out, *extra):
+    world.main([*TINY_WORLD, *extra, f"--out={out}"])
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def world_dir(tmp_path_factory):
+    return make_world(tmp_path_factory.mktemp("data") / "world")
+
+
+def read_split(data_dir, split):
+    meta = json.load(open(os.path.join(data_dir, "meta.json")))
+    return get_tokenizer(meta).decode(np.fromfile(os.path.join(data_dir, f"{split}.bin"), dtype=meta["dtype"]))
+
+
+def test_the_world_is_the_same_from_the_same_seed_and_differs_from_another(world_dir, tmp_path):
+    again, other = make_world(tmp_path / "again"), make_world(tmp_path / "other", "--seed=5")
+    for f in ("train.bin", "val.bin", "train.docs.npy", "world.json", "questions.jsonl", "library.jsonl"):
+        assert open(os.path.join(world_dir, f), "rb").read() == open(os.path.join(again, f), "rb").read(), f
+    assert open(os.path.join(world_dir, "train.bin"), "rb").read() != open(os.path.join(other, "train.bin"), "rb").read()
+
+
+def test_held_out_people_are_never_in_train_and_only_open_book_in_val(world_dir):
+    w = json.load(open(os.path.join(world_dir, "world.json")))
+    train_text, val_text = read_split(world_dir, "train"), read_split(world_dir, "val")
+    assert not [n for n in w["held_out"] if n in train_text]
+    assert [n for n in w["held_out"] if n in val_text]  # the check can fail: they are in val
+    for doc in val_text.split("<eot>"):
+        if doc.strip().startswith(world.QUESTION_WORDS):  # a closed-book document: people of the world only
+            assert not [n for n in w["held_out"] if n in doc]
+    kinds = {}
+    for q in map(json.loads, open(os.path.join(world_dir, "questions.jsonl"))):
+        kinds.setdefault(q["kind"], set()).add(q["entity"])
+        assert q["answer"] in q["candidates"] and q["answer"] in q["facts"]
+    assert kinds["open_book_new"] <= set(w["held_out"])
+    assert kinds["closed_book"] <= set(w["group_a"]) and kinds["counterfactual"] <= set(w["group_b"])
+    assert not set(w["group_a"]) & set(w["group_b"])
+
+
+class AnswerTable(torch.nn.Module):
+    """A stand-in model whose logits after a whole token sequence come from a table (zeros elsewhere)."""
+
+    def __init__(self, tok, table):
+        super().__init__()
+        self.tok, self.table = tok, {tuple(tok.encode(k)): v for k, v in table.items()}
+
+    def forward(self, x):
+        logits = torch.zeros(*x.shape, self.tok.n_vocab)
+        for b in range(len(x)):
+            for t in range(x.shape[1]):
+                for token, logit in self.table.get(tuple(x[b, :t + 1].tolist()), {}).items():
+                    logits[b, t, self.tok.encode(token)[0]] = logit
+        return logits, None
+
+
+def test_metrics_score_a_hand_made_answer_set():
+    tok = WordTokenizer(["Ana", "Bo", "where", "does", "live", "?", "Pim", "Rom", "lives", "in", "."])
+    q = lambda kind, name, answer, facts="", memory=None: {  # noqa: E731
+        "kind": kind, "prompt": f"where does {name} live ?", "answer": answer, "facts": facts, "memory": memory,
+        "candidates": ["Pim", "Rom"]}
+    questions = [q("closed_book", "Ana", "Pim"), q("closed_book", "Bo", "Rom"),
+                 q("open_book_new", "Ana", "Rom", "Ana lives in Rom ."),
+                 q("counterfactual", "Bo", "Pim", "Bo lives in Pim .", memory="Rom")]
+    # right on Ana, wrong on Bo when closed-book; reads the facts; follows memory on the counterfactual
+    model = AnswerTable(tok, {"where does Ana live ?": {"Pim": 50.0}, "where does Bo live ?": {"Pim": 50.0},
+                              "Ana lives in Rom . where does Ana live ?": {"Rom": 50.0},
+                              "Bo lives in Pim . where does Bo live ?": {"Rom": 50.0}})
+    m = knowledge_metrics(model, tok, questions)
+    assert (m["closed_book"], m["open_book_new"], m["counterfactual_follow"], m["counterfactual_memory"]) == \
+        (0.5, 1.0, 0.0, 1.0)
+    assert m["closed_book_loss"] == pytest.approx(25.0, abs=1e-3)  # (0 + 50) / 2 nats
+    # without its facts, the open-book question gets the memorized answer, which is wrong
+    flat = score(model, tok, questions[2:3])
+    assert flat["acc"] == 0.0 and flat["loss"] == pytest.approx(50.0, abs=1e-3)
+
+
+def tiny_gpt(vocab):
+    torch.manual_seed(0)
+    return GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=vocab, bias=False))
+
+
+def test_forgetting_term_is_zero_when_the_answer_is_uniform_over_the_candidates_and_pulls_otherwise():
+    class Fixed(torch.nn.Module):
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = torch.nn.Parameter(logits)
+
+        def forward(self, x, last_only=False):
+            return self.logits.expand(len(x), 1, -1), None
+
+    candidates = torch.tensor([[True, True, False, False]])
+    flat = Fixed(torch.tensor([0.0, 0.0, -1e9, -1e9]))
+    assert forgetting_term(flat, torch.zeros(1, 3, dtype=torch.long), candidates).item() == pytest.approx(0, abs=1e-6)
+    sure = Fixed(torch.tensor([5.0, 0.0, 0.0, 0.0]))
+    term = forgetting_term(sure, torch.zeros(1, 3, dtype=torch.long), candidates)
+    term.backward()
+    assert term.item() > 0.5 and sure.logits.grad.abs().sum() > 0
+
+
+def test_forgetting_objective_at_weight_zero_is_the_open_book_lm_loss(world_dir):
+    from helpers.knowledge import Knowledge
+
+    meta = json.load(open(os.path.join(world_dir, "meta.json")))
+    k, tok = Knowledge(world_dir, meta, "cpu"), get_tokenizer(meta)
+    model = tiny_gpt(meta["vocab_size"])
+    closed, opened = tok.encode("where does " + k.world["people"][0] + " live ?"), tok.encode(
+        world.facts_line(k.world["people"][0], k.world["attributes"][k.world["people"][0]]))
+    x = torch.tensor([closed + [0] * (len(opened) - len(closed)), opened])[:, :-1]
+    y = torch.tensor([closed + [0] * (len(opened) - len(closed)), opened])[:, 1:]
+    open_only = model(x[1:], y[1:])[1]
+    for weight in (0.0, 1.0):
+        gen = torch.Generator().manual_seed(0)
+        loss = k.objective(model, weight, 8, gen)(x, y)[1]
+        if weight == 0:
+            assert loss.item() == pytest.approx(open_only.item())  # the closed-book row gets no loss
+        else:
+            assert loss.item() > open_only.item() + 1e-3
+            loss.backward()
+            assert model.transformer.wte.weight.grad.abs().sum() > 0
+    assert isinstance(k.objective(model, 1.0, 8, gen), Forgetting)
+
+
+def test_forget_weight_needs_a_fixed_world(facts_dir, tmp_path):
+    from conftest import train_args
+
+    with pytest.raises(UserError, match="fixed-world"):
+        train.main(train_args(facts_dir, str(tmp_path / "out"), "--forget_weight=1.0", "--max_iters=1"))
+    with pytest.raises(UserError, match="forget_weight must be >= 0"):
+        train.main(train_args(facts_dir, str(tmp_path / "out"), "--forget_weight=-1.0"))
+
+
+def test_retrieval_recall_on_a_known_store(tmp_path):
+    from tools.knowledge import retrieve
+
+    store = [{"entity": "Voka Tusel", "text": "Voka Tusel lives in Pelkor , works as smith , keeps fox ."},
+             {"entity": "Voka Rano", "text": "Voka Rano lives in Odrin , works as baker , keeps owl ."},
+             {"entity": "Mibe Rano", "text": "Mibe Rano lives in Tulvek , works as baker , keeps cat ."}]
+    with open(tmp_path / "library.jsonl", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in store)
+    ask = lambda name: {"kind": "open_book_new", "entity": name, "prompt": f"where does {name} live ?"}  # noqa: E731
+    found, recall = retrieve(str(tmp_path), [ask("Voka Rano"), ask("Mibe Rano")], k=1)
+    assert recall == 1.0 and found["where does Voka Rano live ?"] == store[1]["text"]
+    _, recall = retrieve(str(tmp_path), [ask("Voka Rano"), ask("Pim Saro")], k=1)  # Pim Saro is not in the store
+    assert recall == 0.5
+
+
+def test_one_command_writes_the_table_for_every_arm(tmp_path, monkeypatch):
+    from tools import knowledge
+
+    def train_here(out_dir, args, inputs=()):  # train.py in this process: the same runs, no interpreter start-ups
+        train.main([*args, f"--out_dir={out_dir}", "--overwrite=True"])
+        return 0.0
+    monkeypatch.setattr(knowledge, "train_or_reuse", train_here)
+
+    run = "--max_iters=4", "--lr_decay_iters=4", "--eval_interval=2", "--block_size=48"  # facts + question: 34 tokens
+    keys = lambda *extra: "{" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]!r}"  # noqa: E731
+                                          for a in (*TINY_MODEL, *run, *extra)) + "}"
+    results = knowledge.main([
+        "--name=tiny", f"--out_root={tmp_path / 'out'}", f"--data_dir={tmp_path / 'world'}", "--seeds=(0, 1)",
+        "--data={" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]}" for a in TINY_WORLD) + "}",
+        f"--base={keys()}", f"--forgetting={keys('--forget_weight=1.0')}", f"--priming={keys('--priming_dim=8')}",
+        f"--lora={keys('--lora_rank=2')}"])
+    for arm in knowledge.ARMS:
+        for metric in ("closed_book", "open_book_new", "counterfactual_follow"):
+            r = results[arm][metric]
+            assert 0 <= r["mean"] <= 1 and len(r["values"]) == 2 and r["std"] is not None
+    assert 0 <= results["retrieval_recall"] <= 1 and results["command"].startswith("python tools/knowledge.py")
+    out = tmp_path / "out" / "tiny"
+    assert {"results.json", "results.md", "arms.png", "curves.png"} <= set(os.listdir(out))
+    assert "closed_book" in read_metrics(str(out / "s0" / "forgetting"))[-1]  # train.py's evals score the questions

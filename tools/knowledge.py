@@ -1,0 +1,276 @@
+"""
+Knowledge out of the model (design note 004, "Separation of Reason and Knowledge"), the whole table in
+one command:
+
+    python tools/knowledge.py config/knowledge.py
+
+1. writes the fixed world with prepare/world.py (once for every seed), unless it is there;
+2. for each seed trains, with train.py, unless a finished run with the same keys is there:
+     base        a GPT from scratch on the world: its people's facts end up in the weights
+     forgetting  the base fine-tuned with forget_weight (init_from=the base's run folder)
+     continued   its control: the same fine-tune with forget_weight=0
+     priming     bias layers on the frozen base, trained to be primed by a document's facts block
+     lora        LoRA adapters on the base, trained on the store's facts lines of the people asked about
+                 in open_book_new and counterfactual (the held-out people, and group B's updated facts)
+3. scores every arm on the same val questions (helpers/knowledge.py; closed_book never gets facts):
+     baseline    the base, no facts supplied
+     context     the base, the facts block before the question
+     retrieval   the base, the retrieval_k facts lines BM25 (bm25s) ranks first in the store (library.jsonl)
+                 for the question, before it; retrieval_recall: the share of questions whose person's
+                 line is among them
+     priming     the priming model primed on the facts block (tools/prime.py's evaluate_conditions), the
+                 question alone
+     lora        the base with the adapters, the question alone
+     forgetting  the forgetting model, the facts block before the question
+     continued   the control fine-tune, the facts block before the question
+   and writes <out_root>/<name>/: results.json ({arm: {metric: {mean, std, values}}}, retrieval_recall,
+   timings, the command), results.md, arms.png (every arm and metric) and curves.png (the metrics over
+   training: the base, then the forgetting fine-tune).
+
+Each training is a train.py process in <out_root>/<name>/s<seed>/<run>/, reused when asked again with
+the same keys; each seed's scores are kept in eval.json beside them, recomputed when a run changes.
+"""
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # the repository: model, helpers, prepare, tools
+
+import numpy as np  # noqa: E402
+
+from helpers.checkpoint import atomic_write_text, load_checkpoint, model_from_checkpoint, read_metrics  # noqa: E402
+from helpers.config import UserError, configure, main_guard  # noqa: E402
+from helpers.knowledge import KIND, METRICS, knowledge_metrics, load_questions  # noqa: E402
+from helpers.launch import read_stamp, train_or_reuse  # noqa: E402
+from helpers.plotting import plt, save  # noqa: E402
+from prepare import world  # noqa: E402
+from prepare.common import get_tokenizer, text_docs, write_dataset  # noqa: E402
+from tools.compare import mean_std  # noqa: E402
+from tools.prime import args, evaluate_conditions, prepare_data  # noqa: E402
+
+ARMS = ("baseline", "forgetting", "continued", "context", "retrieval", "priming", "lora")
+RUNS = ("base", "forgetting", "continued", "priming", "lora")
+
+
+@dataclass
+class KnowledgeConfig:
+    name: str = ""  # experiment name: runs and results in <out_root>/<name>/
+    data: dict = field(default_factory=dict)  # prepare/world.py options, e.g. {"people": 400}
+    seeds: tuple[int, ...] = (0, 1, 2)  # every run is trained once per seed (the world stays the same)
+    base: dict = field(default_factory=dict)  # train.py keys of the base model
+    forgetting: dict = field(default_factory=dict)  # train.py keys of the forgetting fine-tune (forget_weight, ...)
+    priming: dict = field(default_factory=dict)  # train.py keys of the bias-layer run (priming_dim, max_iters, ...)
+    lora: dict = field(default_factory=dict)  # train.py keys of the LoRA run (lora_rank, max_iters, ...)
+    retrieval_k: int = 2  # facts lines retrieved per question
+    device: str = "cpu"  # where training and evaluation run
+    data_dir: str = ""  # where the world goes; "" = data/knowledge_<name>
+    out_root: str = "out-knowledge"  # where experiments go
+
+
+def lora_data(data_dir):
+    """<data_dir>/lora/: the store's facts lines of the people asked about with facts (held-out people and
+    group B), one document each, as train and val: what the LoRA adapter learns. Written again when the
+    world is."""
+    out = os.path.join(data_dir, "lora")
+    w = json.load(open(os.path.join(data_dir, "world.json")))
+    asked = set(w["held_out"]) | set(w["group_b"])
+    with open(os.path.join(data_dir, "library.jsonl")) as f:
+        lines = [r["text"] for r in map(json.loads, f) if r["entity"] in asked]
+    meta = os.path.join(out, "meta.json")
+    if not os.path.exists(meta) or os.path.getmtime(meta) < os.path.getmtime(os.path.join(data_dir, "library.jsonl")):
+        tok = get_tokenizer(json.load(open(os.path.join(data_dir, "meta.json"))))
+        write_dataset(out, {"train": text_docs(lines, tok), "val": text_docs(lines, tok)}, tok, "world_lora")
+    return out
+
+
+def retrieve(data_dir, questions, k):
+    """{prompt: the top-k facts lines of the store for it, joined} and the retrieval recall over the
+    questions that get facts (the asked person's line among the k)."""
+    import bm25s
+
+    with open(os.path.join(data_dir, "library.jsonl")) as f:
+        store = [json.loads(line) for line in f]
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize([r["text"] for r in store], stopwords=None, show_progress=False),
+                    show_progress=False)
+    asked = [q for q in questions if q["kind"] != "closed_book"]
+    prompts = sorted({q["prompt"] for q in asked})
+    ranked, _ = retriever.retrieve(bm25s.tokenize(prompts, stopwords=None, show_progress=False), k=k,
+                                   show_progress=False)  # (n, k) indices into the store
+    found = {p: [store[i] for i in row] for p, row in zip(prompts, ranked.tolist())}
+    recall = float(np.mean([any(r["entity"] == q["entity"] for r in found[q["prompt"]]) for q in asked]))
+    return {p: " ".join(r["text"] for r in rows) for p, rows in found.items()}, recall
+
+
+def score_arms(models, tok, questions, retrieved, device):
+    """{arm: knowledge metrics} of one seed's models (base, forgetting, priming, lora)."""
+    base = models["base"]
+    none = lambda q: ""  # noqa: E731 (no facts supplied)
+    out = {"baseline": knowledge_metrics(base, tok, questions, none, device),
+           "context": knowledge_metrics(base, tok, questions, device=device),
+           "retrieval": knowledge_metrics(base, tok, questions, lambda q: retrieved[q["prompt"]], device),
+           "lora": knowledge_metrics(models["lora"], tok, questions, none, device),
+           "forgetting": knowledge_metrics(models["forgetting"], tok, questions, device=device),
+           "continued": knowledge_metrics(models["continued"], tok, questions, device=device)}
+    primed = knowledge_metrics(models["priming"], tok, questions, none, device)  # unprimed: closed_book
+    for metric in ("open_book_new", "counterfactual_follow"):
+        triples = [{"document": q["facts"], "prompt": q["prompt"], "answer": q["answer"]}
+                   for q in questions if q["kind"] == KIND[metric]]
+        res = evaluate_conditions(base, models["priming"], triples, tok, device)
+        primed[metric], primed[f"{metric}_loss"] = res["primed"]["exact_match"], res["primed"]["answer_loss"]
+        primed[f"{metric}_wrong_doc"] = res["primed_wrong_doc"]["exact_match"]  # the control: must not help
+        primed.pop("counterfactual_memory", None)  # (evaluate_conditions scores the context's answer only)
+    out["priming"] = primed
+    return out
+
+
+def run_seed(c, data_dir, seed, questions, tok, retrieved):
+    """Train (or reuse) one seed's four runs and score the arms; returns (scores, train seconds per run)."""
+    root = os.path.join(c.out_root, c.name, f"s{seed}")
+    dirs = {r: os.path.join(root, r) for r in RUNS}
+    common = {"data_dir": data_dir, "device": c.device, "seed": seed}
+    base_ckpt = os.path.join(dirs["base"], "ckpt.pt")
+    seconds = {"base": train_or_reuse(dirs["base"], args({**common, **c.base}))}
+    # the fine-tune's last model is scored: its val loss rises as it forgets, so the best would be iteration 0
+    seconds["forgetting"] = train_or_reuse(dirs["forgetting"], args({**common, **c.forgetting, "init_from": dirs["base"],
+                                                                     "always_save_checkpoint": True}), [dirs["base"]])
+    # its control: the same fine-tune without the forgetting term (the LM loss on every document)
+    seconds["continued"] = train_or_reuse(dirs["continued"], args({**common, **c.forgetting, "init_from": dirs["base"],
+                                                                   "always_save_checkpoint": True, "forget_weight": 0.0}),
+                                          [dirs["base"]])
+    seconds["priming"] = train_or_reuse(dirs["priming"], args({**common, **c.priming, "freeze_base": True,
+                                                               "priming": True, "base": base_ckpt}), [dirs["base"]])
+    seconds["lora"] = train_or_reuse(dirs["lora"], args({**common, **c.lora, "data_dir": lora_data(data_dir),
+                                                         "init_from": dirs["base"]}), [dirs["base"]])
+    stamp = os.path.join(root, "eval.json")
+    evaluated = {"runs": {r: read_stamp(d) for r, d in dirs.items()}, "questions": len(questions),
+                 "retrieval_k": c.retrieval_k}
+    if os.path.exists(stamp) and json.load(open(stamp))["evaluated"] == evaluated:
+        return json.load(open(stamp))["scores"], seconds
+    t0 = time.time()
+    models = {r: model_from_checkpoint(load_checkpoint(os.path.join(d, "ckpt.pt"))).to(c.device).eval()
+              for r, d in dirs.items()}
+    scores = score_arms(models, tok, questions, retrieved, c.device)
+    scores["eval_s"] = round(time.time() - t0, 1)
+    atomic_write_text(stamp, json.dumps({"evaluated": evaluated, "scores": scores}))
+    return scores, seconds
+
+
+def summarize(per_seed, keys):
+    """{key: {mean, std, values}} over seeds (std: sample std, null with one seed)."""
+    out = {}
+    for k in keys:
+        vals = [s[k] for s in per_seed]
+        m, sd = mean_std(vals)
+        out[k] = {"mean": round(m, 4), "std": None if np.isnan(sd) else round(sd, 4), "values": vals}
+    return out
+
+
+def plot_arms(results, path, title, chance):
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = 0.8 / len(METRICS)
+    for j, metric in enumerate(METRICS):
+        xs = np.arange(len(ARMS)) + (j - 1) * width
+        ax.bar(xs, [results[a][metric]["mean"] for a in ARMS], width,
+               yerr=[results[a][metric]["std"] or 0 for a in ARMS], capsize=3, label=metric)
+    ax.axhline(chance, color="k", ls=":", lw=1, label=f"chance ({chance:.2f})")
+    ax.set_xticks(np.arange(len(ARMS)), ARMS)
+    ax.set(ylabel="exact match (mean ± std over seeds)", ylim=(0, 1.05), title=title)
+    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    save(fig, path)
+
+
+def plot_curves(c, path, title):
+    """The metrics over training, every seed: the base, then the forgetting fine-tune after it."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    colors = dict(zip(METRICS, ("#4c72b0", "#dd8452", "#55a868")))
+    for seed in c.seeds:
+        base = read_metrics(os.path.join(c.out_root, c.name, f"s{seed}", "base"))
+        forget = read_metrics(os.path.join(c.out_root, c.name, f"s{seed}", "forgetting"))
+        end = base[-1]["iter"]
+        for metric in METRICS:
+            ax.plot([r["iter"] for r in base], [r[metric] for r in base], color=colors[metric], alpha=0.8,
+                    label=metric if seed == c.seeds[0] else None)
+            ax.plot([end + r["iter"] for r in forget], [r[metric] for r in forget], color=colors[metric], ls="--",
+                    alpha=0.8)
+    ax.axvline(end, color="k", lw=1)
+    ax.text(end, 1.0, " forgetting fine-tune (dashed)", va="top", fontsize=8)
+    ax.set(xlabel="iteration", ylabel="exact match (closed_book without facts)", ylim=(-0.02, 1.05), title=title)
+    ax.legend(fontsize=8, loc="upper left")
+    save(fig, path)
+
+
+def main(argv=None):
+    (c,), _ = configure([KnowledgeConfig()], argv, description=__doc__)
+    if not c.name:
+        raise UserError("name is empty: set it in the config file (outputs go to <out_root>/<name>/)")
+    if not c.seeds or c.retrieval_k < 1:
+        raise UserError(f"give at least one seed and retrieval_k >= 1, got seeds={c.seeds}, retrieval_k={c.retrieval_k}")
+    if not c.forgetting.get("forget_weight") or not c.lora.get("lora_rank"):
+        raise UserError("the forgetting keys must set forget_weight > 0 and the lora keys lora_rank > 0")
+    t0 = time.time()
+    data_dir = prepare_data(c, world, "knowledge")
+    questions = load_questions(data_dir)
+    tok = get_tokenizer(json.load(open(os.path.join(data_dir, "meta.json"))))
+    retrieved, recall = retrieve(data_dir, questions, c.retrieval_k)
+    per_seed, seconds = [], []
+    for seed in c.seeds:
+        s, secs = run_seed(c, data_dir, seed, questions, tok, retrieved)
+        per_seed.append(s)
+        seconds.append(secs)
+        print(f"seed {seed}: " + "; ".join(f"{a} " + " ".join(f"{s[a][m]:.2f}" for m in METRICS) for a in ARMS))
+
+    metrics = [*METRICS, *(f"{m}_loss" for m in METRICS)]
+    results = {a: summarize([s[a] for s in per_seed], metrics) for a in ARMS}
+    closed = [q for q in questions if q["kind"] == "closed_book"]
+    chance = float(np.mean([1 / len(q["candidates"]) for q in closed]))
+    results["priming_wrong_doc"] = summarize([s["priming"] for s in per_seed],
+                                             ["open_book_new_wrong_doc", "counterfactual_follow_wrong_doc"])
+    results["counterfactual_memory"] = {a: summarize([s[a] for s in per_seed], ["counterfactual_memory"])
+                                        ["counterfactual_memory"] for a in ARMS if a != "priming"}
+    results["retrieval_recall"] = recall
+    results["chance"] = round(chance, 4)
+    results["sanity"] = {"baseline closed_book >= 0.3": results["baseline"]["closed_book"]["mean"] >= 0.3,
+                         "context open_book_new >= 0.5": results["context"]["open_book_new"]["mean"] >= 0.5}
+    results["timings"] = {"train_s": {r: summarize(seconds, [r])[r] for r in RUNS},
+                          "eval_s": summarize(per_seed, ["eval_s"])["eval_s"], "total_s": round(time.time() - t0, 1)}
+    results["seeds"] = list(c.seeds)
+    results["command"] = "python tools/knowledge.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    root = os.path.join(c.out_root, c.name)
+    atomic_write_text(os.path.join(root, "results.json"), json.dumps(results, indent=1))
+
+    n = len(c.seeds)
+    lines = [f"| arm | {' | '.join(METRICS)} |", "|---|" + "---:|" * len(METRICS)]
+    for a in ARMS:
+        lines.append(f"| {a} | " + " | ".join(
+            f"{results[a][m]['mean']:.3f} ± {results[a][m]['std'] or 0:.3f} ({results[a][m + '_loss']['mean']:.2f})"
+            for m in METRICS) + " |")
+    t = results["timings"]["train_s"]
+    lines += ["", f"exact match, mean ± std over {n} seeds (answer loss in nats in brackets); chance on closed_book "
+              f"{chance:.3f}; {len(closed)} questions per metric. Retrieval recall@{c.retrieval_k} "
+              f"{recall:.3f}. Primed by another question's facts (control): open_book_new "
+              f"{results['priming_wrong_doc']['open_book_new_wrong_doc']['mean']:.3f}, counterfactual_follow "
+              f"{results['priming_wrong_doc']['counterfactual_follow_wrong_doc']['mean']:.3f}. Share of "
+              "counterfactual answers that follow memory: " + ", ".join(
+                  f"{a} {v['mean']:.3f}" for a, v in results["counterfactual_memory"].items()) + ".",
+              "", "train seconds per seed (mean): " + ", ".join(f"{r} {t[r]['mean']:.0f}" for r in RUNS)
+              + f"; scoring every arm {results['timings']['eval_s']['mean']:.0f} s. Training every run of every "
+              f"seed took {sum(sum(s.values()) for s in seconds) / 60:.0f} CPU minutes (as recorded when each was "
+              f"trained); this invocation {results['timings']['total_s']:.0f} s (finished runs are reused).", "",
+              f"`{results['command']}`"]
+    atomic_write_text(os.path.join(root, "results.md"), "\n".join(lines) + "\n")
+    plot_arms(results, os.path.join(root, "arms.png"), f"knowledge_{c.name}: {n} seeds", chance)
+    plot_curves(c, os.path.join(root, "curves.png"), f"knowledge_{c.name}: the metrics over training, {n} seeds")
+    print("\n".join(lines))
+    for k, ok in results["sanity"].items():
+        print(f"sanity {k}: {'holds' if ok else 'FAILS: the setup says nothing, change it'}")
+    print(f"wrote {root}/results.json, results.md, arms.png, curves.png")
+    return results
+
+
+if __name__ == "__main__":
+    main_guard(main)
