@@ -73,8 +73,8 @@ def run_args(c, run, seed):
 
 
 def default_workers(gpus):
-    """One run per GPU; on CPUs one single-threaded run per core: 1.31x more runs per hour than one
-    run at a time with every core, at the recipe's size (timed by hand; docs/speed.md, "Sweeps")."""
+    """One run per GPU; on CPUs one single-threaded run per core: 1.32x more runs per hour than one
+    run at a time with every core, at the recipe's size (tools/bench_sweep.py; docs/speed.md, "Sweeps")."""
     return gpus or cores()
 
 
