@@ -6,6 +6,7 @@ train_or_reuse trains one run after another; train_in_workers trains many at onc
 processes on this machine (its LocalExecutor), or an array job on a SLURM cluster.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -31,18 +32,38 @@ def train_or_reuse(out_dir, args, inputs=()):
     again, this run is too.
     """
     args = [*args, f"--out_dir={out_dir}"]
-    seconds = finished(out_dir, args, inputs)
-    if seconds is not None:
-        print(f"reusing {out_dir}")
-        return seconds
-    print(f"training {out_dir}", flush=True)
+    lock = claim(out_dir)
+    if lock is None:  # another process is training it: wait for it, then reuse what it wrote
+        print(f"waiting for {out_dir}: another process is training it", flush=True)
+        lock = claim(out_dir, wait=True)
+    try:
+        seconds = finished(out_dir, args, inputs)
+        if seconds is not None:
+            print(f"reusing {out_dir}")
+            return seconds
+        print(f"training {out_dir}", flush=True)
+        t0, log = time.time(), os.path.join(out_dir, "train.log")
+        with open(log, "w") as f:
+            r = subprocess.run(train_command(args), stdout=f, stderr=subprocess.STDOUT)
+        if r.returncode:
+            raise UserError(f"training {out_dir} failed: {last_line(log)} (whole output in {log})")
+        return record(out_dir, args, inputs, round(time.time() - t0, 1))
+    finally:
+        lock.close()
+
+
+def claim(out_dir, wait=False):
+    """Create out_dir and hold an exclusive lock on out_dir/run.lock while this process trains the run,
+    so two sweeps over the same folder never train one run twice. Returns the open lock file (close it
+    to release), or None when another process holds it (wait=True: block until it is released)."""
     os.makedirs(out_dir, exist_ok=True)
-    t0, log = time.time(), os.path.join(out_dir, "train.log")
-    with open(log, "w") as f:
-        r = subprocess.run(train_command(args), stdout=f, stderr=subprocess.STDOUT)
-    if r.returncode:
-        raise UserError(f"training {out_dir} failed: {last_line(log)} (whole output in {log})")
-    return record(out_dir, args, inputs, round(time.time() - t0, 1))
+    f = open(os.path.join(out_dir, "run.lock"), "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        f.close()
+        return None
+    return f
 
 
 def train_command(args):
@@ -137,8 +158,28 @@ def train_in_workers(runs, workers, gpus=0, executor="local", folder="out-submit
     print(f"training {len(todo)} run(s), {workers} at once ({executor}: "
           + ("one GPU each)" if gpus else f"{threads} thread(s) each)"), flush=True)
     free = list(range(workers))  # worker slots; locally slot i is GPU i when there are GPUs
-    running, tries = {}, {}
+    running, tries, locks, waiting, told = {}, {}, {}, {}, set()
     t_start = time.time()
+
+    def take():  # the next run to start, holding its lock; a run another process trains waits for it
+        nonlocal ended
+        while todo:
+            out_dir, args = todo.popleft()
+            lock = claim(out_dir)
+            if lock is None:
+                if out_dir not in told:
+                    print(f"waiting for {out_dir}: another process is training it", flush=True)
+                    told.add(out_dir)
+                waiting[out_dir] = args
+                continue
+            s = finished(out_dir, args)  # that other process may have finished it meanwhile
+            if s is None:
+                locks[out_dir] = lock
+                return out_dir, args
+            lock.close()
+            seconds[out_dir], ended = s, ended + 1
+            print(f"[{ended}/{n}] reusing {out_dir}, which another process trained", flush=True)
+        return None
 
     def job(out_dir, args):  # the command a person would type, its output in out_dir/train.log
         os.makedirs(out_dir, exist_ok=True)
@@ -147,10 +188,12 @@ def train_in_workers(runs, workers, gpus=0, executor="local", folder="out-submit
         return submitit.helpers.CommandFunction(["sh", "-c", command], verbose=False, cwd=os.getcwd())
 
     try:
-        while todo or running:
+        while todo or running or waiting:
+            todo.extend(waiting.items())  # runs other processes were training: see whether they are free now
+            waiting.clear()
             batch = []
-            while todo and len(running) + len(batch) < capacity:
-                batch.append(todo.popleft())
+            while len(running) + len(batch) < capacity and (run := take()):
+                batch.append(run)
             if executor == "slurm" and batch:  # one array job: SLURM throttles it to `workers` tasks
                 with ex.batch():
                     jobs = [ex.submit(job(*run)) for run in batch]
@@ -165,6 +208,7 @@ def train_in_workers(runs, workers, gpus=0, executor="local", folder="out-submit
                 (out_dir, args), slot, t0 = running.pop(j)
                 if slot is not None:
                     free.append(slot)
+                locks.pop(out_dir).close()
                 try:
                     j.result()
                     seconds[out_dir] = record(out_dir, args, (), round(time.time() - t0, 1))
@@ -185,5 +229,7 @@ def train_in_workers(runs, workers, gpus=0, executor="local", folder="out-submit
     finally:  # interrupted: stop this sweep's local workers (a rerun retrains only their runs)
         for j in running if executor != "slurm" else ():
             j.cancel(check=False)
+        for lock in locks.values():
+            lock.close()
     return seconds, failed
 

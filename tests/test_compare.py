@@ -161,3 +161,35 @@ def test_a_run_is_reused_only_while_its_arguments_and_inputs_are_unchanged(tmp_p
     launch.train_or_reuse(primed, ["--freeze_base=True"], inputs=[base])  # ...so what starts from it is too
     assert calls[-2:] == [["--max_iters=6", f"--out_dir={base}", "--overwrite=True"],
                           ["--freeze_base=True", f"--out_dir={primed}", "--overwrite=True"]]
+
+
+def test_two_sweeps_over_one_folder_never_train_a_run_twice(tmp_path, monkeypatch, capsys):
+    import sys
+    import threading
+
+    from helpers import launch
+
+    write = ("import json, sys; open(sys.argv[1] + '/metrics.jsonl', 'w').write(json.dumps("
+             "{'iter': 1, 'val_loss': 1.0}) + '\\n')")  # a train.py that finishes at once
+    monkeypatch.setattr(launch, "train_command", lambda args: [sys.executable, "-c", write, args[-1].split("=")[1]])
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+
+    def other_sweep_trains(out_dir, secs):  # holds out_dir's lock, then finishes the run and lets go
+        held = launch.claim(out_dir)
+        assert held is not None and launch.claim(out_dir) is None
+        threading.Timer(secs, lambda: (launch.record(out_dir, ["--x=1", f"--out_dir={out_dir}"], (), 7.0),
+                                       held.close())).start()
+
+    other_sweep_trains(a, 1.5)
+    seconds, failed = launch.train_in_workers({a: ["--x=1"], b: ["--x=1"]}, 1, folder=str(tmp_path / "submitit"))
+    log = capsys.readouterr().out
+    assert f"waiting for {a}: another process is training it" in log and f"reusing {a}" in log
+    assert seconds[a] == 7.0 and seconds[b] > 0 and not failed
+    assert not os.path.exists(os.path.join(a, "train.log")) and os.path.exists(os.path.join(b, "train.log"))
+
+    calls = []
+    monkeypatch.setattr(launch.subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    c = str(tmp_path / "c")
+    other_sweep_trains(c, 0.5)
+    assert launch.train_or_reuse(c, ["--x=1"]) == 7.0 and calls == []  # waited for it, then reused it
+    assert f"waiting for {c}" in capsys.readouterr().out
