@@ -108,6 +108,16 @@ def test_the_synthetic_corpus_repeats_segments_at_varying_distances(tmp_path):
     assert len(distances) > 20  # many distances, not one fixed offset
 
 
+def test_copies_stay_within_max_distance_and_skip_prob_repeats_the_token_two_back():
+    rng = np.random.default_rng(0)
+    for reach, within in ((4, True), (0, False)):  # 2-token copies at 2, 4, 6, ...: their source must be in reach
+        doc = prepare_induction.document(np.random.default_rng(1), 1000, 200, 1.0, 2, 2, max_distance=reach)
+        near = all(any((doc[s:s + 2] == doc[p:p + 2]).all() for s in range(p - 4, p - 1)) for p in range(4, 200, 2))
+        assert near == within
+    doc = prepare_induction.document(rng, 1000, 100, 0.0, 3, 5, skip_prob=1.0)  # no copies, every token A B A
+    assert (doc[3:] == doc[1:-2]).all()
+
+
 def test_the_reproduction_writes_per_seed_results_figures_and_each_runs_heads(tmp_path, monkeypatch):
     def train_here(out_dir, args):  # train.py in this process: what the subprocess would run, without its start-up
         train.main([*args, f"--out_dir={out_dir}", "--overwrite=True"])

@@ -57,6 +57,11 @@ EXPERIMENTS = {
         "out-induction/synthetic", INDUCTION + ("attention/attention.png", "patch/patch.png"),
         "python tools/induction.py config/induction_synthetic.py, then the attention and patch commands of "
         "docs/induction.md"),
+    "induction_synthetic_dense": Experiment(
+        "out-induction/synthetic_dense",
+        INDUCTION + ("attention/attention.png", "patch/patch.png", "path/path.png"),
+        "python tools/induction.py config/induction_synthetic_dense.py, then the attention, patch and path "
+        "commands of docs/induction.md"),
     "induction_shakespeare_char": Experiment("out-induction/shakespeare_char", INDUCTION[:-1],
                                              "python tools/induction.py config/induction_shakespeare_char.py"),
     "compare_shakespeare_char_budget": Experiment(
