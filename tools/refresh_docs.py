@@ -64,6 +64,10 @@ EXPERIMENTS = {
         "commands of docs/induction.md"),
     "induction_shakespeare_char": Experiment("out-induction/shakespeare_char", INDUCTION[:-1],
                                              "python tools/induction.py config/induction_shakespeare_char.py"),
+    "induction_shakespeare_char_full": Experiment(
+        "out-induction/shakespeare_char_full", ("results.md", "results.json", "training.png", "heads_full_2l.png"),
+        "python tools/induction.py config/induction_shakespeare_char.py --name=shakespeare_char_full "
+        "--runs=\"{'full_2l': {'n_layer': 2}}\""),
     "compare_shakespeare_char_budget": Experiment(
         "out-compare/shakespeare_char_budget", ("results.md", "results.json", "val_loss.png"),
         "python tools/compare.py config/compare_shakespeare_char_budget.py --seeds=\"(0,)\""),
