@@ -70,12 +70,10 @@ EXPERIMENTS = {
         "--runs=\"{'full_2l': {'n_layer': 2}}\""),
     "compare_shakespeare_char_budget": Experiment(
         "out-compare/shakespeare_char_budget", ("results.md", "results.json", "val_loss.png"),
-        "python tools/compare.py config/compare_shakespeare_char_budget.py --seeds=\"(0,)\""),
+        "python tools/compare.py config/compare_shakespeare_char_budget.py --seeds=\"(0,)\" --workers=2"),
     "compare_shakespeare_char_converged": Experiment(
         "out-compare/shakespeare_char_converged", ("results.md", "results.json", "val_loss.png", "position_loss.png"),
-        "python tools/compare.py config/compare_shakespeare_char_converged.py --workers=2 "
-        "--only=\"('untied', 'shared_qk', 'residual_dims_64', 'root_position', 'layer_widths_96_160', "
-        "'layer_windows_8_32', 'shared_blocks_2', 'shared_blocks_1', 'prefix_lm')\""),
+        "python tools/compare.py config/compare_shakespeare_char_converged.py --workers=2"),
     "sweep_speed": Experiment("out-bench-sweep", ("bench_sweep.md",),
                               "python tools/bench_sweep.py config/compare_shakespeare_char.py --steps=600 --rounds=4"),
     "priming_facts": Experiment("out-priming/facts", ("results.md", "results.json", "details.json", "conditions.png",
