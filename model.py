@@ -742,9 +742,10 @@ class GPT(nn.Module):
         merged.load_state_dict(sd)
         return merged
 
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
-        """AdamW; weight decay on matrices and embeddings (>= 2-D), none on biases and gains."""
-        params = [p for p in self.parameters() if p.requires_grad]
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, params=None):
+        """AdamW; weight decay on matrices and embeddings (>= 2-D), none on biases and gains.
+        params: the parameters it trains (default: every trainable one; Muon + AdamW passes the rest)."""
+        params = [p for p in (self.parameters() if params is None else params) if p.requires_grad]
         groups = [
             {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
