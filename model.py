@@ -1,28 +1,33 @@
 """
-GPT-2 in one file, read top to bottom, plus the design notes' research variants as flags that are off
-by default.
+GPT-2 in one file, then the research variants as flags, then what adds to a pretrained model.
 
-    HookPoint, AttnArgs -> LoRALinear -> CausalSelfAttention (attention_mask, rotary) -> MLP -> Block
-    -> GPTConfig -> GPT (forward, generate, hooks, priming, from_pretrained) -> BiasLayer -> sample_next
-
-With every GPTConfig field at its default this is exactly GPT-2: learned positions, pre-LayerNorm
-blocks, a GELU MLP 4x wide, input and output embeddings tied, GPT-2's init, nanoGPT's state-dict keys.
-- Attention has two paths that compute the same thing: the fused kernel (SDPA) and a readable manual one.
-- Generation keeps a KV cache; sampling is greedy, temperature, top-k or top-p.
-- Hook points with TransformerLens-style names read or replace any activation (GPT.run_with_cache, GPT.hooks).
-- Each variant is one GPTConfig field and a short `if` where it acts. docs/variants.md gives its
-  hypothesis, the experiment that tests it and the results.
-- GPT.from_pretrained loads OpenAI's GPT-2 weights (or any HF GPT-2 directory); docs/pretrained.md.
+1. GPT-2 (read this first: it reads no variant flag)
+       HookPoint, KVCache -> CausalSelfAttention -> MLP -> Block -> GPTConfig -> GPT -> sample_next
+   Learned positions, pre-LayerNorm blocks, a GELU MLP 4x wide, tied input and output embeddings,
+   GPT-2's init and nanoGPT's state-dict keys. Attention has a fused path (SDPA) and a readable manual
+   one; generation keeps a KV cache; hook points with TransformerLens-style names read or replace any
+   activation (GPT.run_with_cache, GPT.hooks).
+2. The variants: every other GPTConfig field, off by default. Each overrides named steps of part 1 in a
+   subclass per level (VariantAttention, the MLPs, VariantBlock, VariantGPT); GPT(config) builds those
+   classes when a flag is on (model_class). docs/variants.md states each one's question and results,
+   and "Add a variant" walks through adding your own.
+3. Additions to a pretrained model: LoRA adapters, priming bias layers, Hugging Face import/export
+   (GPT.from_pretrained; docs/pretrained.md, docs/priming.md).
 """
 
 import inspect
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+
+# =====================================================================================================
+# 1. GPT-2
+# =====================================================================================================
 
 
 class HookPoint(nn.Identity):
@@ -33,365 +38,155 @@ class HookPoint(nn.Identity):
     """
 
 
-# hook points that only the manual attention path passes through (GPT.hooks switches to it for them)
+# hook points that only the manual attention path passes through (GPT.hooks asks for that path)
 MANUAL_ONLY = ("hook_attn_scores", "hook_pattern", "hook_sink", "hook_attn_scale")
 
 
-@dataclass
-class AttnArgs:
-    """What one layer's attention needs besides its input: GPT.forward fills one per layer per call.
+class LayerKV:
+    """One layer's cached keys and values, (B, nh, tokens, hs) each."""
 
-    Plain GPT-2 training uses none of it. Each field serves one feature, so a new variant adds a
-    field here instead of an argument to every forward.
-    """
-    past: int = 0  # tokens already in the KV cache: the new tokens' positions start here
-    cache: list | None = None  # this layer's [k, v] (B, nh, past, hs), extended in place (generation)
-    window: int = 0  # layer_windows: how far back a query sees; 0 = the whole context
-    prefix_len: torch.Tensor | None = None  # prefix_lm: (B,) prefix lengths, seen bidirectionally
-    kv_input: torch.Tensor | None = None  # residual_root: (B, T, C) what keys and values read instead of x
-    borrowed: tuple | None = None  # cross_layer_kv: the previous layer's (k, v), covering the same positions
-    kv: tuple | None = None  # set by attention: this layer's (k, v), for the next layer to borrow
+    def __init__(self):
+        self.k = self.v = None
 
+    @property
+    def length(self):
+        """Tokens held: the position of the next one."""
+        return 0 if self.k is None else self.k.size(2)
 
-class LoRALinear(nn.Linear):
-    """lora_rank (Hu et al. 2106.09685, LoRA): y = W x + b + (alpha / r) B A x. A (r, in) starts random and
-    B (out, r) at zero, so a new adapter leaves the layer exactly as it was; fine-tuning trains only A
-    and B, r * (in + out) numbers per matrix, and merged_weight() folds them into W."""
-
-    def __init__(self, n_in, n_out, bias, rank, alpha):
-        super().__init__(n_in, n_out, bias=bias)
-        self.scale = alpha / rank
-        self.lora_A = nn.Parameter(torch.empty(rank, n_in))
-        self.lora_B = nn.Parameter(torch.zeros(n_out, rank))
-        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # nn.Linear's own init (and peft's)
-
-    def forward(self, x):
-        return super().forward(x) + (x @ self.lora_A.t() @ self.lora_B.t()) * self.scale
-
-    def merged_weight(self):
-        return self.weight + self.scale * self.lora_B @ self.lora_A
+    def extend(self, k, v):
+        """Append the new tokens' keys and values; returns every key and value so far."""
+        if self.k is not None:
+            k, v = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        self.k, self.v = k, v
+        return k, v
 
 
-def linear(config, n_in, n_out):
-    """The blocks' Linear layers: nn.Linear (GPT-2), or with a LoRA adapter when lora_rank > 0."""
-    if config.lora_rank:
-        return LoRALinear(n_in, n_out, config.bias, config.lora_rank, config.lora_alpha)
-    return nn.Linear(n_in, n_out, bias=config.bias)
+class KVCache:
+    """Keys and values of every token fed so far, one LayerKV per layer, so that generation feeds only
+    the new token. Whoever makes it owns it (generate makes one per call); forward extends it."""
+
+    def __init__(self, layers):
+        self.layers = layers
+
+    @property
+    def length(self):
+        return self.layers[0].length
+
+    def nbytes(self):
+        """Memory its tensors take."""
+        return sum(t.numel() * t.element_size() for layer in self.layers for t in vars(layer).values() if torch.is_tensor(t))
 
 
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention: each position mixes the values of the positions before it.
 
-    Two implementations compute the same thing: F.scaled_dot_product_attention (fast, fused) and a
-    manual path that builds the scores, mask and softmax, so you can read it and hook the pattern.
+    Two paths compute the same thing: F.scaled_dot_product_attention (fast, fused) and manual_attention,
+    which builds the scores, mask and softmax so you can read it and hook the pattern.
     """
+
+    Linear = nn.Linear  # the layer type of its matrices (LoRA swaps in LoRALinear)
 
     def __init__(self, config, width):
         super().__init__()
-        self.n_head, self.width, self.config = config.n_head, width, config
-        hs = width // config.n_head  # head size
-        # n_kv_head (multi-query / grouped-query attention; PaLM, Llama 2): fewer key/value heads than
-        # query heads, each serving n_head / n_kv_head of them, so the KV cache shrinks as much
-        self.n_kv_head = config.n_kv_head or config.n_head
-        kv = self.n_kv_head * hs
-        # query, key, value projections for all heads in one matmul (shared_qk: no key projection)
-        self.qkv_sizes = [width, width] if config.shared_qk else [width, kv, kv]
-        self.c_attn = linear(config, width, sum(self.qkv_sizes))
-        # output projection back into the residual stream
-        self.c_proj = linear(config, width, width)
+        self.n_head, self.dropout = config.n_head, config.dropout
+        self.c_attn = self.Linear(width, 3 * width, bias=config.bias)  # q, k, v for all heads in one matmul
+        self.c_proj = self.Linear(width, width, bias=config.bias)  # back into the residual stream
         self.c_proj.RESIDUAL_PROJ = True  # GPT-2 init scales it by 1/sqrt(2 * n_layer)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
-        if config.zero_value_attn:
-            # zero_value_attn (note 003, "heads can't turn themselves off"): one more key per head,
-            # learned, whose value is zero; attention that goes there reads nothing (softmax-plus-one).
-            self.sink_key = nn.Parameter(torch.zeros(config.n_head, hs))
-        self.power = None
-        if config.attn_sum_power_learned:  # attn_sum_power's p, learned per head
-            self.power = nn.Parameter(torch.full((config.n_head,), float(config.attn_sum_power)))
-        self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()  # (B, nh or n_kv_head, T, hs)
+        self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()  # (B, nh, T, hs)
         self.hook_attn_scores = HookPoint()  # (B, nh, T, keys) q.k / sqrt(hs), -inf where hidden (manual path)
-        self.hook_pattern = HookPoint()  # (B, nh, T, keys) attention weights, manual path; GPT-2: keys = T
-        self.hook_sink = HookPoint()  # (B, nh, T) weight on the zero-value key (zero_value_attn, manual path)
+        self.hook_pattern = HookPoint()  # (B, nh, T, keys) attention weights (manual path)
         self.hook_z = HookPoint()  # (B, nh, T, hs) each head's output, before c_proj mixes the heads
-        self.hook_attn_scale = HookPoint()  # (B, nh, T, 1) attn_sum_power: how much each query reads
-        if config.qk_norm:
-            # qk_norm (modded-nanogpt, OLMo 2): RMS-normalise each head's queries and keys, so scores
-            # cannot blow up as weights grow. With shared_qk keys are queries: one norm for both.
-            self.q_norm = nn.RMSNorm(hs)
-            self.k_norm = self.q_norm if config.shared_qk else nn.RMSNorm(hs)
-        if config.rotary:  # rotation tables, computed once (not saved: they follow from the config)
-            cos, sin = rotary_tables(config.block_size, hs)
-            self.register_buffer("rotary_cos", cos, persistent=False)
-            self.register_buffer("rotary_sin", sin, persistent=False)
 
-    def forward(self, x, args):
-        """x: (B, T, C) -> (B, T, C). args: this call's AttnArgs (cache, mask shape, variant inputs)."""
+    def forward(self, x, cache=None, manual=False):
+        """x: (B, T, C) -> (B, T, C). cache: this layer's LayerKV when generating. manual: the readable path."""
         B, T, C = x.size()
-        if args.kv_input is None and not self.config.shared_qk:
-            q, k, v = self.c_attn(x).split(self.qkv_sizes, dim=2)  # GPT-2: queries, keys and values in one matmul
-        else:
-            q, k, v = self.variant_qkv(x, args.kv_input)
-        # split the heads: (B, T, C) -> (B, nh, T, hs) each (keys and values: n_kv_head heads)
-        q, k, v = (t.view(B, T, -1, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        if self.config.qk_norm:
-            q, k = self.q_norm(q), self.k_norm(k)
-        if self.config.rotary:  # positions past..past+T-1; keys are rotated before they are cached or lent
-            cos, sin = self.rotary_cos[args.past:args.past + T], self.rotary_sin[args.past:args.past + T]
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        # what the scores and the output read: queries (B, nh, T, hs), keys and values (B, n_kv_head, T, hs)
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
-        mask = None
-        if self.config.compress_past:  # its own keys [pairs | recent], mask and cache
-            k, v, mask = self.compress_past(k, v, args.past, args.cache)
-        elif args.cache is not None:  # generation: the new queries also see every cached key
-            if args.past:
-                k = torch.cat([args.cache[0], k], dim=2)  # (B, nh, past + T, hs)
-                v = torch.cat([args.cache[1], v], dim=2)
-            args.cache[0], args.cache[1] = k, v
-        if self.n_kv_head != self.n_head:  # every key/value head serves a group of query heads
-            k, v = (t.repeat_interleave(self.n_head // self.n_kv_head, dim=1) for t in (k, v))
-        args.kv = (k, v)  # cross_layer_kv lends them to the next layer
-
-        power = self.power is not None or self.config.attn_sum_power != 1.0  # needs the scores: the manual path
-        manual = self.config.attn_impl == "manual" or power
-        extra = args.borrowed is not None or self.config.zero_value_attn  # keys beyond this layer's own
-        no_self = self.config.shared_qk and args.kv_input is None  # shared_qk: q.k with itself would always win
-        # who may see whom; GPT-2 (no variant, no cache) gets None: the fused kernel's is_causal does it
-        if mask is None:
-            mask = attention_mask(T, args.past, x.device, args.window, args.prefix_len, no_self, force=manual or extra)
-        if extra:
-            k, v, mask = self.extra_keys(k, v, mask, args.borrowed)
-
+        past = 0
+        if cache is not None:  # generation: the new queries also see every cached key
+            past = cache.length
+            k, v = cache.extend(k, v)  # (B, nh, past + T, hs)
+        # the fused kernel's is_causal masks by itself when nothing is cached; one new query sees everything
+        mask = causal_mask(T, past, x.device) if manual or (past and T > 1) else None
         if manual:
             y = self.manual_attention(q, k, v, mask)
-        else:  # the fused kernel; is_causal only when the queries start at position 0
-            dropout = self.config.dropout if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
-                                               is_causal=mask is None and args.past == 0)
-        y = self.hook_z(y)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+                                               is_causal=mask is None and past == 0)
+        y = self.hook_z(y).transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.c_proj(y))
 
     def manual_attention(self, q, k, v, mask):
-        """The readable path: scores, mask, softmax, weighted sum of the values. q (B, nh, T, hs),
-        k and v (B, nh, S, hs) for S keys, mask (1 or B, 1, T, S) -> (B, nh, T, hs)."""
+        """The readable path: scores, mask, softmax, weighted sum of the values. q (B, nh, T, hs), k and v
+        (B, nh, S, hs) for S keys, mask (1 or B, 1, T, S) True where a query may see a key -> (B, nh, T, hs)."""
+        att = self.hook_pattern(F.softmax(self.scores(q, k, mask), dim=-1))  # (B, nh, T, S), rows sum to 1
+        return self.attn_dropout(att) @ v
+
+    def scores(self, q, k, mask):
+        """q.k / sqrt(hs), and -inf where a key is hidden, in one batched matmul-add (baddbmm): (B, nh, T, S)."""
         B, nh, T, hs = q.shape
         S = k.size(2)
-        # q.k / sqrt(hs) plus -inf where a key is hidden, in one batched matmul-add (baddbmm)
         hidden = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
         hidden = hidden.view(1, T, S) if hidden.size(0) == 1 else hidden.expand(B, nh, T, S).reshape(B * nh, T, S)
         scores = torch.baddbmm(hidden, q.reshape(B * nh, T, hs), k.reshape(B * nh, S, hs).transpose(1, 2),
                                alpha=1.0 / math.sqrt(hs)).view(B, nh, T, S)
-        scores = self.hook_attn_scores(scores)
-        soft = F.softmax(scores, dim=-1)
-        att = self.hook_pattern(soft)  # (B, nh, T, S), each row sums to 1
-        if self.config.zero_value_attn:
-            self.hook_sink(att[..., 0])
-        y = self.attn_dropout(att) @ v  # (B, nh, T, hs)
-        if self.power is not None or self.config.attn_sum_power != 1.0:
-            # attn_sum_power (note 004, "power scaling of the sum of attention scores"): weights
-            # exp(s) / (sum exp(s))^p, i.e. softmax times (sum exp(s))^(1-p), one factor per query.
-            y = y * self.hook_attn_scale(self.sum_power_factor(scores, soft))
-        return y
-
-    def sum_power_factor(self, scores, soft):
-        """(sum_j exp(s_j))^(1 - p) per query, (B, nh, T, 1). Its log-sum-exp is read off the softmax at
-        the top score (s - log softmax(s) is the same at every visible key, and softmax >= 1/keys there)."""
-        p = self.config.attn_sum_power
-        if self.power is not None:  # clamped to [0, 1], the gradient passed straight through so p can return
-            p = (self.power + (self.power.clamp(0.0, 1.0) - self.power).detach()).view(1, -1, 1, 1)
-        top = scores.detach().argmax(dim=-1, keepdim=True)
-        lse = scores.gather(-1, top) - torch.log(soft.gather(-1, top))  # (B, nh, T, 1)
-        return torch.exp((1 - p) * lse)
-
-    def variant_qkv(self, x, kv_input=None):
-        """q (B, T, C), k and v (B, T, n_kv_head * hs), when a variant changes where they come from."""
-        sizes, shared = self.qkv_sizes, self.config.shared_qk
-        if kv_input is None:  # shared_qk (note 003, "queries and keys in the same space"): keys are the queries
-            q, v = self.c_attn(x).split(sizes, dim=2)
-            return q, q, v
-        # residual_root: queries read x, keys and values read kv_input, through the same rows of c_attn
-        w, b, start = self.c_attn.weight, self.c_attn.bias, [0, sizes[0], sizes[0] + sizes[1]]
-
-        def rows(i):  # the i-th block of c_attn's rows: [q | k | v]
-            lo, hi = start[i], start[i] + sizes[i]
-            return w[lo:hi], None if b is None else b[lo:hi]
-        q = F.linear(x, *rows(0))
-        return q, F.linear(kv_input, *rows(0 if shared else 1)), F.linear(kv_input, *rows(1 if shared else 2))
-
-    def compress_past(self, k, v, past, cache):
-        """compress_past (note 003, "summarize the past: replace spans of N tokens with N/2"): keys and
-        values older than the W most recent positions are averaged in pairs (2j, 2j+1), and a pair is read
-        only once both its tokens are that old (causal). -> keys, values [pairs | full], mask (1, 1, T, S).
-        The cache keeps [full k, full v, pair k, pair v, first full position]: the old past compressed."""
-        W, (B, h, T, hs) = self.config.compress_past, k.shape
-        start, kp, vp = 0, k[:, :, :0], v[:, :, :0]  # the first full position; the cached pairs
-        if cache is not None and cache[0] is not None:
-            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-            kp, vp, start = cache[2], cache[3], cache[4]
-        n = k.size(2) // 2  # pairs that the full keys (positions start .. past+T-1, start even) can form
-        kp = torch.cat([kp, k[:, :, :2 * n].reshape(B, h, n, 2, hs).mean(3)], dim=2)
-        vp = torch.cat([vp, v[:, :, :2 * n].reshape(B, h, n, 2, hs).mean(3)], dim=2)
-        q_pos = torch.arange(past, past + T, device=k.device)[:, None]  # (T, 1)
-        pair_last = 2 * torch.arange(kp.size(2), device=k.device) + 1  # the later token of each pair
-        full_pos = torch.arange(start, start + k.size(2), device=k.device)
-        see_pair = pair_last <= q_pos - W  # both tokens older than the recent window
-        see_full = (full_pos <= q_pos) & (2 * (full_pos // 2) + 1 > q_pos - W)  # recent: not yet in a read pair
-        if cache is not None:  # merge for good what every later query reads merged
-            keep = max(start // 2, (past + T - W + 1) // 2)
-            cache[:] = [k[:, :, 2 * keep - start:], v[:, :, 2 * keep - start:], kp[:, :, :keep], vp[:, :, :keep], 2 * keep]
-        mask = torch.cat([see_pair, see_full], dim=1)[None, None]
-        return torch.cat([kp, k], dim=2), torch.cat([vp, v], dim=2), mask
-
-    def extra_keys(self, k, v, mask, borrowed):
-        """This layer's keys and values with the extra ones in front, and the mask widened to match:
-        [zero-value key | previous layer's keys | own keys]."""
-        if borrowed is not None:
-            # cross_layer_kv (note 003, "attend to the keys and values of the previous layer"): the
-            # previous layer's keys at the same positions, under the same mask
-            k, v = torch.cat([borrowed[0], k], dim=2), torch.cat([borrowed[1], v], dim=2)
-            mask = torch.cat([mask, mask], dim=-1)
-        if self.config.zero_value_attn:  # key 0: the learned key with a zero value, always visible
-            B, nh, _, hs = k.shape
-            k = torch.cat([self.sink_key.view(1, nh, 1, hs).expand(B, -1, -1, -1).to(k.dtype), k], dim=2)
-            v = torch.cat([torch.zeros_like(v[:, :, :1]), v], dim=2)
-            mask = torch.cat([torch.ones_like(mask[..., :1]), mask], dim=-1)
-        return k, v, mask
+        return self.hook_attn_scores(scores)
 
 
-def attention_mask(T, past, device, window=0, prefix_len=None, no_self=False, force=False):
-    """Boolean (1 or B, 1, T, past + T) mask, True where a query may see a key; None for plain causal
-    attention that the fused kernel does by itself (no past) or that needs no mask (one query).
-
-    Query i (absolute position past..past+T-1) sees key j when j <= i (causal), and:
-    - prefix_lm (note 003, "is the causal mask necessary?"): also when j < prefix_len, so the prefix
-      is read bidirectionally; has_loss drops the loss inside it;
-    - layer_windows (note 004, "smaller context in the beginning"): only when i - j < window;
-    - shared_qk: not when j == i (as in Reformer; position 0 keeps itself, it has nothing else).
-    """
-    if not force and not window and prefix_len is None and not no_self and (past == 0 or T == 1):
-        return None
+def causal_mask(T, past, device):
+    """(1, 1, T, past + T) bool, True where a query (positions past..past+T-1) may see a key: at or before it."""
     i = torch.arange(past, past + T, device=device)[:, None]
     j = torch.arange(past + T, device=device)[None, :]
-    m = j <= i
-    if prefix_len is not None:
-        m = m[None] | (j[None] < prefix_len.view(-1, 1, 1))  # (B, T, S)
-    if window:
-        m = m & (i - j < window)
-    if no_self:
-        m = m & ((j != i) | (i == 0))
-    return m.view(-1, 1, T, past + T)
-
-
-def rotary_tables(block_size, hs, base=10000.0):
-    """cos and sin of the rotary angles pos * base^(-2i/hs), (block_size, hs/2) each."""
-    freqs = base ** (-torch.arange(0, hs // 2, dtype=torch.float32) / (hs // 2))
-    angles = torch.arange(block_size, dtype=torch.float32)[:, None] * freqs
-    return angles.cos(), angles.sin()
-
-
-def apply_rotary(x, cos, sin):
-    """rotary (RoFormer, Su et al. 2104.09864; modded-nanogpt): positions enter the scores only, as
-    q_i . k_j depending on i - j. x (B, nh, T, hs): dims i and i + hs/2 form a 2-D vector rotated by
-    pos * freq_i; cos and sin are the tables' rows for x's positions."""
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # bf16 under autocast: q and k stay in one dtype
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return (j <= i).view(1, 1, T, past + T)
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward: width -> 4 * width -> GELU -> width.
+    """Position-wise feed-forward: width -> 4 * width -> GELU (exact, as nanoGPT) -> width."""
 
-    GELU is exact (nanoGPT's); "gelu_tanh" is the tanh approximation OpenAI's GPT-2 was trained with,
-    which GPT.from_pretrained sets.
-    mlp_act: "relu2" is ReLU squared (So et al. 2109.08668, modded-nanogpt); "swiglu" gates one
-    projection by the SiLU of another (Shazeer 2002.05202, LLaMA), 8/3 as wide for equal parameters.
-    """
+    Linear = nn.Linear  # (LoRA swaps in LoRALinear)
 
     def __init__(self, config, width):
         super().__init__()
-        self.act = config.mlp_act
-        hidden = swiglu_hidden(width) if self.act == "swiglu" else 4 * width
-        # swiglu: gate and value in one matmul (c_fc's output is [gate | value])
-        self.c_fc = linear(config, width, (2 if self.act == "swiglu" else 1) * hidden)
-        if self.act in ("gelu", "gelu_tanh"):  # gelu_tanh: GPT-2's original tanh approximation (HF's gelu_new)
-            self.gelu = nn.GELU(approximate="tanh" if self.act == "gelu_tanh" else "none")
-        self.c_proj = linear(config, hidden, width)
+        self.c_fc = self.Linear(width, 4 * width, bias=config.bias)
+        self.act = nn.GELU()
+        self.c_proj = self.Linear(4 * width, width, bias=config.bias)
         self.c_proj.RESIDUAL_PROJ = True
         self.dropout = nn.Dropout(config.dropout)
-        self.hook_post = HookPoint()
+        self.hook_post = HookPoint()  # (B, T, 4 * width) the neurons, after the nonlinearity
 
     def forward(self, x):
-        h = self.c_fc(x)  # (B, T, hidden)
-        if self.act in ("gelu", "gelu_tanh"):
-            h = self.gelu(h)
-        elif self.act == "relu2":
-            h = F.relu(h).square()
-        else:  # swiglu
-            gate, value = h.chunk(2, dim=-1)
-            h = F.silu(gate) * value
-        h = self.hook_post(h)  # (B, T, hidden) the neurons, after the nonlinearity
-        return self.dropout(self.c_proj(h))
-
-
-def swiglu_hidden(width):
-    """SwiGLU's hidden size: 8/3 of the width, rounded to a multiple of 8, so its three matrices hold
-    about the parameters of the GELU MLP's two (4 x width)."""
-    return max(8, 8 * round(8 * width / 3 / 8))
-
-
-def make_norm(config, width):
-    """LayerNorm (GPT-2), or norm="rmsnorm": no mean subtraction and no bias (LLaMA, modded-nanogpt)."""
-    if config.norm == "rmsnorm":
-        return nn.RMSNorm(width)
-    return nn.LayerNorm(width, bias=config.bias)
+        return self.dropout(self.c_proj(self.hook_post(self.act(self.c_fc(x)))))
 
 
 class Block(nn.Module):
     """Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
+    Attention, MLP = CausalSelfAttention, MLP  # its sublayers' classes (a variant model swaps in its own)
+
     def __init__(self, config, width):
         super().__init__()
-        self.ln_1 = make_norm(config, width)
-        self.attn = CausalSelfAttention(config, width)
-        # attn_only (Elhage et al. 2021's attention-only transformers; notes 002, 004): no MLP, so every
-        # path from token to logit runs through attention heads, the setting where induction heads form
-        self.attn_only = config.attn_only
-        if not config.attn_only:
-            self.ln_2 = make_norm(config, width)
-            self.mlp = MLP(config, width)
-        # residual_dims (note 003, "what if only some dims have residual connections?"): the first k
-        # dims add the sublayer's output to the stream, the others are replaced by it
-        mask = (torch.arange(width) < config.residual_dims).float() if config.residual_dims >= 0 else None
-        self.register_buffer("residual_mask", mask, persistent=False)
+        self.ln_1 = nn.LayerNorm(width, bias=config.bias)
+        self.attn = self.Attention(config, width)
+        self.ln_2 = nn.LayerNorm(width, bias=config.bias)
+        self.mlp = self.MLP(config, width)
         # the residual stream and what each sublayer writes into it, (B, T, width) each
         self.hook_resid_pre, self.hook_attn_out, self.hook_resid_mid = HookPoint(), HookPoint(), HookPoint()
-        if not config.attn_only:
-            self.hook_mlp_out = HookPoint()
-        self.hook_resid_post = HookPoint()
+        self.hook_mlp_out, self.hook_resid_post = HookPoint(), HookPoint()
 
-    def forward(self, x, args):
-        """x: (B, T, width) -> (B, T, width); args (AttnArgs) goes to attention."""
+    def forward(self, x, cache=None, manual=False):
         x = self.hook_resid_pre(x)
-        a = self.hook_attn_out(self.attn(self.ln_1(x), args))
-        x = self.hook_resid_mid(self.residual(x, a))  # x + attn(ln_1(x))
-        if self.attn_only:
-            return self.hook_resid_post(x)
-        m = self.hook_mlp_out(self.mlp(self.ln_2(x)))
-        x = self.hook_resid_post(self.residual(x, m))  # x + mlp(ln_2(x))
-        return x
-
-    def residual(self, x, out):
-        """x + out, GPT-2's residual connection; residual_dims: x * mask + out."""
-        return x + out if self.residual_mask is None else x * self.residual_mask + out
+        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln_1(x), cache, manual)))
+        return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln_2(x))))
 
 
 @dataclass
 class GPTConfig:
     """Everything that defines the network. Defaults are GPT-2 124M; every variant defaults to off.
 
-    docs/variants.md lists each variant with its design note, hypothesis and results.
+    docs/variants.md lists each variant with its question, mechanism and results.
     """
 
     block_size: int = 1024  # maximum context length (learned position embeddings)
@@ -402,8 +197,7 @@ class GPTConfig:
     dropout: float = 0.0  # dropout on attention weights and residual branches
     bias: bool = True  # biases in Linear and LayerNorm layers, like GPT-2
     attn_impl: str = "sdpa"  # "sdpa": fused kernel; "manual": explicit scores/mask/softmax (analysis reads this)
-    n_kv_head: int = 0  # key/value heads: 0 = n_head (GPT-2); 1 = multi-query; in between = grouped-query
-    # --- research variants (design notes 003 and 004); the defaults are GPT-2 ---
+    # --- research variants (docs/variants.md); the defaults are GPT-2 ---
     zero_value_attn: bool = False  # every head gets an extra learned key whose value is zero: a way to attend to nothing
     tie_dims: int = -1  # -1: wte and lm_head tied; 0: untied; k: only their first k dims shared
     cross_layer_kv: bool = False  # layer l >= 1 also attends over the keys/values of layer l-1
@@ -418,13 +212,8 @@ class GPTConfig:
     attn_sum_power_learned: bool = False  # learn p per head in [0, 1], starting at attn_sum_power
     prefix_lm: bool = False  # bidirectional attention inside each sequence's prefix, causal after; loss after it
     attn_only: bool = False  # no MLPs: blocks are attention only (attention-only transformers, for circuits)
-    # --- priming bias layers (design note 000) ---
-    priming: bool = False  # bias layers after the blocks, primed by a document (model.prime); skipped when not primed
-    priming_dim: int = 64  # units in each bias layer
-    priming_pool: str = "mean"  # how a bias layer's activations over the document become its bias: mean, last, attention
-    priming_shared: bool = False  # every bias layer uses the same projections (each is still primed separately)
-    priming_layers: tuple[int, ...] | None = None  # after which layers' blocks the bias layers sit; None = all
     # --- modern pieces (modded-nanogpt, LLaMA); the defaults are GPT-2 ---
+    n_kv_head: int = 0  # key/value heads: 0 = n_head (GPT-2); 1 = multi-query; in between = grouped-query
     rotary: bool = False  # rotary position embeddings on q and k instead of learned positions (no wpe)
     qk_norm: bool = False  # RMS-normalise each head's queries and keys (learned gain) before the dot product
     norm: str = "layernorm"  # "layernorm" (GPT-2) or "rmsnorm" (torch.nn.RMSNorm) in blocks and before the head
@@ -432,7 +221,12 @@ class GPTConfig:
     logit_softcap: float = 0.0  # 0: off; c: logits = c * tanh(logits / c)
     zero_init_proj: bool = False  # residual projections (attn and MLP c_proj) start at zero: blocks start as identity
     compress_past: int = 0  # 0: off; W: keys/values older than the W most recent positions are averaged in pairs
-    # --- fine-tuning a pretrained model (docs/pretrained.md) ---
+    # --- additions to a pretrained model: priming bias layers (docs/priming.md), LoRA (docs/pretrained.md) ---
+    priming: bool = False  # bias layers after the blocks, primed by a document (model.prime); skipped when not primed
+    priming_dim: int = 64  # units in each bias layer
+    priming_pool: str = "mean"  # how a bias layer's activations over the document become its bias: mean, last, attention
+    priming_shared: bool = False  # every bias layer uses the same projections (each is still primed separately)
+    priming_layers: tuple[int, ...] | None = None  # after which layers' blocks the bias layers sit; None = all
     lora_rank: int = 0  # 0: off; r: a rank-r LoRA adapter on every attention and MLP matrix (the base is frozen)
     lora_alpha: float = 16.0  # LoRA's adapters are scaled by lora_alpha / lora_rank
 
@@ -460,6 +254,269 @@ class GPTConfig:
         return layer % k if self.share_pattern == "cycle" else layer * k // self.n_layer
 
 
+class GPT(nn.Module):
+    """The language model: token and position embeddings, n_layer blocks, a final LayerNorm, the head."""
+
+    Block = Block  # (a variant model swaps in its own)
+
+    def __new__(cls, config=None):
+        # GPT(config) with a variant flag on builds the variant layer's classes (model_class, part 2)
+        return super().__new__(model_class(config) if cls is GPT and config is not None else cls)
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        C = config.n_embd
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, C),  # token embeddings
+            wpe=nn.Embedding(config.block_size, C),  # learned position embeddings
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([self.Block(config, C) for _ in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(C, bias=config.bias),
+        ))
+        self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # tied: one matrix, one set of gradients
+        self.hook_embed, self.hook_pos_embed = HookPoint(), HookPoint()  # (B, T, C) tokens, (T, C) positions
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module):
+        """GPT-2 init: N(0, 0.02) everywhere, residual projections scaled by 1/sqrt(2 * n_layer) so the
+        residual stream's variance does not grow with depth."""
+        if isinstance(module, nn.Linear):
+            std = 0.02 / math.sqrt(2 * self.config.n_layer) if getattr(module, "RESIDUAL_PROJ", False) else 0.02
+            torch.nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx, targets=None, reduction="mean", *, cache=None, last_only=False, attn_impl=None, **inputs):
+        """idx: (B, T) token ids. Returns (logits (B, T, vocab), loss or None).
+
+        targets: (B, T) next-token ids, -1 where no loss is wanted; reduction="none" returns the loss of
+        every token, (B, T): the loss at every position. cache: a KVCache (new_cache); positions continue
+        after what it holds. last_only: logits for the last position only, all that sampling needs.
+        attn_impl: "sdpa" or "manual" for this call (default: the config's). inputs: what only a variant
+        reads (prefix_len for prefix_lm, priming for bias layers); GPT-2 refuses them.
+        """
+        B, T = idx.size()
+        past = 0 if cache is None else cache.length  # tokens already in the cache
+        if past + T > self.config.block_size or (last_only and targets is not None) or any(v is not None for v in inputs.values()):
+            self.refuse(past + T, last_only and targets is not None, inputs)
+        manual = (attn_impl or self.config.attn_impl) == "manual"
+        pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)  # (T,)
+        x = self.hook_embed(self.transformer.wte(idx)) + self.hook_pos_embed(self.transformer.wpe(pos))  # (B, T, C)
+        x = self.transformer.drop(x)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, None if cache is None else cache.layers[i], manual)
+        x = self.transformer.ln_f(x)
+        logits = self.head(x[:, -1:] if last_only else x)  # (B, T, vocab)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1,
+                                   reduction=reduction)
+            loss = loss.view(B, T) if reduction == "none" else loss
+        return logits, loss
+
+    def head(self, x):
+        """Logits from the last residual stream (B, T, C) -> (B, T, vocab)."""
+        return self.lm_head(x)
+
+    def refuse(self, length, loss_with_last_only, inputs):
+        """One clear error for a forward call this model cannot run."""
+        if length > self.config.block_size:
+            raise ValueError(f"sequence of {length} tokens is longer than block_size {self.config.block_size}")
+        if loss_with_last_only:
+            raise ValueError("last_only computes no loss: pass targets=None")
+        given = ", ".join(k for k, v in inputs.items() if v is not None)
+        raise ValueError(f"{given} given to a model built without the variant that reads it "
+                         f"(prefix_len: build it with prefix_lm=True; priming: with priming=True)")
+
+    def get_num_params(self, non_embedding=True):
+        """Parameter count; the position embeddings are left out by default, as in nanoGPT (the token
+        embeddings are the head's weights when tied, so they stay in)."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding and "wpe" in self.transformer:
+            n -= self.transformer.wpe.weight.numel()
+        return n
+
+    def crop_block_size(self, block_size):
+        """Shrink the context (e.g. load a 1024-token checkpoint, train at 256)."""
+        assert block_size <= self.config.block_size
+        self.config.block_size = block_size
+        if "wpe" in self.transformer:  # rotary models have no position table
+            self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
+
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, params=None):
+        """AdamW; weight decay on matrices and embeddings (>= 2-D), none on biases and gains.
+        params: the parameters it trains (default: every trainable one; Muon + AdamW passes the rest)."""
+        params = [p for p in (self.parameters() if params is None else params) if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        # fused: one kernel for all tensors instead of a dozen small ops per tensor (CUDA, and CPU too)
+        fused = device_type in ("cuda", "cpu") and "fused" in inspect.signature(torch.optim.AdamW).parameters
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **({"fused": True} if fused else {}))
+
+    def flops_per_token(self):
+        """Training FLOPs per token: 6N for the matmuls (PaLM appendix B) plus attention scores (those
+        counted at n_embd: an estimate for layer_widths models)."""
+        N = self.get_num_params()
+        cfg = self.config
+        L, H, Q, T = cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head, cfg.block_size
+        return 6 * N + 12 * L * H * Q * T
+
+    def estimate_mfu(self, tokens_per_iter, dt, peak_flops):
+        """Model FLOPs utilisation: achieved FLOP/s over the device's peak (which tools/bench.py measures)."""
+        return self.flops_per_token() * tokens_per_iter / dt / peak_flops
+
+    # --- generation ---
+
+    def new_cache(self):
+        """An empty KV cache for this model."""
+        return KVCache([LayerKV() for _ in range(self.config.n_layer)])
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
+                 generator=None, **inputs):
+        """Sample max_new_tokens tokens after idx (B, T). Call in eval mode.
+
+        temperature 0 is greedy. top_k keeps the k most likely tokens; top_p keeps the smallest set
+        whose probability reaches p (nucleus sampling). With use_cache each step feeds only the new
+        token and reuses past keys/values; it gives the same tokens as use_cache=False.
+        inputs: what a variant reads (prefix_len, priming: see VariantGPT.generate).
+        """
+        cache = self.new_cache() if use_cache else None
+        for _ in range(max_new_tokens):
+            cropped = max(0, idx.size(1) - self.config.block_size)
+            if cropped:  # past the context window the positions shift every step: nothing can be reused
+                cache = None
+            fed = idx[:, cropped:] if cache is None or cache.length == 0 else idx[:, -1:]
+            logits, _ = self(fed, cache=cache, last_only=True, **self.step_inputs(inputs, idx, cropped))
+            idx = torch.cat((idx, sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)), dim=1)
+        return idx
+
+    def step_inputs(self, inputs, idx, cropped):
+        """The variant inputs for one generation step (GPT-2 has none; VariantGPT shifts prefix_len)."""
+        return inputs
+
+    def prime(self, doc_idx, doc_len=None):
+        """Priming needs bias layers: VariantGPT.prime (part 3)."""
+        raise ValueError("this model has no bias layers: build it with priming=True")
+
+    # --- looking inside: hook points (see HookPoint) ---
+
+    def hook_names(self):
+        """Names of every hook point, e.g. "transformer.h.0.hook_resid_pre", "transformer.h.1.attn.hook_z"."""
+        return [n for n, m in self.named_modules() if isinstance(m, HookPoint)]
+
+    @contextmanager
+    def hooks(self, fns):
+        """Attach {hook name: fn(activation)} for the duration of a `with` block. A fn that returns a
+        tensor replaces the activation (activation patching); one that returns None only reads it.
+        Scores and patterns exist only on the manual path (MANUAL_ONLY): hooking one passes
+        attn_impl="manual" to every forward call inside the block (the config is left as it is)."""
+        points, handles = dict(self.named_modules()), []
+        try:
+            for name, fn in fns.items():
+                if not isinstance(points.get(name), HookPoint):
+                    raise KeyError(f"no hook point named {name!r}; model.hook_names() lists them")
+                handles.append(points[name].register_forward_hook(lambda mod, inp, out, fn=fn: fn(out)))
+            if any(n.endswith(MANUAL_ONLY) for n in fns):
+                handles.append(self.register_forward_pre_hook(
+                    lambda mod, args, kwargs: (args, {**kwargs, "attn_impl": "manual"}), with_kwargs=True))
+            yield self
+        finally:
+            for h in handles:
+                h.remove()
+
+    @torch.no_grad()
+    def run_with_cache(self, idx, names=None, **kwargs):
+        """Forward pass returning (logits, {hook name: activation}) for `names` (default: all).
+        Extra keyword arguments (prefix_len) go to forward."""
+        names = list(names or self.hook_names())
+        cache = {}
+        with self.hooks({n: (lambda act, n=n: cache.__setitem__(n, act.detach())) for n in names}):
+            logits, _ = self(idx, **kwargs)
+        return logits, cache
+
+    # --- pretrained weights: OpenAI's GPT-2 through Hugging Face transformers (part 3, docs/pretrained.md) ---
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, **overrides):
+        """GPT-2 with OpenAI's weights: "gpt2", "gpt2-medium", "gpt2-large" or "gpt2-xl" from the Hugging
+        Face hub, or a local directory in HF's GPT-2 format (config.json + safetensors or bin weights).
+        overrides: GPTConfig keys that add to the weights without changing them (dropout, lora_*, priming*).
+        """
+        from transformers import GPT2LMHeadModel  # imported here: nothing else in model.py needs it
+
+        hf = GPT2LMHeadModel.from_pretrained(name_or_path, dtype=torch.float32)
+        model = cls(GPTConfig(**{**config_from_hf(hf.config), **overrides}))
+        missing, unexpected = model.load_state_dict(swap_conv1d(hf.state_dict()), strict=False)
+        if unexpected or any(not k.endswith(NEW_PARAMS) and not k.startswith("bias_layers.") for k in missing):
+            raise ValueError(f"{name_or_path} does not fit GPT-2's layout (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        return model
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    """Pick the next token from (B, vocab) logits: greedy, or sampled after top-k / top-p filtering."""
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None and top_k > 0:
+        v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+        logits = logits.masked_fill(logits < v[:, [-1]], float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        # drop a token when the tokens before it already reach top_p (the first always stays)
+        drop_sorted = (cum - sorted_logits.softmax(dim=-1)) >= top_p
+        logits = logits.masked_fill(drop_sorted.scatter(1, order, drop_sorted), float("-inf"))
+    probs = F.softmax(logits, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+# =====================================================================================================
+# 2. The variants
+#
+# Each GPTConfig flag below GPT-2's own keys changes one or more named steps of the GPT-2 classes, in a
+# subclass per level: VariantAttention (project, position, keys, mask, extra_keys, attend), the MLPs
+# (the activation), VariantBlock (residual, attn_only) and VariantGPT (embed, the layer loop, head).
+# model_class picks the classes a config needs, so a model with every flag off is part 1 alone. A
+# comment at each step names the variant, its section of docs/variants.md and the mechanism.
+# =====================================================================================================
+
+# the flags whose non-default value needs the variant classes (mlp_act and the part-3 additions do not)
+STRUCTURE_FLAGS = ("zero_value_attn", "tie_dims", "cross_layer_kv", "shared_qk", "residual_dims", "residual_root",
+                   "layer_widths", "layer_windows", "n_shared_blocks", "attn_sum_power", "attn_sum_power_learned",
+                   "prefix_lm", "attn_only", "n_kv_head", "rotary", "qk_norm", "norm", "logit_softcap",
+                   "zero_init_proj", "compress_past", "priming")
+DEFAULTS = {f.name: f.default for f in fields(GPTConfig)}
+
+
+def model_class(config):
+    """The GPT class that config asks for: GPT itself with every flag off, else GPT-2's classes with the
+    variant layer's subclasses swapped in where a flag is on."""
+    return compose(any(getattr(config, k) != DEFAULTS[k] for k in STRUCTURE_FLAGS), config.mlp_act,
+                   (config.lora_rank, config.lora_alpha) if config.lora_rank else None)
+
+
+@lru_cache(maxsize=None)
+def compose(structural, mlp_act, lora):
+    """Build (once per combination) the model class: attention and MLP classes into a block class,
+    the block class into a GPT class. Each is a plain subclass, named for what it adds."""
+    attention, block, gpt = (VariantAttention, VariantBlock, VariantGPT) if structural else (CausalSelfAttention, Block, GPT)
+    mlp = MLPS[mlp_act]
+    if lora:  # every attention and MLP matrix gets an adapter (part 3)
+        attention, mlp, gpt = with_lora(attention, *lora), with_lora(mlp, *lora), type("LoRA" + gpt.__name__, (LoRAModel, gpt), {})
+    if (attention, mlp) != (block.Attention, block.MLP):
+        block = type(block.__name__, (block,), {"Attention": attention, "MLP": mlp})
+    if block is not gpt.Block:
+        gpt = type(gpt.__name__, (gpt,), {"Block": block})
+    return gpt
+
+
 def check_model_config(c):
     """Reject impossible configurations here, with one line that says what to change."""
     for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
@@ -469,7 +526,7 @@ def check_model_config(c):
         raise ValueError(f"dropout must be in [0, 1), got {c.dropout}")
     choices = {"attn_impl": ("sdpa", "manual"), "residual_root": ("token", "position", "learned"),
                "share_pattern": ("cycle", "repeat"), "norm": ("layernorm", "rmsnorm"),
-               "mlp_act": ("gelu", "gelu_tanh", "relu2", "swiglu"), "priming_pool": ("mean", "last", "attention")}
+               "mlp_act": tuple(MLPS), "priming_pool": ("mean", "last", "attention")}
     for name, allowed in choices.items():
         if getattr(c, name) not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(c, name)!r}")
@@ -538,11 +595,346 @@ def check_model_config(c):
             raise ValueError("lora_rank and priming both add what fine-tuning trains: choose one")
 
 
-def cached_tokens(cache):
-    """How many tokens a KV cache holds (compress_past keeps its old ones as pairs)."""
-    if cache is None or cache[0][0] is None:
-        return 0
-    return cache[0][0].size(2) + (cache[0][4] if len(cache[0]) > 2 else 0)
+# --- attention ---------------------------------------------------------------------------------------
+
+
+class VariantAttention(CausalSelfAttention):
+    """GPT-2's attention cut into named steps that the variants change:
+
+        project -> split heads -> position -> hooks -> keys (cache) -> mask -> extra_keys -> attend -> c_proj
+
+    forward also returns this layer's keys and values, which cross_layer_kv lends to the next layer.
+    """
+
+    def __init__(self, config, width):
+        nn.Module.__init__(self)
+        self.n_head, self.dropout, self.config = config.n_head, config.dropout, config
+        hs = width // config.n_head  # head size
+        # n_kv_head (docs/variants.md#n_kv_head; multi-query / grouped-query attention, PaLM, Llama 2): fewer
+        # key/value heads than query heads, each serving n_head / n_kv_head of them; the KV cache shrinks as much
+        self.n_kv_head = config.n_kv_head or config.n_head
+        kv = self.n_kv_head * hs
+        self.qkv_sizes = [width, width] if config.shared_qk else [width, kv, kv]  # shared_qk: no key projection
+        self.c_attn = self.Linear(width, sum(self.qkv_sizes), bias=config.bias)
+        self.c_proj = self.Linear(width, width, bias=config.bias)
+        self.c_proj.RESIDUAL_PROJ = True
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        if config.zero_value_attn:
+            # zero_value_attn (docs/variants.md#zero_value_attn): one more key per head, learned, whose value
+            # is zero; attention that goes there reads nothing (softmax-plus-one)
+            self.sink_key = nn.Parameter(torch.zeros(config.n_head, hs))
+        self.power = None
+        if config.attn_sum_power_learned:  # attn_sum_power's p, learned per head
+            self.power = nn.Parameter(torch.full((config.n_head,), float(config.attn_sum_power)))
+        self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()  # (B, nh or n_kv_head, T, hs)
+        self.hook_attn_scores = HookPoint()  # (B, nh, T, keys) q.k / sqrt(hs), -inf where hidden (manual path)
+        self.hook_pattern = HookPoint()  # (B, nh, T, keys) attention weights, manual path
+        self.hook_sink = HookPoint()  # (B, nh, T) weight on the zero-value key (zero_value_attn, manual path)
+        self.hook_z = HookPoint()  # (B, nh, T, hs) each head's output, before c_proj mixes the heads
+        self.hook_attn_scale = HookPoint()  # (B, nh, T, 1) attn_sum_power: how much each query reads
+        if config.qk_norm:
+            # qk_norm (docs/variants.md#qk_norm; modded-nanogpt, OLMo 2): RMS-normalise each head's queries and
+            # keys, so scores cannot blow up as weights grow. With shared_qk keys are queries: one norm for both.
+            self.q_norm = nn.RMSNorm(hs)
+            self.k_norm = self.q_norm if config.shared_qk else nn.RMSNorm(hs)
+        if config.rotary:  # rotation tables, computed once (not saved: they follow from the config)
+            cos, sin = rotary_tables(config.block_size, hs)
+            self.register_buffer("rotary_cos", cos, persistent=False)
+            self.register_buffer("rotary_sin", sin, persistent=False)
+
+    def forward(self, x, cache=None, manual=False, window=0, prefix_len=None, kv_input=None, borrowed=None):
+        """x: (B, T, C) -> ((B, T, C), this layer's (k, v)). window, prefix_len: who may see whom (mask);
+        kv_input: what keys and values read instead of x (residual_root); borrowed: the previous layer's
+        (k, v) (cross_layer_kv)."""
+        B, T, C = x.size()
+        past = 0 if cache is None else cache.length
+        q, k, v = self.project(x, kv_input)
+        # split the heads: (B, T, C) -> (B, nh, T, hs) each (keys and values: n_kv_head heads)
+        q, k, v = (t.view(B, T, -1, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        q, k = self.position(q, k, past)
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
+        k, v, mask = self.keys(k, v, past, cache)
+        kv = (k, v)  # what cross_layer_kv lends to the next layer
+        power = self.power is not None or self.config.attn_sum_power != 1.0  # needs the scores: the manual path
+        manual = manual or power
+        extra = borrowed is not None or self.config.zero_value_attn  # keys beyond this layer's own
+        if mask is None:
+            mask = self.mask(T, past, x.device, window, prefix_len, kv_input is None, force=manual or extra)
+        if extra:
+            k, v, mask = self.extra_keys(k, v, mask, borrowed)
+        if manual:
+            y = self.manual_attention(q, k, v, mask)
+        else:  # the fused kernel; is_causal only when the queries start at position 0
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+                                               is_causal=mask is None and past == 0)
+        y = self.hook_z(y).transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
+        return self.resid_dropout(self.c_proj(y)), kv
+
+    def project(self, x, kv_input=None):
+        """q (B, T, C), k and v (B, T, n_kv_head * hs): GPT-2's one matmul, split."""
+        sizes, shared = self.qkv_sizes, self.config.shared_qk
+        if kv_input is None and not shared:
+            return self.c_attn(x).split(sizes, dim=2)
+        if kv_input is None:  # shared_qk (docs/variants.md#shared_qk): the keys are the queries
+            q, v = self.c_attn(x).split(sizes, dim=2)
+            return q, q, v
+        # residual_root (docs/variants.md#residual_root): queries read x, keys and values read kv_input,
+        # through the same rows of c_attn
+        w, b, start = self.c_attn.weight, self.c_attn.bias, [0, sizes[0], sizes[0] + sizes[1]]
+
+        def rows(i):  # the i-th block of c_attn's rows: [q | k | v]
+            lo, hi = start[i], start[i] + sizes[i]
+            return w[lo:hi], None if b is None else b[lo:hi]
+        q = F.linear(x, *rows(0))
+        return q, F.linear(kv_input, *rows(0 if shared else 1)), F.linear(kv_input, *rows(1 if shared else 2))
+
+    def position(self, q, k, past):
+        """qk_norm, then rotary: positions past..past+T-1; keys are rotated before they are cached or lent."""
+        if self.config.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if self.config.rotary:
+            T = q.size(2)
+            cos, sin = self.rotary_cos[past:past + T], self.rotary_sin[past:past + T]
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        return q, k
+
+    def keys(self, k, v, past, cache):
+        """Every key and value the new queries read (the cache's too), repeated for grouped query heads,
+        and the mask when the keys need their own (compress_past), else None."""
+        mask = None
+        if self.config.compress_past:  # its own keys [pairs | recent], mask and cache
+            k, v, mask = self.compress_past(k, v, past, cache)
+        elif cache is not None:
+            k, v = cache.extend(k, v)  # (B, n_kv_head, past + T, hs)
+        if self.n_kv_head != self.n_head:  # every key/value head serves a group of query heads
+            k, v = (t.repeat_interleave(self.n_head // self.n_kv_head, dim=1) for t in (k, v))
+        return k, v, mask
+
+    def mask(self, T, past, device, window, prefix_len, own_keys, force):
+        """Who may see whom (attention_mask); shared_qk hides a query's own key when keys are its queries."""
+        no_self = self.config.shared_qk and own_keys  # q.k with itself would always win
+        return attention_mask(T, past, device, window, prefix_len, no_self, force=force)
+
+    def extra_keys(self, k, v, mask, borrowed):
+        """This layer's keys and values with the extra ones in front, and the mask widened to match:
+        [zero-value key | previous layer's keys | own keys]."""
+        if borrowed is not None:
+            # cross_layer_kv (docs/variants.md#cross_layer_kv): the previous layer's keys at the same
+            # positions, under the same mask
+            k, v = torch.cat([borrowed[0], k], dim=2), torch.cat([borrowed[1], v], dim=2)
+            mask = torch.cat([mask, mask], dim=-1)
+        if self.config.zero_value_attn:  # key 0: the learned key with a zero value, always visible
+            B, nh, _, hs = k.shape
+            k = torch.cat([self.sink_key.view(1, nh, 1, hs).expand(B, -1, -1, -1).to(k.dtype), k], dim=2)
+            v = torch.cat([torch.zeros_like(v[:, :, :1]), v], dim=2)
+            mask = torch.cat([torch.ones_like(mask[..., :1]), mask], dim=-1)
+        return k, v, mask
+
+    def manual_attention(self, q, k, v, mask):
+        """GPT-2's readable path, plus the sink's weight (zero_value_attn) and attn_sum_power's factor."""
+        scores = self.scores(q, k, mask)
+        soft = F.softmax(scores, dim=-1)
+        att = self.hook_pattern(soft)  # (B, nh, T, S), each row sums to 1
+        if self.config.zero_value_attn:
+            self.hook_sink(att[..., 0])
+        y = self.attn_dropout(att) @ v  # (B, nh, T, hs)
+        if self.power is not None or self.config.attn_sum_power != 1.0:
+            # attn_sum_power (docs/variants.md#attn_sum_power-attn_sum_power_learned): weights
+            # exp(s) / (sum exp(s))^p, i.e. softmax times (sum exp(s))^(1-p), one factor per query
+            y = y * self.hook_attn_scale(self.sum_power_factor(scores, soft))
+        return y
+
+    def sum_power_factor(self, scores, soft):
+        """(sum_j exp(s_j))^(1 - p) per query, (B, nh, T, 1). Its log-sum-exp is read off the softmax at
+        the top score (s - log softmax(s) is the same at every visible key, and softmax >= 1/keys there)."""
+        p = self.config.attn_sum_power
+        if self.power is not None:  # clamped to [0, 1], the gradient passed straight through so p can return
+            p = (self.power + (self.power.clamp(0.0, 1.0) - self.power).detach()).view(1, -1, 1, 1)
+        top = scores.detach().argmax(dim=-1, keepdim=True)
+        lse = scores.gather(-1, top) - torch.log(soft.gather(-1, top))  # (B, nh, T, 1)
+        return torch.exp((1 - p) * lse)
+
+    def compress_past(self, k, v, past, cache):
+        """compress_past (docs/variants.md#compress_past): keys and values older than the W most recent
+        positions are averaged in pairs (2j, 2j+1), and a pair is read only once both its tokens are that
+        old (causal). -> keys, values [pairs | full], mask (1, 1, T, S); the cache keeps the old past paired."""
+        W, (B, h, T, hs) = self.config.compress_past, k.shape
+        start, kp, vp = 0, k[:, :, :0], v[:, :, :0]  # the first full position; the cached pairs
+        if cache is not None and cache.k is not None:
+            k, v = torch.cat([cache.k, k], dim=2), torch.cat([cache.v, v], dim=2)
+            kp, vp, start = cache.kp, cache.vp, cache.start
+        n = k.size(2) // 2  # pairs that the full keys (positions start .. past+T-1, start even) can form
+        kp = torch.cat([kp, k[:, :, :2 * n].reshape(B, h, n, 2, hs).mean(3)], dim=2)
+        vp = torch.cat([vp, v[:, :, :2 * n].reshape(B, h, n, 2, hs).mean(3)], dim=2)
+        q_pos = torch.arange(past, past + T, device=k.device)[:, None]  # (T, 1)
+        pair_last = 2 * torch.arange(kp.size(2), device=k.device) + 1  # the later token of each pair
+        full_pos = torch.arange(start, start + k.size(2), device=k.device)
+        see_pair = pair_last <= q_pos - W  # both tokens older than the recent window
+        see_full = (full_pos <= q_pos) & (2 * (full_pos // 2) + 1 > q_pos - W)  # recent: not yet in a read pair
+        if cache is not None:  # merge for good what every later query reads merged
+            keep = max(start // 2, (past + T - W + 1) // 2)
+            cache.store(k[:, :, 2 * keep - start:], v[:, :, 2 * keep - start:], kp[:, :, :keep], vp[:, :, :keep], 2 * keep)
+        mask = torch.cat([see_pair, see_full], dim=1)[None, None]
+        return torch.cat([kp, k], dim=2), torch.cat([vp, v], dim=2), mask
+
+
+class PairedKV(LayerKV):
+    """compress_past's cache for one layer: the recent keys and values whole, the older ones as pairs."""
+
+    def __init__(self):
+        super().__init__()
+        self.kp = self.vp = None
+        self.start = 0  # the position of the first whole key (every position before it is in a pair)
+
+    @property
+    def length(self):
+        return 0 if self.k is None else self.k.size(2) + self.start
+
+    def store(self, k, v, kp, vp, start):
+        self.k, self.v, self.kp, self.vp, self.start = k, v, kp, vp, start
+
+
+def attention_mask(T, past, device, window=0, prefix_len=None, no_self=False, force=False):
+    """Boolean (1 or B, 1, T, past + T) mask, True where a query may see a key; None for plain causal
+    attention that the fused kernel does by itself (no past) or that needs no mask (one query).
+
+    Query i (absolute position past..past+T-1) sees key j when j <= i (causal), and:
+    - prefix_lm (docs/variants.md#prefix_lm, "is the causal mask necessary?"): also when j < prefix_len,
+      so the prefix is read bidirectionally; has_loss drops the loss inside it;
+    - layer_windows (docs/variants.md#layer_windows, "smaller context in early layers"): only when i - j < window;
+    - shared_qk: not when j == i (as in Reformer; position 0 keeps itself, it has nothing else).
+    """
+    if not force and not window and prefix_len is None and not no_self and (past == 0 or T == 1):
+        return None
+    m = causal_mask(T, past, device).view(T, past + T)
+    i = torch.arange(past, past + T, device=device)[:, None]
+    j = torch.arange(past + T, device=device)[None, :]
+    if prefix_len is not None:
+        m = m[None] | (j[None] < prefix_len.view(-1, 1, 1))  # (B, T, S)
+    if window:
+        m = m & (i - j < window)
+    if no_self:
+        m = m & ((j != i) | (i == 0))
+    return m.view(-1, 1, T, past + T)
+
+
+def rotary_tables(block_size, hs, base=10000.0):
+    """cos and sin of the rotary angles pos * base^(-2i/hs), (block_size, hs/2) each."""
+    freqs = base ** (-torch.arange(0, hs // 2, dtype=torch.float32) / (hs // 2))
+    angles = torch.arange(block_size, dtype=torch.float32)[:, None] * freqs
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x, cos, sin):
+    """rotary (docs/variants.md#rotary; RoFormer, Su et al. 2104.09864): positions enter the scores only,
+    as q_i . k_j depending on i - j. x (B, nh, T, hs): dims i and i + hs/2 form a 2-D vector rotated by
+    pos * freq_i; cos and sin are the tables' rows for x's positions."""
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # bf16 under autocast: q and k stay in one dtype
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+# --- the MLP's activation: mlp_act (docs/variants.md#mlp_act) ------------------------------------------
+
+
+class TanhGELUMLP(MLP):
+    """mlp_act="gelu_tanh": the tanh approximation of GELU that OpenAI's GPT-2 was trained with (HF's
+    gelu_new); GPT.from_pretrained sets it."""
+
+    def __init__(self, config, width):
+        super().__init__(config, width)
+        self.act = nn.GELU(approximate="tanh")
+
+
+class ReLUSquared(nn.Module):
+    def forward(self, h):
+        return F.relu(h).square()
+
+
+class ReLU2MLP(MLP):
+    """mlp_act="relu2": ReLU squared (So et al. 2109.08668, modded-nanogpt), 4x wide."""
+
+    def __init__(self, config, width):
+        super().__init__(config, width)
+        self.act = ReLUSquared()
+
+
+class SwiGLUMLP(MLP):
+    """mlp_act="swiglu": gate one projection by the SiLU of another (Shazeer 2002.05202, LLaMA), 8/3 as wide,
+    so its three matrices hold about the parameters of the GELU MLP's two."""
+
+    def __init__(self, config, width):
+        nn.Module.__init__(self)
+        hidden = swiglu_hidden(width)
+        self.c_fc = self.Linear(width, 2 * hidden, bias=config.bias)  # [gate | value] in one matmul
+        self.c_proj = self.Linear(hidden, width, bias=config.bias)
+        self.c_proj.RESIDUAL_PROJ = True
+        self.dropout = nn.Dropout(config.dropout)
+        self.hook_post = HookPoint()  # (B, T, hidden)
+
+    def forward(self, x):
+        gate, value = self.c_fc(x).chunk(2, dim=-1)
+        return self.dropout(self.c_proj(self.hook_post(F.silu(gate) * value)))
+
+
+def swiglu_hidden(width):
+    """SwiGLU's hidden size: 8/3 of the width, rounded to a multiple of 8."""
+    return max(8, 8 * round(8 * width / 3 / 8))
+
+
+MLPS = {"gelu": MLP, "gelu_tanh": TanhGELUMLP, "relu2": ReLU2MLP, "swiglu": SwiGLUMLP}
+
+
+# --- the block -----------------------------------------------------------------------------------------
+
+
+def make_norm(config, width):
+    """LayerNorm (GPT-2), or norm="rmsnorm" (docs/variants.md#norm): no mean subtraction and no bias
+    (LLaMA, modded-nanogpt)."""
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(width)
+    return nn.LayerNorm(width, bias=config.bias)
+
+
+class VariantBlock(Block):
+    """GPT-2's block with its norm chosen by the config, per-call attention inputs passed through, and
+    two variants of its own: attn_only and residual_dims. Returns (x, this layer's keys and values)."""
+
+    def __init__(self, config, width):
+        nn.Module.__init__(self)
+        self.ln_1 = make_norm(config, width)
+        self.attn = self.Attention(config, width)
+        # attn_only (docs/variants.md#attn_only; Elhage et al. 2021's attention-only transformers): no MLP,
+        # so every path from token to logit runs through attention heads, where induction heads form
+        self.attn_only = config.attn_only
+        if not config.attn_only:
+            self.ln_2 = make_norm(config, width)
+            self.mlp = self.MLP(config, width)
+        # residual_dims (docs/variants.md#residual_dims, "only some dims residual"): the first k dims add
+        # the sublayer's output to the stream, the others are replaced by it
+        mask = (torch.arange(width) < config.residual_dims).float() if config.residual_dims >= 0 else None
+        self.register_buffer("residual_mask", mask, persistent=False)
+        self.hook_resid_pre, self.hook_attn_out, self.hook_resid_mid = HookPoint(), HookPoint(), HookPoint()
+        if not config.attn_only:
+            self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
+
+    def forward(self, x, cache=None, manual=False, **attn_inputs):
+        x = self.hook_resid_pre(x)
+        a, kv = self.attn(self.ln_1(x), cache, manual, **attn_inputs)
+        x = self.hook_resid_mid(self.residual(x, self.hook_attn_out(a)))  # x + attn(ln_1(x))
+        if self.attn_only:
+            return self.hook_resid_post(x), kv
+        m = self.hook_mlp_out(self.mlp(self.ln_2(x)))
+        return self.hook_resid_post(self.residual(x, m)), kv  # x + mlp(ln_2(x))
+
+    def residual(self, x, out):
+        """x + out, GPT-2's residual connection; residual_dims: x * mask + out."""
+        return x + out if self.residual_mask is None else x * self.residual_mask + out
+
+
+# --- the model -----------------------------------------------------------------------------------------
 
 
 def has_loss(targets, prefix_len=None, past=0):
@@ -555,11 +947,12 @@ def has_loss(targets, prefix_len=None, past=0):
     return valid
 
 
-class GPT(nn.Module):
-    """The language model: token and position embeddings, n_layer blocks, a final norm, the head."""
+class VariantGPT(GPT):
+    """GPT-2's model with the variants that act on the whole network: the stream's start (embed), the
+    layer loop (shared blocks, widths, windows, borrowed keys, priming) and the head."""
 
     def __init__(self, config):
-        super().__init__()
+        nn.Module.__init__(self)
         self.config = config
         widths = config.widths()  # GPT-2: n_embd everywhere
         first_use = {}  # block -> the first layer that runs it, whose width the block has
@@ -567,32 +960,32 @@ class GPT(nn.Module):
             first_use[config.block_of_layer(layer)] = layer
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, widths[0]),  # token embeddings
-            **({} if config.rotary else {"wpe": nn.Embedding(config.block_size, widths[0])}),  # learned positions
+            **({} if config.rotary else {"wpe": nn.Embedding(config.block_size, widths[0])}),  # rotary: no table
             drop=nn.Dropout(config.dropout),
-            # n_shared_blocks (note 004, "weight sharing ... recursion?"): fewer distinct blocks than
-            # layers, reused ABAB ("cycle") or AABB ("repeat"); their hook points fire once per use
-            h=nn.ModuleList([Block(config, widths[first_use[b]])
+            # n_shared_blocks (docs/variants.md#n_shared_blocks-share_pattern, "weight sharing, recursion"): fewer
+            # distinct blocks than layers, reused ABAB ("cycle") or AABB ("repeat"); their hooks fire once per use
+            h=nn.ModuleList([self.Block(config, widths[first_use[b]])
                              for b in range(config.n_shared_blocks or config.n_layer)]),
             ln_f=make_norm(config, widths[-1]),
         ))
-        # tie_dims (note 003, "only half of the embedding weights tied"): -1 ties wte and lm_head (GPT-2);
-        # 0 unties them; k shares the first k dims: wte = [A | B], lm_head = [A | C] holds only C
+        # tie_dims (docs/variants.md#tie_dims, "only half of the embedding weights tied"): -1 ties wte and
+        # lm_head (GPT-2); 0 unties them; k shares the first k dims: wte = [A | B], lm_head = [A | C] holds only C
         k = config.tie_dims
         self.lm_head = nn.Linear(widths[-1] - max(k, 0), config.vocab_size, bias=False)
         if k == -1:
-            self.transformer.wte.weight = self.lm_head.weight  # one matrix, one set of gradients
+            self.transformer.wte.weight = self.lm_head.weight
         if config.residual_root == "learned":
-            # residual_root (notes 003, 004, "start the stream with a learned value"): the stream starts
-            # from positions only (+ this vector); the tokens enter through layer 0's keys and values
+            # residual_root (docs/variants.md#residual_root, "start the stream with a learned value"): the stream
+            # starts from positions only (+ this vector); the tokens enter through layer 0's keys and values
             self.root = nn.Parameter(torch.zeros(widths[0]))
-        # layer_widths (note 004, "smaller dimensions in the beginning"): a learned linear map where the
-        # width changes, initialised to copy the dims both widths share
+        # layer_widths (docs/variants.md#layer_widths, "smaller dimensions in the beginning"): a learned linear
+        # map where the width changes, initialised to copy the dims both widths share
         self.resize = nn.ModuleList([
             nn.Linear(widths[i - 1], widths[i], bias=False) if i and widths[i] != widths[i - 1] else nn.Identity()
             for i in range(config.n_layer)])
         if config.cross_layer_kv:  # a learned vector per lending layer, added to its keys, tells them apart
             self.kv_offsets = nn.Parameter(torch.zeros(config.n_layer - 1, widths[0]))
-        if config.priming:  # BiasLayer: one per primed layer, or one shared by all
+        if config.priming:  # BiasLayer (part 3): one per primed layer, or one shared by all
             layers = config.primed_layers()
             layers = layers[:1] if config.priming_shared else layers
             self.bias_layers = nn.ModuleList([BiasLayer(config, widths[i]) for i in layers])
@@ -606,63 +999,47 @@ class GPT(nn.Module):
             if isinstance(m, nn.Linear):
                 torch.nn.init.eye_(m.weight)
 
-    def get_num_params(self, non_embedding=True):
-        """Parameter count; the position embeddings are left out by default, as in nanoGPT (the token
-        embeddings are the head's weights when tied, so they stay in)."""
-        n = sum(p.numel() for p in self.parameters())
-        if non_embedding and "wpe" in self.transformer:
-            n -= self.transformer.wpe.weight.numel()
-        return n
-
     def _init_weights(self, module):
-        """GPT-2 init: N(0, 0.02) everywhere, residual projections scaled by 1/sqrt(2 * n_layer) so the
-        residual stream's variance does not grow with depth."""
-        if isinstance(module, nn.Linear):
-            std = 0.02
-            if getattr(module, "RESIDUAL_PROJ", False):
-                # zero_init_proj (modded-nanogpt; cf. Fixup, ReZero): every block starts as the identity
-                std = 0.0 if self.config.zero_init_proj else std / math.sqrt(2 * self.config.n_layer)
-            torch.nn.init.normal_(module.weight, mean=0.0, std=std)
+        # zero_init_proj (docs/variants.md#zero_init_proj; modded-nanogpt, cf. Fixup, ReZero): every block
+        # starts as the identity
+        if self.config.zero_init_proj and getattr(module, "RESIDUAL_PROJ", False):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.0)
             if module.bias is not None:
                 torch.nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        else:
+            super()._init_weights(module)
 
-    def forward(self, idx, targets=None, reduction="mean", *, cache=None, prefix_len=None, priming=None,
-                last_only=False):
-        """idx: (B, T) token ids. Returns (logits (B, T, vocab), loss or None).
-
-        targets: (B, T) next-token ids, -1 where no loss is wanted; reduction="none" returns the loss
-        of every token, (B, T), which is how the loss per position is measured.
-        cache: one [k, v] pair per layer (see generate); the positions continue after what it holds.
-        prefix_len: (B,) prefix lengths, for prefix_lm models. priming: the bias layers' state from
-        prime(), or (doc_idx, doc_len) to prime on those documents first, in this same call.
-        last_only: logits for the last position only, (B, 1, vocab): all that sampling needs.
-        """
+    def forward(self, idx, targets=None, reduction="mean", *, cache=None, last_only=False, attn_impl=None,
+                prefix_len=None, priming=None):
+        """GPT.forward, plus: prefix_len (B,) prefix lengths, for prefix_lm models; priming: the bias
+        layers' state from prime(), or (doc_idx, doc_len) to prime on those documents first, in this call."""
         cfg = self.config
         B, T = idx.size()
-        if last_only and targets is not None:
-            raise ValueError("last_only computes no loss: pass targets=None")
-        past = cached_tokens(cache)  # tokens already in the cache
-        self.check_inputs(past + T, prefix_len, priming)
+        past = 0 if cache is None else cache.length
+        if past + T > cfg.block_size or (last_only and targets is not None):
+            self.refuse(past + T, last_only and targets is not None, {})
+        if cfg.prefix_lm and prefix_len is None:
+            raise ValueError("a prefix_lm model needs prefix_len, the length of each sequence's prefix")
+        if priming is not None and not cfg.priming:
+            raise ValueError("priming given to a model without bias layers: build it with priming=True")
         prefix_len = prefix_len if cfg.prefix_lm else None
         if isinstance(priming, (tuple, list)):
             priming = self.prime(*priming)
         slot = {layer: i for i, layer in enumerate(cfg.primed_layers())} if priming is not None else {}
+        manual = (attn_impl or cfg.attn_impl) == "manual"
 
-        x, kv_input = self.embed(idx, past)  # (B, T, C): token + position embeddings
-        # GPT-2 runs block h[layer] on x; AttnArgs carries only what a cache or a variant needs
+        x, kv_input = self.embed(idx, past)  # (B, T, C)
         borrowed = None  # cross_layer_kv: the previous layer's keys and values
         for layer in range(cfg.n_layer):
             block = self.transformer.h[cfg.block_of_layer(layer)]
-            args = AttnArgs(past=past, cache=None if cache is None else cache[layer], prefix_len=prefix_len,
-                            window=cfg.layer_windows[layer] if cfg.layer_windows else 0, borrowed=borrowed,
-                            kv_input=block.ln_1(kv_input) if layer == 0 and kv_input is not None else None)
-            x = block(self.resize[layer](x), args)  # resize: layer_widths' map where the width changes, else identity
+            x, kv = block(self.resize[layer](x), None if cache is None else cache.layers[layer], manual,
+                          window=cfg.layer_windows[layer] if cfg.layer_windows else 0, prefix_len=prefix_len,
+                          kv_input=block.ln_1(kv_input) if layer == 0 and kv_input is not None else None,
+                          borrowed=borrowed)
             if layer in slot:  # priming: the primed bias layer writes into the stream after the block
                 x = x + self.bias_layer(slot[layer])(x, priming[slot[layer]])
             if cfg.cross_layer_kv and layer + 1 < cfg.n_layer:
-                borrowed = (args.kv[0] + self.kv_offsets[layer].view(1, cfg.n_head, 1, -1), args.kv[1])
+                borrowed = (kv[0] + self.kv_offsets[layer].view(1, cfg.n_head, 1, -1), kv[1])
         x = self.transformer.ln_f(x)
         logits = self.head(x[:, -1:] if last_only else x)  # (B, T, vocab)
 
@@ -672,13 +1049,12 @@ class GPT(nn.Module):
                 targets = targets.masked_fill(~has_loss(targets, prefix_len, past), -1)
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1),
                                    ignore_index=-1, reduction=reduction)
-            if reduction == "none":
-                loss = loss.view(B, T)
+            loss = loss.view(B, T) if reduction == "none" else loss
         return logits, loss
 
     def embed(self, idx, past):
-        """The residual stream's start: token + position embeddings after dropout, (B, T, C), and
-        what layer 0's keys and values read instead of the stream (residual_root; None for GPT-2)."""
+        """The residual stream's start: token + position embeddings after dropout, (B, T, C), and what
+        layer 0's keys and values read instead of the stream (residual_root; None for "token")."""
         B, T = idx.size()
         pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)  # (T,)
         pos_emb = 0.0 if self.config.rotary else self.hook_pos_embed(self.transformer.wpe(pos))  # (T, C); rotary: none
@@ -688,15 +1064,6 @@ class GPT(nn.Module):
         root = self.root if self.config.residual_root == "learned" else 0.0  # see __init__
         return self.transformer.drop((root + pos_emb).expand(B, T, -1)), self.transformer.drop(x)
 
-    def check_inputs(self, length, prefix_len, priming):
-        """One clear error for a forward call this model cannot run."""
-        if length > self.config.block_size:
-            raise ValueError(f"sequence of {length} tokens is longer than block_size {self.config.block_size}")
-        if self.config.prefix_lm and prefix_len is None:
-            raise ValueError("a prefix_lm model needs prefix_len, the length of each sequence's prefix")
-        if priming is not None and not self.config.priming:
-            raise ValueError("priming given to a model without bias layers: build it with priming=True")
-
     def head(self, x):
         """Logits from the last residual stream: lm_head (tie_dims > 0: [A | C])."""
         k, cap = self.config.tie_dims, self.config.logit_softcap
@@ -704,143 +1071,33 @@ class GPT(nn.Module):
             logits = self.lm_head(x)
         else:
             logits = F.linear(x, torch.cat([self.transformer.wte.weight[:, :k], self.lm_head.weight], dim=1))
-        if cap:  # logit_softcap (Gemma 2, modded-nanogpt): c * tanh(logits / c) keeps every logit in (-c, c)
+        if cap:  # logit_softcap (docs/variants.md#logit_softcap; Gemma 2): c * tanh(logits / c) keeps every logit in (-c, c)
             logits = cap * torch.tanh(logits / cap)
         return logits
 
-    def crop_block_size(self, block_size):
-        """Shrink the context (e.g. load a 1024-token checkpoint, train at 256)."""
-        assert block_size <= self.config.block_size
-        self.config.block_size = block_size
-        if "wpe" in self.transformer:  # rotary models have no position table
-            self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
-
-    # --- pretrained weights: OpenAI's GPT-2 through Hugging Face transformers (docs/pretrained.md) ---
-
-    @classmethod
-    def from_pretrained(cls, name_or_path, **overrides):
-        """GPT-2 with OpenAI's weights: "gpt2", "gpt2-medium", "gpt2-large" or "gpt2-xl" from the Hugging
-        Face hub, or a local directory in HF's GPT-2 format (config.json + safetensors or bin weights).
-        overrides: GPTConfig keys that add to the weights without changing them (dropout, lora_*, priming*).
-        """
-        from transformers import GPT2LMHeadModel  # imported here: nothing else in model.py needs it
-
-        hf = GPT2LMHeadModel.from_pretrained(name_or_path, dtype=torch.float32)
-        model = cls(GPTConfig(**{**config_from_hf(hf.config), **overrides}))
-        missing, unexpected = model.load_state_dict(swap_conv1d(hf.state_dict()), strict=False)
-        if unexpected or any(not k.endswith(NEW_PARAMS) and not k.startswith("bias_layers.") for k in missing):
-            raise ValueError(f"{name_or_path} does not fit GPT-2's layout (missing {missing[:3]}, unexpected {unexpected[:3]})")
-        return model
-
-    def merge_lora(self):
-        """The same function without adapters: a lora_rank=0 copy whose weights are W + (alpha / r) B A."""
-        merged = GPT(replace(self.config, lora_rank=0))
-        sd = {k: v for k, v in self.state_dict().items() if not k.endswith(NEW_PARAMS)}
-        for name, m in self.named_modules():
-            if isinstance(m, LoRALinear):
-                sd[name + ".weight"] = m.merged_weight().detach()
-        merged.load_state_dict(sd)
-        return merged
-
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, params=None):
-        """AdamW; weight decay on matrices and embeddings (>= 2-D), none on biases and gains.
-        params: the parameters it trains (default: every trainable one; Muon + AdamW passes the rest)."""
-        params = [p for p in (self.parameters() if params is None else params) if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        # fused: one kernel for all tensors instead of a dozen small ops per tensor (CUDA, and CPU too)
-        fused = device_type in ("cuda", "cpu") and "fused" in inspect.signature(torch.optim.AdamW).parameters
-        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **({"fused": True} if fused else {}))
-
-    def flops_per_token(self):
-        """Training FLOPs per token: 6N for the matmuls (PaLM appendix B) plus attention scores (those
-        counted at n_embd: an estimate for layer_widths models)."""
-        N = self.get_num_params()
-        cfg = self.config
-        L, H, Q, T = cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head, cfg.block_size
-        return 6 * N + 12 * L * H * Q * T
-
-    def estimate_mfu(self, tokens_per_iter, dt, peak_flops):
-        """Model FLOPs utilisation: achieved FLOP/s over the device's peak (which tools/bench.py measures)."""
-        return self.flops_per_token() * tokens_per_iter / dt / peak_flops
+    def new_cache(self):
+        """An empty KV cache (compress_past: one that keeps the old past as pairs)."""
+        return KVCache([(PairedKV if self.config.compress_past else LayerKV)() for _ in range(self.config.n_layer)])
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
                  generator=None, prefix_len=None, priming=None):
-        """Sample max_new_tokens tokens after idx (B, T). Call in eval mode.
-
-        temperature 0 is greedy. top_k keeps the k most likely tokens; top_p keeps the smallest set
-        whose probability reaches p (nucleus sampling). With use_cache each step feeds only the new
-        token and reuses past keys/values; it gives the same tokens as use_cache=False.
-        prefix_lm models treat the first prefix_len tokens (default: the whole prompt) as the prefix.
-        priming: a state from prime() (or (doc_idx, doc_len), primed once here): every step runs primed.
-        """
+        """GPT.generate, plus: prefix_lm models treat the first prefix_len tokens (default: the whole
+        prompt) as the prefix; priming: a state from prime() (or (doc_idx, doc_len), primed once here)."""
         if isinstance(priming, (tuple, list)):
             priming = self.prime(*priming)
         if self.config.prefix_lm and prefix_len is None:
             prefix_len = idx.size(1)
-        cache = None
-        for _ in range(max_new_tokens):
-            cropped = max(0, idx.size(1) - self.config.block_size)
-            prefix = None if prefix_len is None else torch.full((idx.size(0),), max(0, prefix_len - cropped),
-                                                                device=idx.device)
-            if use_cache and not cropped:
-                if cache is None:  # prefill: run the whole prompt once
-                    cache = self.new_cache()
-                    logits, _ = self(idx, cache=cache, prefix_len=prefix, priming=priming, last_only=True)
-                else:
-                    logits, _ = self(idx[:, -1:], cache=cache, prefix_len=prefix, priming=priming, last_only=True)
-            else:
-                # Past the context window the positions shift every step, so nothing can be
-                # reused: run the last block_size tokens afresh (what use_cache=False always does).
-                logits, _ = self(idx[:, cropped:], prefix_len=prefix, priming=priming, last_only=True)
-            idx_next = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
-            idx = torch.cat((idx, idx_next), dim=1)
-        return idx
+        return super().generate(idx, max_new_tokens, temperature, top_k, top_p, use_cache, generator,
+                                prefix_len=prefix_len, priming=priming)
 
-    def new_cache(self):
-        """An empty KV cache: [k, v] per layer (compress_past: also the pairs and where the full keys start)."""
-        return [[None, None] + ([None, None, 0] if self.config.compress_past else []) for _ in range(self.config.n_layer)]
+    def step_inputs(self, inputs, idx, cropped):
+        """prefix_len as (B,) lengths of the tokens fed: the prefix shrinks as the window slides past it."""
+        n = inputs["prefix_len"]
+        prefix = None if n is None else torch.full((idx.size(0),), max(0, n - cropped), device=idx.device)
+        return {**inputs, "prefix_len": prefix}
 
-    # --- looking inside: hook points (see HookPoint) ---
-
-    def hook_names(self):
-        """Names of every hook point, e.g. "transformer.h.0.hook_resid_pre", "transformer.h.1.attn.hook_z"."""
-        return [n for n, m in self.named_modules() if isinstance(m, HookPoint)]
-
-    @contextmanager
-    def hooks(self, fns):
-        """Attach {hook name: fn(activation)} for the duration of a `with` block. A fn that returns a
-        tensor replaces the activation (activation patching); one that returns None only reads it.
-        Scores and patterns exist only on the manual path (MANUAL_ONLY): hooking one runs the block there."""
-        points, handles = dict(self.named_modules()), []
-        saved_impl = self.config.attn_impl
-        try:
-            for name, fn in fns.items():
-                if not isinstance(points.get(name), HookPoint):
-                    raise KeyError(f"no hook point named {name!r}; model.hook_names() lists them")
-                handles.append(points[name].register_forward_hook(lambda mod, inp, out, fn=fn: fn(out)))
-            if any(n.endswith(MANUAL_ONLY) for n in fns):
-                self.config.attn_impl = "manual"
-            yield self
-        finally:
-            self.config.attn_impl = saved_impl
-            for h in handles:
-                h.remove()
-
-    @torch.no_grad()
-    def run_with_cache(self, idx, names=None, **kwargs):
-        """Forward pass returning (logits, {hook name: activation}) for `names` (default: all).
-        Extra keyword arguments (prefix_len) go to forward."""
-        names = list(names or self.hook_names())
-        cache = {}
-        with self.hooks({n: (lambda act, n=n: cache.__setitem__(n, act.detach())) for n in names}):
-            logits, _ = self(idx, **kwargs)
-        return logits, cache
-
-    # --- priming bias layers (BiasLayer) ---
+    # --- priming bias layers (BiasLayer, part 3) ---
 
     def bias_layer(self, slot):
         """The bias layer of the slot-th primed layer."""
@@ -872,37 +1129,55 @@ class GPT(nn.Module):
         return torch.stack(states)
 
 
-# HF's GPT-2 stores these four as Conv1D, (in, out); nn.Linear holds (out, in). Transposing both ways
-# is one function. Its attention-mask buffers (.attn.bias) are not weights.
-HF_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-NEW_PARAMS = ("lora_A", "lora_B")  # what LoRA adds to a pretrained model (bias layers add a module)
-HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
+# =====================================================================================================
+# 3. Additions to a pretrained model: LoRA, priming bias layers, Hugging Face import and export
+# =====================================================================================================
 
 
-def swap_conv1d(state_dict):
-    """An HF GPT-2 state dict with this repo's layout, or the reverse: the same keys (nanoGPT's)."""
-    return {k: v.t().contiguous() if k.endswith(HF_CONV1D) else v for k, v in state_dict.items()
-            if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+class LoRALinear(nn.Linear):
+    """lora_rank (Hu et al. 2106.09685, LoRA): y = W x + b + (alpha / r) B A x. A (r, in) starts random and
+    B (out, r) at zero, so a new adapter leaves the layer exactly as it was; fine-tuning trains only A
+    and B, r * (in + out) numbers per matrix, and merged_weight() folds them into W."""
+
+    def __init__(self, n_in, n_out, bias, rank, alpha):
+        super().__init__(n_in, n_out, bias=bias)
+        self.scale = alpha / rank
+        self.lora_A = nn.Parameter(torch.empty(rank, n_in))
+        self.lora_B = nn.Parameter(torch.zeros(n_out, rank))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # nn.Linear's own init (and peft's)
+
+    def forward(self, x):
+        return super().forward(x) + (x @ self.lora_A.t() @ self.lora_B.t()) * self.scale
+
+    def merged_weight(self):
+        return self.weight + self.scale * self.lora_B @ self.lora_A
 
 
-def config_from_hf(c):
-    """GPTConfig keys for a transformers GPT2Config; a ValueError for settings this model lacks."""
-    unsupported = {"activation_function": c.activation_function not in HF_ACTIVATIONS,
-                   "layer_norm_epsilon": c.layer_norm_epsilon != 1e-5, "n_inner": c.n_inner not in (None, 4 * c.n_embd),
-                   "scale_attn_by_inverse_layer_idx": c.scale_attn_by_inverse_layer_idx,
-                   "scale_attn_weights": not c.scale_attn_weights}
-    bad = [f"{k}={getattr(c, k)!r}" for k, v in unsupported.items() if v]
-    if bad:
-        raise ValueError(f"this GPT-2 config has settings model.py does not implement: {', '.join(bad)}")
-    return dict(block_size=c.n_positions, vocab_size=c.vocab_size, n_layer=c.n_layer, n_head=c.n_head,
-                n_embd=c.n_embd, dropout=0.0, bias=True, mlp_act=HF_ACTIVATIONS[c.activation_function],
-                tie_dims=-1 if c.tie_word_embeddings else 0)
+def with_lora(sublayer, rank, alpha):
+    """The attention or MLP class whose matrices are LoRALinear layers."""
+    def linear(n_in, n_out, bias):
+        return LoRALinear(n_in, n_out, bias, rank, alpha)
+    return type("LoRA" + sublayer.__name__, (sublayer,), {"Linear": staticmethod(linear)})
+
+
+class LoRAModel:
+    """What a model with adapters adds: merging them back into its weights."""
+
+    def merge_lora(self):
+        """The same function without adapters: a lora_rank=0 copy whose weights are W + (alpha / r) B A."""
+        merged = GPT(replace(self.config, lora_rank=0))
+        sd = {k: v for k, v in self.state_dict().items() if not k.endswith(NEW_PARAMS)}
+        for name, m in self.named_modules():
+            if isinstance(m, LoRALinear):
+                sd[name + ".weight"] = m.merged_weight().detach()
+        merged.load_state_dict(sd)
+        return merged
 
 
 class BiasLayer(nn.Module):
-    """priming (note 000, "priming bias layers"): ln -> c_in -> GELU -> c_out after a block. GPT.prime pools
-    its units' activations over a document into a primed bias, which replaces c_in's learned bias while
-    the prompt runs without the document (docs/priming.md). Unprimed, or untrained (c_out = 0), it adds nothing.
+    """priming (docs/priming.md, "priming bias layers"): ln -> c_in -> GELU -> c_out after a block. GPT.prime
+    pools its units' activations over a document into a primed bias, which replaces c_in's learned bias while
+    the prompt runs without the document. Unprimed, or untrained (c_out = 0), it adds nothing.
     """
 
     def __init__(self, config, width):
@@ -937,19 +1212,28 @@ class BiasLayer(nn.Module):
         return (w[..., None] * h).sum(1)  # "attention"
 
 
-def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
-    """Pick the next token from (B, vocab) logits: greedy, or sampled after top-k / top-p filtering."""
-    if temperature == 0:
-        return logits.argmax(dim=-1, keepdim=True)
-    logits = logits / temperature
-    if top_k is not None and top_k > 0:
-        v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
-        logits = logits.masked_fill(logits < v[:, [-1]], float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        # drop a token when the tokens before it already reach top_p (the first always stays)
-        drop_sorted = (cum - sorted_logits.softmax(dim=-1)) >= top_p
-        logits = logits.masked_fill(drop_sorted.scatter(1, order, drop_sorted), float("-inf"))
-    probs = F.softmax(logits, dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator)
+# HF's GPT-2 stores these four as Conv1D, (in, out); nn.Linear holds (out, in). Transposing both ways
+# is one function. Its attention-mask buffers (.attn.bias) are not weights.
+HF_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+NEW_PARAMS = ("lora_A", "lora_B")  # what LoRA adds to a pretrained model (bias layers add a module)
+HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
+
+
+def swap_conv1d(state_dict):
+    """An HF GPT-2 state dict with this repo's layout, or the reverse: the same keys (nanoGPT's)."""
+    return {k: v.t().contiguous() if k.endswith(HF_CONV1D) else v for k, v in state_dict.items()
+            if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+
+
+def config_from_hf(c):
+    """GPTConfig keys for a transformers GPT2Config; a ValueError for settings this model lacks."""
+    unsupported = {"activation_function": c.activation_function not in HF_ACTIVATIONS,
+                   "layer_norm_epsilon": c.layer_norm_epsilon != 1e-5, "n_inner": c.n_inner not in (None, 4 * c.n_embd),
+                   "scale_attn_by_inverse_layer_idx": c.scale_attn_by_inverse_layer_idx,
+                   "scale_attn_weights": not c.scale_attn_weights}
+    bad = [f"{k}={getattr(c, k)!r}" for k, v in unsupported.items() if v]
+    if bad:
+        raise ValueError(f"this GPT-2 config has settings model.py does not implement: {', '.join(bad)}")
+    return dict(block_size=c.n_positions, vocab_size=c.vocab_size, n_layer=c.n_layer, n_head=c.n_head,
+                n_embd=c.n_embd, dropout=0.0, bias=True, mlp_act=HF_ACTIVATIONS[c.activation_function],
+                tie_dims=-1 if c.tie_word_embeddings else 0)

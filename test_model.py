@@ -87,7 +87,7 @@ def test_cache_forward_matches_full_forward():
     m = tiny()
     idx = torch.randint(0, 50, (2, 12))
     full, _ = m(idx)
-    cache = [[None, None] for _ in range(2)]
+    cache = m.new_cache()
     first, _ = m(idx[:, :7], cache=cache)
     rest, _ = m(idx[:, 7:], cache=cache)  # several new tokens at once: needs the offset causal mask
     torch.testing.assert_close(torch.cat([first, rest], 1), full, rtol=1e-5, atol=1e-5)

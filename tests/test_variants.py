@@ -151,12 +151,13 @@ def test_kv_cache_generation_equals_uncached_for_every_variant(name):
     b = model.generate(idx, 14, use_cache=False, generator=torch.Generator().manual_seed(3), **kw)
     assert torch.equal(a, b)
     # and the cached forward pass matches the full one, logit for logit
-    cache = [[None, None] for _ in range(model.config.n_layer)]
+    cache = model.new_cache()
     prefix = torch.full((2,), PREFIX) if model.config.prefix_lm else None
     full, _ = model(a[:, :16], prefix_len=prefix)
     first, _ = model(a[:, :9], cache=cache, prefix_len=prefix)
     rest, _ = model(a[:, 9:16], cache=cache, prefix_len=prefix)
-    torch.testing.assert_close(torch.cat([first, rest], 1), full, rtol=1e-5, atol=1e-5)
+    # (chunked and whole passes sum in different orders: lora's random adapters reach 1.2e-5 on some CPUs)
+    torch.testing.assert_close(torch.cat([first, rest], 1), full, rtol=1e-5, atol=5e-5)
 
 
 def n_params(**kw):
@@ -422,9 +423,9 @@ def test_grouped_query_attention_is_multi_head_attention_with_copied_key_value_h
 def test_multi_query_shrinks_the_kv_cache_by_n_head():
     def cache_bytes(**kw):
         model = GPT(GPTConfig(**dict(BASE, n_head=4), **kw)).eval()
-        cache = [[None, None] for _ in range(model.config.n_layer)]
+        cache = model.new_cache()
         model(torch.randint(0, 50, (1, 10)), cache=cache)
-        return sum(t.numel() * t.element_size() for kv in cache for t in kv)
+        return cache.nbytes()
     assert cache_bytes() == 4 * cache_bytes(n_kv_head=1) == 2 * cache_bytes(n_kv_head=2)
 
 
@@ -457,5 +458,6 @@ def test_compress_past_cache_keeps_old_tokens_as_pairs_and_matches_the_full_pass
     cache = model.new_cache()
     parts = [model(idx[:, a:b], cache=cache)[0] for a, b in ((0, 5), (5, 6), (6, 11), (11, 12), (12, 15))]
     torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
-    k, _, kp, _, start = cache[0]
+    layer = cache.layers[0]
+    k, kp, start = layer.k, layer.kp, layer.start
     assert (kp.size(2), start, k.size(2)) == (6, 12, 3)  # 15 tokens: pairs up to (10, 11) merged, 12..14 whole

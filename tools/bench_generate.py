@@ -75,7 +75,7 @@ def main(argv=None):
         cache = model.new_cache()
         with torch.no_grad():
             model(prompt.new_zeros(1, c.block_size), cache=cache)
-        kv_bytes = sum(t.numel() * t.element_size() for layer in cache for t in layer if torch.is_tensor(t))
+        kv_bytes = cache.nbytes()
         peer = best_time(lambda: full_head_generate(model, prompt, c.new_tokens), c.repeats)
         rows = [("full head, no cache", peer),
                 ("last position, no cache", best_time(lambda: model.generate(prompt, c.new_tokens, temperature=0,
