@@ -18,7 +18,7 @@ from helpers.checkpoint import load_checkpoint, model_from_checkpoint
 from helpers.config import TrainConfig, UserError
 from helpers.data import Batches
 from helpers.evaluate import evaluate
-from helpers.optim import get_lr, make_optimizer
+from helpers.optim import make_optimizer
 from model import GPT, GPTConfig
 
 
@@ -103,7 +103,7 @@ def test_eval_iters_0_is_the_exact_loss_of_the_whole_split(tmp_path):
 
 def test_lr_schedule_warms_up_then_decays_to_min_lr():
     c = TrainConfig(learning_rate=1.0, min_lr=0.1, warmup_iters=10, lr_decay_iters=110)
-    lrs = [get_lr(i, c) for i in range(200)]
+    lrs = [train.get_lr(i, c) for i in range(200)]
     assert lrs[0] < lrs[5] < lrs[9] < 1.0
     assert lrs[10] == pytest.approx(1.0) and lrs[60] == pytest.approx(0.55)
     assert lrs[110] == pytest.approx(0.1) and lrs[199] == 0.1
