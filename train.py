@@ -178,9 +178,8 @@ def main(argv=None):
                    "tok_per_s": (iter_num - start_iter) * tokens_per_iter / max(elapsed, 1e-9),
                    "ms_per_iter": round(1000 * (t_eval - since_eval[0]) / iters, 3) if iters else None,
                    "mean_p": m["mean_p"], "unigram_kl": m.get("unigram_kl"), "position_loss": m["position_loss"],
-                   "position_count": m["position_count"],
-                   "icl_score": icl_score(m["position_loss"]),  # loss late in the context minus early (docs/induction.md)
-                   **extras.metrics(model)}  # e.g. knowledge's questions, head_scores
+                   "position_count": m["position_count"],  # icl_score: late loss minus early (docs/induction.md)
+                   "icl_score": icl_score(m["position_loss"]), **extras.metrics(model)}  # e.g. head_scores
             print(f"eval {iter_num}: train loss {m['train_loss']:.4f}, val loss {m['val_loss']:.4f} "
                   f"({m['val_bpb']:.3f} bits/byte), mean p {m['mean_p']:.3f}, val acc {m['val_acc']:.3f}"
                   + extras.summary(row))
