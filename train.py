@@ -9,7 +9,8 @@ Train a GPT, in one readable story: config -> data -> model -> optimizer -> loop
 Every eval appends one line to out_dir/metrics.jsonl: train/val loss, bits per byte, accuracy, the loss at
 every position of the context (in-context learning shows up as that curve bending down along the
 sequence) and the mean probability given to the correct next token. The plots are drawn from it,
-into out_dir. `python train.py --help` lists every key.
+into out_dir. `python train.py --help` lists every key. What an experiment adds (its metrics, batches,
+loss or stopping rule) comes in through its extra (helpers/extras.py), built from the config.
 """
 
 import math
@@ -23,13 +24,60 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from helpers.checkpoint import (build_model, resolve_model, restore_rng, save_checkpoint, save_metrics_row,
                                 start_run_folder)
 from helpers.config import MAIN_JOB_MODEL, TrainConfig, check_train_config, configure, main_guard
-from helpers.data import Batches, PrimingBatches, dataset_dir, load_meta
+from helpers.data import Batches, dataset_dir, forward_kwargs, load_meta
 from helpers.device import end_ddp, from_rank0, setup_ddp, setup_device
 from helpers.evaluate import evaluate, unigram_distribution
-from helpers.induction import check_scorable, head_scores, icl_score
-from helpers.knowledge import METRICS as KNOWLEDGE, Knowledge, plot_knowledge
-from helpers.optim import count_nonfinite, get_lr, make_optimizer, train_step
+from helpers.extras import make_extras
+from helpers.induction import icl_score
+from helpers.knowledge import plot_knowledge
+from helpers.optim import count_nonfinite, make_optimizer, project_tangent
 from helpers.plotting import plot_run
+
+
+# --- the schedule and the step: the loop below calls them each iteration (tools/bench.py times train_step) ---
+
+def get_lr(it, c):
+    """Linear warmup for warmup_iters, cosine decay to min_lr at lr_decay_iters, then min_lr."""
+    if it < c.warmup_iters:
+        return c.learning_rate * (it + 1) / (c.warmup_iters + 1)
+    if not c.decay_lr:
+        return c.learning_rate
+    if it > c.lr_decay_iters:
+        return c.min_lr
+    ratio = (it - c.warmup_iters) / max(1, c.lr_decay_iters - c.warmup_iters)
+    return c.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (c.learning_rate - c.min_lr)
+
+
+def train_step(model, optimizer, scaler, get_batch, grad_accum, ctx, grad_clip, ddp=False, grad_projection="none"):
+    """One optimizer step over grad_accum micro-batches; returns (the last micro-batch's loss, whether the
+    step was applied). model(x, y) returns (logits, loss): the GPT, or a loss around it (an extra's).
+    A step whose loss or gradient norm is not finite (a diverging run) is skipped, so the weights never
+    take a NaN update; the caller decides whether to go on. grad_projection="tangent" projects the
+    gradients (project_tangent) before clipping: the projection keeps each tensor's norm, so the clip is
+    the same either way, and clipping the projected gradient clips what is applied."""
+    for micro_step in range(grad_accum):
+        x, y, extra = get_batch()
+        if ddp:  # all-reduce gradients only on the last micro-step
+            model.require_backward_grad_sync = micro_step == grad_accum - 1
+        with ctx:
+            _, loss = model(x, y, **forward_kwargs(extra))
+            loss = loss / grad_accum
+        scaler.scale(loss).backward()
+    if grad_projection == "tangent":  # (a float16 loss scale does not matter: the projection is scale-free)
+        project_tangent(p for p in model.parameters() if p.requires_grad)
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    else:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+    loss = loss.detach() * grad_accum
+    # one sync per step; float16's loss scaler skips steps with overflowed gradients itself
+    finite = bool((torch.isfinite(loss) & (torch.isfinite(norm) | scaler.is_enabled())).item())
+    if finite or scaler.is_enabled():
+        scaler.step(optimizer)
+        scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss, finite
 
 
 def main(argv=None):
@@ -48,17 +96,15 @@ def main(argv=None):
     if ddp:
         torch.distributed.barrier()  # rank 0 may have just written the facts corpus
     meta = load_meta(data_dir, cfg.dataset)  # the dataset's tokenizer, vocabulary and sizes
-    knowledge = Knowledge.of(data_dir, meta, device, cfg.forget_weight)  # a fixed world's questions, else None
+    extras = make_extras(cfg, data_dir, meta, device)  # what the run's experiment adds (helpers/extras.py); often none
     # the model's keys: as given (vocab_size from the data), the checkpoint's (resume), or those of the
     # model it fine-tunes (init_from=gpt2, a folder) or primes (freeze_base), plus the keys that add to it
     mcfg, ckpt, base = resolve_model(cfg, mcfg, given, meta, data_dir)
-    if cfg.head_scores:
-        check_scorable(mcfg)  # one (T, T) attention pattern per layer, or a one-line error now
+    extras.check(mcfg)  # e.g. head_scores: one (T, T) attention pattern per layer, or a one-line error now
 
     # --- data: memory-mapped token bins, cut into windows of the model's context ---
-    if cfg.freeze_base:
-        batches = PrimingBatches(data_dir, meta, mcfg.block_size, cfg.batch_size, device)
-    else:
+    batches = extras.batches(data_dir, meta, mcfg, cfg, device)  # freeze_base: documents split at their prefix
+    if batches is None:
         batches = Batches(data_dir, meta, mcfg.block_size, cfg.batch_size, device, cfg.respect_doc_boundaries,
                           mcfg.prefix_lm)
     bytes_per_token = {s: meta["splits"][s]["bytes"] / meta["splits"][s]["tokens"] for s in ("train", "val")}
@@ -69,11 +115,10 @@ def main(argv=None):
     model = build_model(mcfg, ckpt, base, cfg.base or cfg.init_from, cfg.freeze_base)  # LoRA, priming: new parts learn
     resumed = ckpt is not None
     iter_num, best_val_loss = (ckpt["iter_num"], ckpt["best_val_loss"]) if resumed else (0, float("inf"))
-    model.to(device)
-    raw_model = model  # what we checkpoint: no DDP or compile wrappers, no _orig_mod. prefixes
+    model.to(device)  # the plain model: evaluated and checkpointed (no DDP or compile wrappers, no _orig_mod.)
 
     # --- optimizer: AdamW, or Muon + AdamW; one learning-rate schedule drives both ---
-    optimizer = make_optimizer(raw_model, cfg, device_type)
+    optimizer = make_optimizer(model, cfg, device_type)
     if resumed:
         optimizer.load_state_dict(ckpt["optimizer"])
     scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))  # float16 needs loss scaling
@@ -82,31 +127,36 @@ def main(argv=None):
     if resumed and world == 1:
         restore_rng(ckpt, gen, device_type)  # every random stream as it was: resuming continues exactly
     del ckpt, base  # (their weights are in the model now)
-    if cfg.forget_weight:  # the LM loss on open-book documents + the forgetting term (helpers/knowledge.py)
-        model = knowledge.objective(model, cfg.forget_weight, cfg.forget_batch_size, gen)
+
+    # --- loss: the step trains on the model's own next-token loss, unless an extra replaces it (said aloud) ---
+    loss_model = extras.loss(model, gen)  # forget_weight: the forgetting loss around the model (helpers/knowledge.py)
+    if loss_model is None:
+        loss_model = model  # model(x, y) -> (logits, loss)
+    elif master:
+        print(f"training loss: {loss_model.describe()}, in place of the model's next-token loss")
     if cfg.compile:
         print("compiling the model...")
-        model = torch.compile(model)
+        loss_model = torch.compile(loss_model)
     if ddp:
-        model = DDP(model, device_ids=[int(os.environ["LOCAL_RANK"])] if device_type == "cuda" else None)
+        loss_model = DDP(loss_model, device_ids=[int(os.environ["LOCAL_RANK"])] if device_type == "cuda" else None)
 
+    # the step's batches: random windows of the train split, unless an extra draws them (full_batch: all of it)
+    get_batch, batch_size = extras.train_batches(batches, gen) or (lambda: batches.get("train", gen), cfg.batch_size)
     grad_accum = cfg.gradient_accumulation_steps // world
-    batch_size = batches.n_windows("train") if cfg.full_batch else cfg.batch_size  # sequences per micro-batch
     tokens_per_iter = grad_accum * world * batch_size * mcfg.block_size
     config_record = {"train": asdict(cfg), "model": asdict(mcfg), "dtype": dtype, "device": device, "world_size": world}
     writes = master and not cfg.eval_only  # eval_only reports and leaves out_dir as it was
     if writes:  # config.json, and metrics.jsonl afresh (on resume: its rows up to the checkpoint)
         start_run_folder(out_dir, config_record, keep_until=iter_num if resumed else None)
     if master:
-        print(f"{raw_model.get_num_params() / 1e6:.2f}M parameters | {tokens_per_iter:,} tokens per iteration "
+        print(f"{model.get_num_params() / 1e6:.2f}M parameters | {tokens_per_iter:,} tokens per iteration "
               f"({grad_accum} accumulation steps x {world} processes x {batch_size} x {mcfg.block_size}) "
               f"| {device} {dtype}")
 
     # --- the loop: evaluate now and then, otherwise one optimizer step per iteration ---
     t_start, start_iter = time.time(), iter_num
     since_eval = (time.time(), iter_num)  # to time training iterations without the evals
-    reached = False  # target_val_loss (or target_val_acc) reached
-    target = f"val loss {cfg.target_val_loss}" if cfg.target_val_loss else f"val acc {cfg.target_val_acc}"
+    stop = False  # an extra's rule says the run is done (target_val_loss reached)
     skipped = 0  # steps skipped for a non-finite loss or gradient (skip_nonfinite)
     while True:
         lr = get_lr(iter_num, cfg)
@@ -119,7 +169,7 @@ def main(argv=None):
         if master and eval_now:
             t_eval, iters = time.time(), iter_num - since_eval[1]
             # the plain model, not the compiled or DDP-wrapped one: evals run rarely and with other shapes
-            m = evaluate(raw_model, batches, cfg.eval_iters, ctx, cfg.seed, bytes_per_token, unigram)
+            m = evaluate(model, batches, cfg.eval_iters, ctx, cfg.seed, bytes_per_token, unigram)
             elapsed = time.time() - t_start
             row = {"iter": iter_num, "train_loss": m["train_loss"], "val_loss": m["val_loss"],
                    "train_bpb": m["train_bpb"], "val_bpb": m["val_bpb"], "train_acc": m["train_acc"],
@@ -128,20 +178,12 @@ def main(argv=None):
                    "tok_per_s": (iter_num - start_iter) * tokens_per_iter / max(elapsed, 1e-9),
                    "ms_per_iter": round(1000 * (t_eval - since_eval[0]) / iters, 3) if iters else None,
                    "mean_p": m["mean_p"], "unigram_kl": m.get("unigram_kl"), "position_loss": m["position_loss"],
-                   "position_count": m["position_count"], **(knowledge.metrics(raw_model) if knowledge else {})}
-            row["icl_score"] = icl_score(m["position_loss"])  # loss late in the context minus early (docs/induction.md)
-            if cfg.head_scores:  # every head's previous-token, duplicate-token and induction score on [A][A]
-                row["head_scores"] = head_scores(raw_model, meta["vocab_size"])
+                   "position_count": m["position_count"],  # icl_score: late loss minus early (docs/induction.md)
+                   "icl_score": icl_score(m["position_loss"]), **extras.metrics(model)}  # e.g. head_scores
             print(f"eval {iter_num}: train loss {m['train_loss']:.4f}, val loss {m['val_loss']:.4f} "
                   f"({m['val_bpb']:.3f} bits/byte), mean p {m['mean_p']:.3f}, val acc {m['val_acc']:.3f}"
-                  + "".join(f", {k} {row[k]:.3f}" for k in KNOWLEDGE if k in row))
-            if cfg.target_val_loss or cfg.target_val_acc:  # the race: wall time from the loop's start, evals included
-                reached = row["reached_target"] = (m["val_loss"] <= cfg.target_val_loss if cfg.target_val_loss
-                                                   else m["val_acc"] >= cfg.target_val_acc)
-                if reached:
-                    row["time_to_target_s"] = round(elapsed, 3)
-                    print(f"reached target {target} at iter {iter_num}: "
-                          f"time to target {elapsed:.1f}s (evals included)")
+                  + extras.summary(row))
+            stop = extras.should_stop(row)  # e.g. the race: target_val_loss reached (it records the time)
             if cfg.eval_only:
                 break
             save_metrics_row(out_dir, row)
@@ -150,18 +192,17 @@ def main(argv=None):
                 best_val_loss = min(best_val_loss, m["val_loss"])
                 if iter_num > 0:
                     ckpt_path = os.path.join(out_dir, "ckpt.pt")
-                    save_checkpoint(ckpt_path, raw_model, optimizer, config_record, meta, iter_num, best_val_loss,
+                    save_checkpoint(ckpt_path, model, optimizer, config_record, meta, iter_num, best_val_loss,
                                     gen, device_type)
                     print(f"saved {ckpt_path}")
             since_eval = (time.time(), iter_num)
-        if ddp and (cfg.target_val_loss or cfg.target_val_acc) and eval_now:  # all stop when rank 0 reaches it
-            reached = from_rank0(reached, device)
-        if iter_num >= cfg.max_iters or cfg.eval_only or reached:
+        if ddp and eval_now and extras.can_stop:  # all stop when rank 0's extras say so
+            stop = from_rank0(stop, device)
+        if iter_num >= cfg.max_iters or cfg.eval_only or stop:
             break
 
         t0 = time.time()
-        get_batch = (lambda: batches.whole("train", gen)) if cfg.full_batch else (lambda: batches.get("train", gen))
-        loss, finite = train_step(model, optimizer, scaler, get_batch, grad_accum, ctx, cfg.grad_clip, ddp,
+        loss, finite = train_step(loss_model, optimizer, scaler, get_batch, grad_accum, ctx, cfg.grad_clip, ddp,
                                   cfg.grad_projection)
         iter_num += 1
         skipped = count_nonfinite(finite, loss, iter_num, skipped, cfg)  # stops a diverging run
@@ -173,8 +214,7 @@ def main(argv=None):
 
     # --- plots: loss per position, loss curves, mean probability of the target ---
     if writes:
-        if (cfg.target_val_loss or cfg.target_val_acc) and not reached:
-            print(f"target {target} not reached in {iter_num} iterations")
+        extras.finish(iter_num)  # e.g. the race: the target not reached
         print(f"done in {time.time() - t_start:.1f}s; best val loss {best_val_loss:.4f}")
         for p in plot_run(out_dir, plot_dir) + plot_knowledge(out_dir, plot_dir):
             print(f"wrote {p}")

@@ -3,7 +3,8 @@
     config      the command-line parser (configure) and the training keys (TrainConfig)
     data        token bins on disk and the (x, y) windows cut from them; prompt text to token ids
     checkpoint  the run folder: checkpoints, config.json, metrics.jsonl, written atomically
-    optim       AdamW or Muon + AdamW, the learning-rate schedule, one optimizer step
+    optim       AdamW or Muon + AdamW, the tangent projection, the stop for a diverging run
+    extras      what an experiment adds to train.py (metrics, batches, loss, a stop), through named hooks
     evaluate    loss per split and at every position of the context
     plotting    the figures drawn from metrics.jsonl
     device      device, precision, DDP processes

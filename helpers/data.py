@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from helpers.config import UserError
+from helpers.extras import Extra
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 
@@ -226,6 +227,20 @@ class PrimingBatches(Batches):
             x[b, :len(w) - 1], y[b, :len(w) - 1] = w[:-1], w[1:]
         doc_len = torch.from_numpy(doc_len)
         return x.to(self.device), y.to(self.device), {"priming": (doc.to(self.device), doc_len.to(self.device))}
+
+
+class Priming(Extra):
+    """freeze_base, train.py's extra (helpers/extras.py): PrimingBatches in place of Batches."""
+
+    def batches(self, data_dir, meta, mcfg, cfg, device):
+        return PrimingBatches(data_dir, meta, mcfg.block_size, cfg.batch_size, device)
+
+
+class FullBatch(Extra):
+    """full_batch, train.py's extra (helpers/extras.py): every step trains on the whole train split."""
+
+    def train_batches(self, batches, generator):
+        return (lambda: batches.whole("train", generator)), batches.n_windows("train")
 
 
 def forward_kwargs(extra):

@@ -29,9 +29,14 @@ def keep_freed_memory():
     return bool(mallopt(m_trim_threshold, 1 << 30) and mallopt(m_mmap_threshold, 32 << 20))
 
 
+def resolve_device(device):
+    """The device a `device` key names: "auto" is cuda when a GPU is available, else cpu."""
+    return device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def setup_device(cfg):
     """(device, device_type, dtype name, autocast context) from the device and dtype keys."""
-    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(cfg.device)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device {device} requested but CUDA is not available: use --device=cpu")
     device_type = "cuda" if device.startswith("cuda") else device.split(":")[0]
@@ -57,7 +62,7 @@ def setup_ddp(cfg):
     """
     if int(os.environ.get("RANK", -1)) == -1:
         return cfg, False, 0, 1
-    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(cfg.device)
     backend = cfg.backend if cfg.backend != "auto" else ("nccl" if device.startswith("cuda") else "gloo")
     init_process_group(backend=backend)
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])

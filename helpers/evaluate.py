@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from helpers.data import forward_kwargs
+from helpers.extras import Extra
 from model import has_loss
 
 
@@ -85,3 +86,26 @@ def evaluate(model, batches, eval_iters, ctx, seed, bytes_per_token, unigram=Non
     model.train()
     return out
 
+
+class TargetRace(Extra):
+    """target_val_loss or target_val_acc, train.py's extra (helpers/extras.py): the race to a target.
+
+    Stops at the first eval that reaches it and records reached_target in every row, and
+    time_to_target_s (wall time since the loop started, evals included) in the row that reached it."""
+
+    def __init__(self, target_val_loss=0.0, target_val_acc=0.0):
+        self.target_loss, self.target_acc, self.reached = target_val_loss, target_val_acc, False
+        self.target = f"val loss {target_val_loss}" if target_val_loss else f"val acc {target_val_acc}"
+
+    def should_stop(self, row):
+        self.reached = row["reached_target"] = (row["val_loss"] <= self.target_loss if self.target_loss
+                                                else row["val_acc"] >= self.target_acc)
+        if self.reached:
+            row["time_to_target_s"] = row["elapsed_s"]
+            print(f"reached target {self.target} at iter {row['iter']}: "
+                  f"time to target {row['elapsed_s']:.1f}s (evals included)")
+        return self.reached
+
+    def finish(self, iter_num):
+        if not self.reached:
+            print(f"target {self.target} not reached in {iter_num} iterations")

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers.config import UserError
+from helpers.extras import Extra
 
 PATTERNS = ("previous_token", "duplicate_token", "induction")
 
@@ -110,6 +111,19 @@ def head_scores(model, vocab_size, half=None, batch=16, seed=0):
     out["first_half_loss"] = loss[:, :half - 1].mean().item()  # targets A[1:]
     out["repeat_loss"] = loss[:, half:].mean().item()  # targets of the copy, A[1:]
     return out
+
+
+class HeadScores(Extra):
+    """head_scores=True, train.py's extra (helpers/extras.py): every head's scores at every eval."""
+
+    def __init__(self, vocab_size):
+        self.vocab_size = vocab_size
+
+    def check(self, mcfg):
+        check_scorable(mcfg)  # one (T, T) attention pattern per layer, or a one-line error before training
+
+    def metrics(self, model):
+        return {"head_scores": head_scores(model, self.vocab_size)}
 
 
 def icl_score(position_loss, early=0.1, late=0.9, width=0.1):

@@ -8,8 +8,8 @@ at the answer is the answer: every answer is one token) and answer loss (nats):
     open_book_new          held-out people, their facts given: what the model reads
     counterfactual_follow  group B, facts that contradict the world given: the share of answers that
                            follow the context; counterfactual_memory is the share that follow memory
-train.py appends them to metrics.jsonl at every eval when the dataset has questions (plot:
-knowledge.png); tools/knowledge.py measures them for every way of supplying the facts.
+train.py appends them to metrics.jsonl at every eval when the dataset has questions (Knowledge, its
+extra; plot: knowledge.png); tools/knowledge.py measures them for every way of supplying the facts.
 """
 
 import json
@@ -22,6 +22,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from helpers.checkpoint import read_metrics
 from helpers.config import UserError
+from helpers.extras import Extra
 
 METRICS = ("closed_book", "open_book_new", "counterfactual_follow")
 KIND = {"closed_book": "closed_book", "open_book_new": "open_book_new", "counterfactual_follow": "counterfactual"}
@@ -95,8 +96,8 @@ class Forgetting(nn.Module):
     candidate answers. It confirms the idea when closed_book falls toward chance while open_book_new holds
     and counterfactual_follow rises: the knowledge left the weights and reading did not suffer.
 
-    Wraps the GPT for train_step: forward(x, y) returns (None, LM loss + weight x forgetting term); the
-    questions are drawn with the batches' generator, so a resumed run continues exactly.
+    Wraps the GPT for train.py's step, which announces it: forward(x, y) returns (None, LM loss + weight x
+    forgetting term); the questions are drawn with the batches' generator, so a resumed run continues exactly.
     """
 
     def __init__(self, model, prompts, candidates, starts, weight, batch_size, generator):
@@ -114,29 +115,45 @@ class Forgetting(nn.Module):
         pick = torch.randint(len(self.prompts), (self.batch_size,), generator=self.generator).to(x.device)
         return None, lm + self.weight * forgetting_term(self.model, self.prompts[pick], self.candidates[pick])
 
+    def describe(self):
+        return (f"the LM loss on open-book and counterfactual documents + {self.weight:g} x the forgetting term "
+                f"on {self.batch_size} closed-book questions (helpers/knowledge.py Forgetting)")
 
-class Knowledge:
-    """A fixed-world dataset's val questions, its world (world.json) and tokenizer, on a device."""
 
-    def __init__(self, data_dir, meta, device):
+class Knowledge(Extra):
+    """A fixed-world dataset's val questions, its world (world.json) and tokenizer, on a device.
+
+    train.py's extra (helpers/extras.py) on such a dataset: METRICS at every eval, and with
+    forget_weight the forgetting loss in place of the model's own."""
+
+    def __init__(self, data_dir, meta, device, forget_weight=0.0, forget_batch_size=64):
         from prepare.common import get_tokenizer
 
         self.questions, self.tok, self.device = load_questions(data_dir), get_tokenizer(meta), device
+        self.forget_weight, self.forget_batch_size = forget_weight, forget_batch_size
         with open(os.path.join(data_dir, "world.json")) as f:
             self.world = json.load(f)
 
     @classmethod
-    def of(cls, data_dir, meta, device, forget_weight=0.0):
+    def of(cls, data_dir, meta, device, forget_weight=0.0, forget_batch_size=64):
         """The dataset's Knowledge, or None when it is not a fixed world (forget_weight then refuses it)."""
         if load_questions(data_dir) is None:
             if forget_weight:
                 raise UserError(f"forget_weight needs a fixed-world dataset (questions.jsonl and world.json), "
                                 f"which {data_dir} is not: run `python prepare/world.py` and pass --dataset=world")
             return None
-        return cls(data_dir, meta, device)
+        return cls(data_dir, meta, device, forget_weight, forget_batch_size)
 
     def metrics(self, model):
         return knowledge_metrics(model, self.tok, self.questions, device=self.device)
+
+    def summary(self, row):
+        return "".join(f", {k} {row[k]:.3f}" for k in METRICS if k in row)
+
+    def loss(self, model, generator):
+        """The forgetting loss around model when forget_weight is set (Forgetting), else None."""
+        if self.forget_weight:
+            return self.objective(model, self.forget_weight, self.forget_batch_size, generator)
 
     def objective(self, model, weight, batch_size, generator):
         """Forgetting around model: every closed-book question about every person of the world."""

@@ -1,27 +1,11 @@
 """
-Optimizers: AdamW (GPT-2's) or Muon + AdamW, the learning-rate schedule, and one optimizer step.
-
-`train_step` is exactly what train.py runs each iteration, and what tools/bench.py times.
+Optimizers: AdamW (GPT-2's) or Muon + AdamW, the tangent projection of gradients, and the rule that
+stops a diverging run. train.py's step (train_step) and its schedule (get_lr) use them.
 """
-
-import math
 
 import torch
 
 from helpers.config import UserError
-from helpers.data import forward_kwargs
-
-
-def get_lr(it, c):
-    """Linear warmup for warmup_iters, cosine decay to min_lr at lr_decay_iters, then min_lr."""
-    if it < c.warmup_iters:
-        return c.learning_rate * (it + 1) / (c.warmup_iters + 1)
-    if not c.decay_lr:
-        return c.learning_rate
-    if it > c.lr_decay_iters:
-        return c.min_lr
-    ratio = (it - c.warmup_iters) / max(1, c.lr_decay_iters - c.warmup_iters)
-    return c.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (c.learning_rate - c.min_lr)
 
 
 def muon_params(model):
@@ -84,11 +68,9 @@ def make_optimizer(model, cfg, device_type):
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
     muon = torch.optim.Muon(hidden, lr=cfg.muon_lr, momentum=cfg.muon_momentum, weight_decay=cfg.muon_weight_decay)
     muon.param_groups[0]["lr_ratio"] = cfg.muon_lr / cfg.learning_rate
-    adamw = torch.optim.AdamW([
-        {"params": [p for p in rest if p.dim() >= 2], "weight_decay": cfg.weight_decay},  # embeddings, head
-        {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},  # gains, biases
-    ], lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2),
-        **({"fused": True} if device_type in ("cuda", "cpu") else {}))
+    # the rest (embeddings, head, gains, biases) grouped as plain AdamW groups them
+    adamw = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), device_type,
+                                       params=rest)
     for g in adamw.param_groups:
         g["lr_ratio"] = 1.0
     return Optimizers(muon, adamw)
@@ -121,37 +103,6 @@ def project_tangent(params, eps=1e-30):
         g_perp = g - (torch.dot(w, g) / (torch.dot(w, w) + eps)) * w
         g_perp *= g.norm() / (g_perp.norm() + eps)
         p.grad.copy_(g_perp.view_as(p.grad))
-
-
-def train_step(model, optimizer, scaler, get_batch, grad_accum, ctx, grad_clip, ddp=False, grad_projection="none"):
-    """One optimizer step over grad_accum micro-batches; returns (the last micro-batch's loss, whether the
-    step was applied). A step whose loss or gradient norm is not finite (a diverging run) is skipped, so
-    the weights never take a NaN update; the caller decides whether to go on. grad_projection="tangent"
-    projects the gradients (project_tangent) before clipping: the projection keeps each tensor's norm,
-    so the clip is the same either way, and clipping the projected gradient clips what is applied."""
-    for micro_step in range(grad_accum):
-        x, y, extra = get_batch()
-        if ddp:  # all-reduce gradients only on the last micro-step
-            model.require_backward_grad_sync = micro_step == grad_accum - 1
-        with ctx:
-            _, loss = model(x, y, **forward_kwargs(extra))
-            loss = loss / grad_accum
-        scaler.scale(loss).backward()
-    if grad_projection == "tangent":  # (a float16 loss scale does not matter: the projection is scale-free)
-        project_tangent(p for p in model.parameters() if p.requires_grad)
-    if grad_clip > 0:
-        scaler.unscale_(optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    else:
-        norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
-    loss = loss.detach() * grad_accum
-    # one sync per step; float16's loss scaler skips steps with overflowed gradients itself
-    finite = bool((torch.isfinite(loss) & (torch.isfinite(norm) | scaler.is_enabled())).item())
-    if finite or scaler.is_enabled():
-        scaler.step(optimizer)
-        scaler.update()
-    optimizer.zero_grad(set_to_none=True)
-    return loss, finite
 
 
 def count_nonfinite(finite, loss, iter_num, skipped, cfg):

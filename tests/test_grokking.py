@@ -15,7 +15,7 @@ from helpers.checkpoint import read_metrics
 from helpers.config import UserError
 from helpers.data import Batches, load_meta
 from helpers.evaluate import evaluate
-from helpers.optim import project_tangent, train_step
+from helpers.optim import project_tangent
 from model import GPT, GPTConfig
 from prepare import modular
 
@@ -137,8 +137,8 @@ def test_tangent_step_moves_weights_and_differs_from_a_plain_step(optimizer):
                               muon_lr=0.02, muon_momentum=0.95, muon_weight_decay=0.0)
         opt = make_optimizer(model, cfg, "cpu")
         scaler = torch.amp.GradScaler("cpu", enabled=False)
-        loss, finite = train_step(model, opt, scaler, lambda: (x, x, None), 1, torch.autocast("cpu", enabled=False),
-                                  1.0, grad_projection=projection)
+        loss, finite = train.train_step(model, opt, scaler, lambda: (x, x, None), 1,
+                                        torch.autocast("cpu", enabled=False), 1.0, grad_projection=projection)
         assert finite
         after[projection] = model.transformer.h[0].mlp.c_fc.weight.detach().clone()
     assert not torch.equal(after["none"], after["tangent"])

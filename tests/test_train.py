@@ -18,7 +18,7 @@ from helpers.checkpoint import load_checkpoint, model_from_checkpoint
 from helpers.config import TrainConfig, UserError
 from helpers.data import Batches
 from helpers.evaluate import evaluate
-from helpers.optim import get_lr, make_optimizer
+from helpers.optim import make_optimizer
 from model import GPT, GPTConfig
 
 
@@ -103,7 +103,7 @@ def test_eval_iters_0_is_the_exact_loss_of_the_whole_split(tmp_path):
 
 def test_lr_schedule_warms_up_then_decays_to_min_lr():
     c = TrainConfig(learning_rate=1.0, min_lr=0.1, warmup_iters=10, lr_decay_iters=110)
-    lrs = [get_lr(i, c) for i in range(200)]
+    lrs = [train.get_lr(i, c) for i in range(200)]
     assert lrs[0] < lrs[5] < lrs[9] < 1.0
     assert lrs[10] == pytest.approx(1.0) and lrs[60] == pytest.approx(0.55)
     assert lrs[110] == pytest.approx(0.1) and lrs[199] == 0.1
@@ -374,3 +374,48 @@ def test_target_val_loss_stops_at_the_first_eval_below_it_and_records_the_time(f
     train.main(train_args(facts_dir, out, "--max_iters=5", "--eval_interval=5", "--target_val_loss=0.01"))
     assert [x["reached_target"] for x in rows(out)] == [False, False]
     assert "target val loss 0.01 not reached in 5 iterations" in capsys.readouterr().out
+
+
+# --- experiment extras (helpers/extras.py) ---
+
+def test_a_plain_config_builds_no_extras_and_each_experiment_key_its_own(facts_dir):
+    from helpers.extras import make_extras
+
+    meta = json.load(open(os.path.join(facts_dir, "meta.json")))
+    plain = make_extras(TrainConfig(), facts_dir, meta, "cpu")
+    assert plain.extras == [] and not plain.can_stop
+    assert plain.metrics(None) == {} and plain.summary({}) == "" and plain.loss(None, None) is None
+    for key, value, name in [("freeze_base", True, "Priming"), ("full_batch", True, "FullBatch"),
+                             ("head_scores", True, "HeadScores"), ("target_val_loss", 3.0, "TargetRace"),
+                             ("target_val_acc", 0.9, "TargetRace")]:
+        extras = make_extras(TrainConfig(**{key: value}), facts_dir, meta, "cpu")
+        assert [type(e).__name__ for e in extras.extras] == [name], key
+        assert extras.can_stop == (name == "TargetRace"), key
+
+
+def test_the_forgetting_loss_is_chosen_and_announced_only_with_forget_weight(tmp_path, capsys):
+    from helpers.extras import make_extras
+    from helpers.knowledge import Forgetting, Knowledge
+    from prepare import world
+
+    data = str(tmp_path / "world")
+    world.main(["--people=30", "--held_out=8", "--group_size=6", "--name_parts=10", "--train_docs=300",
+                "--val_docs=40", "--eval_questions=10", f"--out={data}"])
+    meta = json.load(open(os.path.join(data, "meta.json")))
+    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=48, vocab_size=meta["vocab_size"]))
+    gen = torch.Generator().manual_seed(0)
+    # a fixed world brings its metrics; the loss is the model's own until forget_weight replaces it
+    plain = make_extras(TrainConfig(), data, meta, "cpu")
+    assert [type(e) for e in plain.extras] == [Knowledge] and plain.loss(model, gen) is None
+    forgetting = make_extras(TrainConfig(forget_weight=0.5, forget_batch_size=8), data, meta, "cpu").loss(model, gen)
+    assert isinstance(forgetting, Forgetting) and forgetting.model is model
+    assert forgetting.weight == 0.5 and forgetting.batch_size == 8
+    common = [f"--data_dir={data}", *TINY_MODEL, "--block_size=48", "--max_iters=1", "--eval_interval=1"]
+    train.main([*common, f"--out_dir={tmp_path / 'plain'}"])
+    assert "training loss:" not in capsys.readouterr().out
+    train.main([*common, f"--out_dir={tmp_path / 'forget'}", "--forget_weight=0.5", "--forget_batch_size=8"])
+    out = capsys.readouterr().out
+    assert ("training loss: the LM loss on open-book and counterfactual documents + 0.5 x the forgetting term "
+            "on 8 closed-book questions (helpers/knowledge.py Forgetting), in place of the model's next-token loss"
+            in out)
+    assert "closed_book" in rows(str(tmp_path / "forget"))[-1]

@@ -6,7 +6,7 @@ Benchmark training speed for any config: the same keys as train.py, plus a few o
     python tools/bench.py config/train_gpt2.py --bench_iters=50            # on a GPU
     python tools/bench.py <the recipe's keys> --data=dataset --nanogpt=../nanoGPT   # side by side with nanoGPT
 
-Times `helpers.optim.train_step`, train.py's step (forward, backward, clip, AdamW or Muon + AdamW), for
+Times `train.train_step`, train.py's step (forward, backward, clip, AdamW or Muon + AdamW), for
 bench_iters iterations after warmup_iters_bench, and prints ms/iter, tokens/s, MFU against a peak
 measured here with a large matmul in the run's dtype (or --peak_tflops), and peak memory. The last
 line is one JSON object.
@@ -35,8 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from helpers.config import MAIN_JOB_MODEL, TrainConfig, UserError, check_train_config, configure, main_guard  # noqa: E402
 from helpers.data import Batches, dataset_dir, load_meta  # noqa: E402
 from helpers.device import setup_device  # noqa: E402
-from helpers.optim import make_optimizer, train_step  # noqa: E402
+from helpers.optim import make_optimizer  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
+from train import train_step  # noqa: E402
 
 
 @dataclass
