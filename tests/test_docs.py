@@ -2,6 +2,7 @@
 accepts, every figure they show exists and can be refreshed, and every link lands on a heading."""
 
 import contextlib
+import dataclasses
 import glob
 import importlib.util
 import io
@@ -156,3 +157,25 @@ def test_refresh_docs_copies_what_exists_and_names_the_command_for_the_rest(tmp_
         refresh_docs.main(["nonsense"])
     refresh_docs.main(["--list"])
     assert "python train.py" in capsys.readouterr().out
+
+
+def documented_keys(path, section="## Every key"):
+    """The keys of a doc's key tables: the `backticked` names in the first cell of every table row between
+    `section` and the next `## ` heading (header and separator rows hold none)."""
+    keys, inside = set(), False
+    for line in open(path).read().splitlines():
+        if line.startswith("## "):
+            inside = line.strip() == section
+        elif inside and line.startswith("|"):
+            keys |= set(re.findall(r"`(\w+)`", line.split("|")[1]))
+    return keys
+
+
+def test_training_md_tables_list_every_config_key_and_no_other():
+    from helpers.config import TrainConfig
+    from model import GPTConfig
+    fields = {f.name for cls in (GPTConfig, TrainConfig) for f in dataclasses.fields(cls)}
+    documented = documented_keys(os.path.join(ROOT, "docs", "training.md"))
+    missing, stale = sorted(fields - documented), sorted(documented - fields)
+    assert not missing, f"docs/training.md#every-key has no row for {missing}: add one with its default and meaning"
+    assert not stale, f"docs/training.md#every-key has rows for keys that no longer exist: {stale}"
