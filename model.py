@@ -212,6 +212,7 @@ class GPTConfig:
     attn_sum_power_learned: bool = False  # learn p per head in [0, 1], starting at attn_sum_power
     prefix_lm: bool = False  # bidirectional attention inside each sequence's prefix, causal after; loss after it
     attn_only: bool = False  # no MLPs: blocks are attention only (attention-only transformers, for circuits)
+    attn_gate: bool = False  # each head's output times a sigmoid gate computed from the token (gated attention)
     # --- modern pieces (modded-nanogpt, LLaMA); the defaults are GPT-2 ---
     n_kv_head: int = 0  # key/value heads: 0 = n_head (GPT-2); 1 = multi-query; in between = grouped-query
     rotary: bool = False  # rotary position embeddings on q and k instead of learned positions (no wpe)
@@ -490,7 +491,7 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
 # the flags whose non-default value needs the variant classes (mlp_act and the part-3 additions do not)
 STRUCTURE_FLAGS = ("zero_value_attn", "tie_dims", "cross_layer_kv", "shared_qk", "residual_dims", "residual_root",
                    "layer_widths", "layer_windows", "n_shared_blocks", "attn_sum_power", "attn_sum_power_learned",
-                   "prefix_lm", "attn_only", "n_kv_head", "rotary", "qk_norm", "norm", "logit_softcap",
+                   "prefix_lm", "attn_only", "attn_gate", "n_kv_head", "rotary", "qk_norm", "norm", "logit_softcap",
                    "zero_init_proj", "compress_past", "priming")
 DEFAULTS = {f.name: f.default for f in fields(GPTConfig)}
 
@@ -579,6 +580,9 @@ def check_model_config(c):
         raise ValueError(f"mlp_act={c.mlp_act!r} chooses the MLP's activation, which attn_only removes: drop one of them")
     if c.logit_softcap < 0:
         raise ValueError(f"logit_softcap must be >= 0 (0 = off), got {c.logit_softcap}")
+    if c.attn_gate and c.lora_rank:
+        raise ValueError("attn_gate adds gates that lora_rank would freeze at their random init (half-closed): "
+                         "train attn_gate without lora_rank")
     if c.lora_rank < 0 or c.lora_alpha <= 0:
         raise ValueError(f"lora_rank must be >= 0 (0 = off) and lora_alpha > 0, got {c.lora_rank} and {c.lora_alpha}")
     if c.priming:
@@ -642,6 +646,9 @@ class VariantAttention(CausalSelfAttention):
             cos, sin = rotary_tables(config.block_size, hs)
             self.register_buffer("rotary_cos", cos, persistent=False)
             self.register_buffer("rotary_sin", sin, persistent=False)
+        if config.attn_gate:  # one gate per head, read from the token's own input
+            self.c_gate = nn.Linear(width, config.n_head, bias=config.bias)
+            self.hook_gate = HookPoint()  # (B, T, nh) how open each head's gate is
 
     def forward(self, x, cache=None, manual=False, window=0, prefix_len=None, kv_input=None, borrowed=None):
         """x: (B, T, C) -> ((B, T, C), this layer's (k, v)). window, prefix_len: who may see whom (mask);
@@ -668,6 +675,7 @@ class VariantAttention(CausalSelfAttention):
         else:  # the fused kernel; is_causal only when the queries start at position 0
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
                                                is_causal=mask is None and past == 0)
+        y = self.gate(x, y)
         y = self.hook_z(y).transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.c_proj(y)), kv
 
@@ -730,6 +738,14 @@ class VariantAttention(CausalSelfAttention):
             v = torch.cat([torch.zeros_like(v[:, :, :1]), v], dim=2)
             mask = torch.cat([torch.ones_like(mask[..., :1]), mask], dim=-1)
         return k, v, mask
+
+    def gate(self, x, y):
+        """attn_gate (docs/variants.md#attn_gate; Qiu et al. 2505.06708): y (B, nh, T, hs) times
+        sigmoid(c_gate(x)), one number in (0, 1) per head and token, so a head can close for a token."""
+        if not self.config.attn_gate:
+            return y
+        g = self.hook_gate(torch.sigmoid(self.c_gate(x)))  # (B, T, nh)
+        return y * g.transpose(1, 2)[..., None]
 
     def manual_attention(self, q, k, v, mask):
         """GPT-2's readable path, plus the sink's weight (zero_value_attn) and attn_sum_power's factor."""

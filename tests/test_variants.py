@@ -29,6 +29,7 @@ VARIANTS = {
     "attn_sum_power_learned": dict(attn_sum_power=0.8, attn_sum_power_learned=True),
     "prefix_lm": dict(prefix_lm=True),
     "attn_only": dict(attn_only=True),
+    "attn_gate": dict(attn_gate=True),
     # combinations
     "attention_mix": dict(zero_value_attn=True, cross_layer_kv=True, shared_qk=True, layer_windows=(3, 0, 2),
                           prefix_lm=True),
@@ -65,6 +66,8 @@ VARIANTS = {
     "attn_only_mix": dict(attn_only=True, n_shared_blocks=2, n_kv_head=1, rotary=True, zero_value_attn=True,
                           layer_widths=(32, 32, 32), residual_dims=16, lora_rank=2),
     "modern_power": dict(rotary=True, qk_norm=True, attn_sum_power=0.8, attn_sum_power_learned=True),
+    "attn_gate_mix": dict(attn_gate=True, zero_value_attn=True, cross_layer_kv=True, n_kv_head=1, rotary=True,
+                          layer_windows=(3, 0, 2), residual_root="learned"),
 }
 PREFIX = 5
 
