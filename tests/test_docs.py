@@ -18,7 +18,8 @@ from tools import refresh_docs
 DOCS = [os.path.join(ROOT, "README.md"), *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]
 # the scripts' own usage lines (--help prints them) and the configs' comments are documentation too
 SOURCES = [os.path.join(ROOT, p) for p in ("train.py", "sample.py")] + sorted(
-    glob.glob(os.path.join(ROOT, "tools", "*.py")) + glob.glob(os.path.join(ROOT, "config", "*.py")))
+    glob.glob(os.path.join(ROOT, "tools", "*.py")) + glob.glob(os.path.join(ROOT, "config", "*.py"))
+    + glob.glob(os.path.join(ROOT, "config", "sweeps", "*.py")))
 
 
 def quoted_commands(path):

@@ -4,10 +4,10 @@ attention-only model and a 2-layer full model, over several seeds, recording at 
 in-context-learning score and each head's induction score; then score every final model's heads on
 repeated random tokens and draw all of it over tokens seen.
 
-    python tools/induction.py config/induction_synthetic.py         # random tokens with repeats: only induction helps
-    python tools/induction.py config/induction_shakespeare_char.py  # natural text
-    python tools/induction.py config/induction_synthetic.py --seeds="(0,)"   # one seed
-    python tools/induction.py config/induction_shakespeare_char.py --extra="{'max_iters': 40000, 'device': 'cuda'}"
+    python tools/induction.py config/sweeps/induction_synthetic.py         # random tokens with repeats: only induction helps
+    python tools/induction.py config/sweeps/induction_shakespeare_char.py  # natural text
+    python tools/induction.py config/sweeps/induction_synthetic.py --seeds="(0,)"   # one seed
+    python tools/induction.py config/sweeps/induction_shakespeare_char.py --extra="{'max_iters': 40000, 'device': 'cuda'}"
 
 The config names the experiment, the command that prepares its dataset (run when data/<dataset> is
 missing), the seeds, the train.py keys every run shares and each run's own. Each run is a train.py
@@ -183,7 +183,7 @@ def main(argv=None):
     (c,), _ = configure([InductionConfig()], argv, description=__doc__)
     if not c.name or not c.runs:
         raise UserError("give a config that sets name and runs, e.g. python tools/induction.py "
-                        "config/induction_synthetic.py")
+                        "config/sweeps/induction_synthetic.py")
     prepare_data(c)
     results = {"command": " ".join(["python tools/induction.py", *argv]), "prepare": f"python {c.prepare}",
                "seeds": list(c.seeds), "common": c.common, "runs": {}}

@@ -2,7 +2,7 @@
 Knowledge out of the model (design note 004, "Separation of Reason and Knowledge"), the whole table in
 one command:
 
-    python tools/knowledge.py config/knowledge.py
+    python tools/knowledge.py config/sweeps/knowledge.py
 
 1. writes the fixed world with prepare/world.py (once for every seed), unless it is there;
 2. for each seed trains, with train.py, unless a finished run with the same keys is there:

@@ -1,7 +1,7 @@
 """
 The priming experiment (design note 000), in one command:
 
-    python tools/prime.py config/priming_facts.py
+    python tools/prime.py config/sweeps/priming_facts.py
 
 1. writes the (document, prompt, answer) triples with prepare/priming.py, unless they are there;
 2. trains the base model on them with train.py (documents, then prompts and answers, so it learns to
