@@ -26,18 +26,19 @@ import os
 import sys
 from dataclasses import dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository: model, helpers
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
 
-import matplotlib  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import matplotlib
+import torch
+import torch.nn.functional as F
 
-from helpers.checkpoint import GPT2_META, atomic_write, model_from_checkpoint, read_metrics, read_model  # noqa: E402
-from helpers.circuits import run_with_layer_cache  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.data import ROOT, encode, read_text  # noqa: E402
-from helpers.plotting import plot_comparison, plt, position_curve, run_title, save  # noqa: E402
-from prepare.common import get_tokenizer  # noqa: E402
+from helpers.checkpoint import GPT2_META, atomic_write, model_from_checkpoint, read_metrics, read_model
+from helpers.circuits import run_with_layer_cache
+from helpers.config import UserError, configure, main_guard
+from helpers.data import ROOT, encode, read_text
+from helpers.plotting import plot_comparison, plt, position_curve, run_title, save
+from prepare.common import get_tokenizer
 
 # Texts in the facts corpus's format (prepare/facts.py), used as defaults.
 VORIN = "Vorin Kelta lives in Dashmur, works as a potter and keeps a grey owl.\n"

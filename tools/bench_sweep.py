@@ -19,15 +19,17 @@ import sys
 import time
 from dataclasses import dataclass
 
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
+
+import numpy as np
+
+from helpers.checkpoint import atomic_write_text
+from helpers.config import UserError, configure, main_guard
+from helpers.launch import cores, train_in_workers
+from tools.compare import CompareConfig
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)  # the repository: model, helpers
-
-import numpy as np  # noqa: E402
-
-from helpers.checkpoint import atomic_write_text  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.launch import cores, train_in_workers  # noqa: E402
-from tools.compare import CompareConfig  # noqa: E402
 
 
 @dataclass

@@ -19,17 +19,18 @@ import sys
 import textwrap
 from dataclasses import asdict, dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository: model, helpers
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
 
-import matplotlib  # noqa: E402
-import torch  # noqa: E402
+import matplotlib
+import torch
 
-from helpers.checkpoint import atomic_write  # noqa: E402
-from helpers.circuits import Task, induction_task, logit_attribution, patch_heads, path_patch  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.data import ROOT, encode  # noqa: E402
-from helpers.plotting import plt, save  # noqa: E402
-from tools.analyze import Checkpoint, Common, label, load, to_batch  # noqa: E402
+from helpers.checkpoint import atomic_write
+from helpers.circuits import Task, induction_task, logit_attribution, patch_heads, path_patch
+from helpers.config import UserError, configure, main_guard
+from helpers.data import ROOT, encode
+from helpers.plotting import plt, save
+from tools.analyze import Checkpoint, Common, label, load, to_batch
 
 
 @dataclass

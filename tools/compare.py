@@ -30,17 +30,19 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
+
+import numpy as np
+import torch
+
+from helpers.checkpoint import atomic_write_text, read_metrics
+from helpers.config import UserError, configure, main_guard
+from helpers.launch import cores, train_in_workers
+from helpers.plotting import plot_comparison, position_curve
+from model import GPT, GPTConfig
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)  # the repository: model, helpers
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from helpers.checkpoint import atomic_write_text, read_metrics  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.launch import cores, train_in_workers  # noqa: E402
-from helpers.plotting import plot_comparison, position_curve  # noqa: E402
-from model import GPT, GPTConfig  # noqa: E402
 
 
 @dataclass

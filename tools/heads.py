@@ -13,13 +13,14 @@ import os
 import sys
 from dataclasses import dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
 
-from helpers.checkpoint import atomic_write_text, model_from_checkpoint, read_model  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.data import ROOT  # noqa: E402
-from helpers.induction import head_scores  # noqa: E402
-from helpers.plotting import plot_head_scores, run_title  # noqa: E402
+from helpers.checkpoint import atomic_write_text, model_from_checkpoint, read_model
+from helpers.config import UserError, configure, main_guard
+from helpers.data import ROOT
+from helpers.induction import head_scores
+from helpers.plotting import plot_head_scores, run_title
 
 
 @dataclass

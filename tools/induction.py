@@ -25,16 +25,18 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
+
+import numpy as np
+
+from helpers.checkpoint import atomic_write_text, model_from_checkpoint, read_metrics, read_model
+from helpers.config import UserError, configure, main_guard
+from helpers.launch import train_or_reuse
+from helpers.plotting import distinct_styles, plt, save, wrap
+from tools.heads import HeadsConfig, score_run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)  # the repository: model, helpers
-
-import numpy as np  # noqa: E402
-
-from helpers.checkpoint import atomic_write_text, model_from_checkpoint, read_metrics, read_model  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.launch import train_or_reuse  # noqa: E402
-from helpers.plotting import distinct_styles, plt, save, wrap  # noqa: E402
-from tools.heads import HeadsConfig, score_run  # noqa: E402
 
 
 @dataclass
