@@ -67,7 +67,7 @@ _HELP = {}
 
 def accepted_keys(script, args):
     """The --keys a script accepts, read from its own --help (run in this process)."""
-    key = (script, args[0] if script == "tools/analyze.py" and args and not args[0].startswith("-") else "")
+    key = (script, args[0] if args and re.fullmatch(r"[a-z]\w*", args[0]) else "")  # a subcommand: its own keys
     if key not in _HELP:
         name = "doc_check_" + re.sub(r"\W", "_", script)
         spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, script))
