@@ -157,3 +157,33 @@ def test_refresh_docs_copies_what_exists_and_names_the_command_for_the_rest(tmp_
         refresh_docs.main(["nonsense"])
     refresh_docs.main(["--list"])
     assert "python train.py" in capsys.readouterr().out
+
+
+def layout_row(folder):
+    """The README's "Where things are" table: the description in the row of `folder` (e.g. "helpers/")."""
+    m = re.search(rf"^\| `{re.escape(folder)}` \| (.*) \|$", open(os.path.join(ROOT, "README.md")).read(), re.M)
+    assert m, f"README.md's layout table has no row for {folder}"
+    return m.group(1)
+
+
+def modules(folder):
+    """The modules of a folder of the repository, by name, without __init__ and private helpers (_root)."""
+    return {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, folder, "*.py"))
+            if not os.path.basename(p).startswith("_")}
+
+
+def test_the_readme_layout_names_every_helpers_module_and_every_tool():
+    named_helpers = set(re.findall(r"`(\w+)`", layout_row("helpers/")))
+    assert named_helpers == modules("helpers"), f"helpers/ row: add {sorted(modules('helpers') - named_helpers)}, " \
+        f"drop {sorted(named_helpers - modules('helpers'))}"
+    named_tools = set(re.findall(r"`(\w+)\.py`", layout_row("tools/")))
+    assert named_tools == modules("tools"), f"tools/ row: add {sorted(modules('tools') - named_tools)}, " \
+        f"drop {sorted(named_tools - modules('tools'))}"
+
+
+def test_the_helpers_package_docstring_lists_every_helpers_module():
+    import helpers
+
+    listed = set(re.findall(r"^    (\w+)  ", helpers.__doc__, re.M))
+    assert listed == modules("helpers"), f"helpers/__init__.py: add {sorted(modules('helpers') - listed)}, " \
+        f"drop {sorted(listed - modules('helpers'))}"
