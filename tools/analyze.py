@@ -649,7 +649,8 @@ def activation_patching(model, clean, corrupt, answer, wrong):
                         "change a fact the answer depends on")
 
     def restored(key, masks):
-        return (patched_metric(model, corrupt, logit_diff, key, cache[key], masks) - ld_corrupt) / (ld_clean - ld_corrupt)
+        patched = patched_metric(model, corrupt, logit_diff, key, cache[key], masks)
+        return (patched - ld_corrupt) / (ld_clean - ld_corrupt)
 
     # one mask per patched run, against the activation (1, T, C) or hook_z (1, nh, T, hs)
     position = torch.eye(T, dtype=torch.bool, device=clean.device)[:, None, :, None]  # run t patches position t

@@ -40,8 +40,9 @@ EXPERIMENTS = {
     "compare_shakespeare_char": Experiment(
         "out-compare/shakespeare_char", ("results.md", "results.json", "val_loss.png", "position_loss.png"),
         "python tools/compare.py config/sweeps/compare_shakespeare_char.py"),
-    "compare_shakespeare_char_speed": Experiment("out-compare/shakespeare_char", ("bench.md",),
-                                                 "python tools/compare.py config/sweeps/compare_shakespeare_char.py --bench=True"),
+    "compare_shakespeare_char_speed": Experiment(
+        "out-compare/shakespeare_char", ("bench.md",),
+        "python tools/compare.py config/sweeps/compare_shakespeare_char.py --bench=True"),
     "compare_datasets": Experiment("out-compare/datasets", ("results.md", "results.json", "val_loss.png",
                                                             "position_loss.png"),
                                    "python tools/compare.py config/sweeps/compare_datasets.py"),
@@ -74,10 +75,12 @@ EXPERIMENTS = {
     "compare_shakespeare_char_converged": Experiment(
         "out-compare/shakespeare_char_converged", ("results.md", "results.json", "val_loss.png", "position_loss.png"),
         "python tools/compare.py config/sweeps/compare_shakespeare_char_converged.py --workers=2"),
-    "sweep_speed": Experiment("out-bench-sweep", ("bench_sweep.md",),
-                              "python tools/bench_sweep.py config/sweeps/compare_shakespeare_char.py --steps=600 --rounds=4"),
+    "sweep_speed": Experiment(
+        "out-bench-sweep", ("bench_sweep.md",),
+        "python tools/bench_sweep.py config/sweeps/compare_shakespeare_char.py --steps=600 --rounds=4"),
     "priming_facts": Experiment("out-priming/facts", ("results.md", "results.json", "details.json", "conditions.png",
-                                                      "runs.png"), "python tools/prime.py config/sweeps/priming_facts.py"),
+                                                      "runs.png"),
+                                "python tools/prime.py config/sweeps/priming_facts.py"),
     "priming_one_fact": Experiment("out-priming/one_fact", ("results.md", "results.json", "details.json",
                                                             "conditions.png"),
                                    "python tools/prime.py config/sweeps/priming_one_fact.py"),
