@@ -172,18 +172,17 @@ def modules(folder):
             if not os.path.basename(p).startswith("_")}
 
 
+def assert_names_exactly(named, folder, where):
+    missing, stale = modules(folder) - named, named - modules(folder)
+    assert not missing and not stale, f"{where}: add {sorted(missing)}, drop {sorted(stale)}"
+
+
 def test_the_readme_layout_names_every_helpers_module_and_every_tool():
-    named_helpers = set(re.findall(r"`(\w+)`", layout_row("helpers/")))
-    assert named_helpers == modules("helpers"), f"helpers/ row: add {sorted(modules('helpers') - named_helpers)}, " \
-        f"drop {sorted(named_helpers - modules('helpers'))}"
-    named_tools = set(re.findall(r"`(\w+)\.py`", layout_row("tools/")))
-    assert named_tools == modules("tools"), f"tools/ row: add {sorted(modules('tools') - named_tools)}, " \
-        f"drop {sorted(named_tools - modules('tools'))}"
+    assert_names_exactly(set(re.findall(r"`(\w+)`", layout_row("helpers/"))), "helpers", "README's helpers/ row")
+    assert_names_exactly(set(re.findall(r"`(\w+)\.py`", layout_row("tools/"))), "tools", "README's tools/ row")
 
 
 def test_the_helpers_package_docstring_lists_every_helpers_module():
     import helpers
 
-    listed = set(re.findall(r"^    (\w+)  ", helpers.__doc__, re.M))
-    assert listed == modules("helpers"), f"helpers/__init__.py: add {sorted(modules('helpers') - listed)}, " \
-        f"drop {sorted(listed - modules('helpers'))}"
+    assert_names_exactly(set(re.findall(r"^    (\w+)  ", helpers.__doc__, re.M)), "helpers", "helpers/__init__.py")
