@@ -3,7 +3,7 @@
 # on 30% of all pairs a + b (mod 113). Train accuracy reaches 1 early; val accuracy much later.
 #   python prepare/modular.py
 #   python train.py config/grokking.py
-# docs/grokking.md has the results, and tools/compare.py config/compare_grokking.py the measurements.
+# docs/grokking.md has the results, and tools/compare.py config/sweeps/compare_grokking.py the measurements.
 
 out_dir = "out-grokking"
 dataset = "modular"

@@ -8,5 +8,8 @@
     evaluate    loss per split and at every position of the context
     plotting    the figures drawn from metrics.jsonl
     device      device, precision, DDP processes
-    launch      train.py runs started as processes, and reused when finished (compare, prime)
+    launch      train.py runs started as processes, and reused when finished (the sweep tools)
+    induction   induction heads: each head's scores on repeated random tokens, the in-context-learning score
+    circuits    direct logit attribution, activation and path patching, through model.py's hook points
+    knowledge   the fixed world's closed- and open-book metrics, and the forgetting loss
 """

@@ -23,6 +23,9 @@ import sys
 import tempfile
 import time
 
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
 SAMPLE = os.path.join(SHARED, "tinystories_validation_head.txt")
@@ -30,7 +33,6 @@ SAMPLE = os.path.join(SHARED, "tinystories_validation_head.txt")
 
 def child(path, num_proc, out):
     """One measurement, in this (fresh) process: prints a JSON line."""
-    sys.path.insert(0, ROOT)
     import datasets
 
     from prepare import tinystories

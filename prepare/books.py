@@ -22,7 +22,8 @@ prepare/pipeline.py for the common options.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
 from prepare import pipeline
 
 SOURCE = pipeline.Source(name="books", hub_id="emozilla/pg19", hub_splits={"train": "train", "val": "validation"},

@@ -18,7 +18,8 @@ token follows each. See prepare/pipeline.py for the common options.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
 from prepare import pipeline
 
 SOURCE = pipeline.Source(name="openwebtext", hub_id="Skylion007/openwebtext", val_fraction=0.0005)

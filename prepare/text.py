@@ -17,7 +17,8 @@ See prepare/pipeline.py for the common options.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
 from prepare import pipeline
 
 RULES = {"eot": None, "blank": lambda line: not line.strip(), "line": lambda line: True}

@@ -17,7 +17,8 @@ the end-of-text token follows each one. See prepare/pipeline.py for the options.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
 from prepare import pipeline
 
 SOURCE = pipeline.Source(

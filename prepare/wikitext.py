@@ -18,7 +18,8 @@ forms a document of its own if it is not blank. See prepare/pipeline.py for the 
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
 from prepare import pipeline
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import train
+from helpers.circuits import patched_metric
 from helpers.config import UserError
 from helpers.evaluate import unigram_distribution
 from tools import analyze
@@ -112,7 +113,8 @@ def test_patching_the_full_clean_residual_at_the_last_layer_restores_clean_logit
     name = "transformer.h.1.hook_resid_post"
     clean_logits, cache = model.run_with_cache(clean, [name])
     before, _ = model(corrupt)
-    patched = analyze.run_patched(model, corrupt, name, cache[name], torch.ones(1, 1, 1, dtype=torch.bool))
+    patched = patched_metric(model, corrupt, lambda logits: logits, (1, "hook_resid_post"), cache[name],
+                             torch.ones(1, 1, 1, 1, dtype=torch.bool))
     assert torch.equal(patched, clean_logits) and not torch.equal(before, clean_logits)
     assert torch.equal(model(corrupt)[0], before)  # the hook is gone afterwards
 

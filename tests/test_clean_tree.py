@@ -18,10 +18,10 @@ TINY = ["--max_iters=2", "--lr_decay_iters=2", "--eval_interval=2", "--eval_iter
 
 # runs each command as its script would run from the shell (sys.argv, __main__), in this one process
 DRIVER = """
-import json, runpy, sys
-sys.path.insert(0, ".")
+import json, os, runpy, sys
 for argv in json.loads(sys.argv[1]):
     sys.argv = argv
+    sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))  # the script's folder, as `python script.py` has it
     try:
         runpy.run_path(argv[0], run_name="__main__")
     except SystemExit as e:

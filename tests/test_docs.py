@@ -19,7 +19,8 @@ from tools import refresh_docs
 DOCS = [os.path.join(ROOT, "README.md"), *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]
 # the scripts' own usage lines (--help prints them) and the configs' comments are documentation too
 SOURCES = [os.path.join(ROOT, p) for p in ("train.py", "sample.py")] + sorted(
-    glob.glob(os.path.join(ROOT, "tools", "*.py")) + glob.glob(os.path.join(ROOT, "config", "*.py")))
+    glob.glob(os.path.join(ROOT, "tools", "*.py")) + glob.glob(os.path.join(ROOT, "config", "*.py"))
+    + glob.glob(os.path.join(ROOT, "config", "sweeps", "*.py")))
 
 
 def quoted_commands(path):
@@ -67,7 +68,7 @@ _HELP = {}
 
 def accepted_keys(script, args):
     """The --keys a script accepts, read from its own --help (run in this process)."""
-    key = (script, args[0] if script == "tools/analyze.py" and args and not args[0].startswith("-") else "")
+    key = (script, args[0] if args and re.fullmatch(r"[a-z]\w*", args[0]) else "")  # a subcommand: its own keys
     if key not in _HELP:
         name = "doc_check_" + re.sub(r"\W", "_", script)
         spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, script))
@@ -159,6 +160,7 @@ def test_refresh_docs_copies_what_exists_and_names_the_command_for_the_rest(tmp_
     assert "python train.py" in capsys.readouterr().out
 
 
+<<<<<<< HEAD
 def documented_keys(path, section="## Every key"):
     """The keys of a doc's key tables: the `backticked` names in the first cell of every table row between
     `section` and the next `## ` heading (header and separator rows hold none)."""
@@ -179,3 +181,32 @@ def test_training_md_tables_list_every_config_key_and_no_other():
     missing, stale = sorted(fields - documented), sorted(documented - fields)
     assert not missing, f"docs/training.md#every-key has no row for {missing}: add one with its default and meaning"
     assert not stale, f"docs/training.md#every-key has rows for keys that no longer exist: {stale}"
+=======
+def layout_row(folder):
+    """The README's "Where things are" table: the description in the row of `folder` (e.g. "helpers/")."""
+    m = re.search(rf"^\| `{re.escape(folder)}` \| (.*) \|$", open(os.path.join(ROOT, "README.md")).read(), re.M)
+    assert m, f"README.md's layout table has no row for {folder}"
+    return m.group(1)
+
+
+def modules(folder):
+    """The modules of a folder of the repository, by name, without __init__ and private helpers (_root)."""
+    return {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, folder, "*.py"))
+            if not os.path.basename(p).startswith("_")}
+
+
+def assert_names_exactly(named, folder, where):
+    missing, stale = modules(folder) - named, named - modules(folder)
+    assert not missing and not stale, f"{where}: add {sorted(missing)}, drop {sorted(stale)}"
+
+
+def test_the_readme_layout_names_every_helpers_module_and_every_tool():
+    assert_names_exactly(set(re.findall(r"`(\w+)`", layout_row("helpers/"))), "helpers", "README's helpers/ row")
+    assert_names_exactly(set(re.findall(r"`(\w+)\.py`", layout_row("tools/"))), "tools", "README's tools/ row")
+
+
+def test_the_helpers_package_docstring_lists_every_helpers_module():
+    import helpers
+
+    assert_names_exactly(set(re.findall(r"^    (\w+)  ", helpers.__doc__, re.M)), "helpers", "helpers/__init__.py")
+>>>>>>> periphery

@@ -14,7 +14,6 @@ from helpers import induction
 from helpers.config import UserError
 from model import GPT, GPTConfig
 from prepare import induction as prepare_induction
-from tools import heads
 from tools import induction as tools_induction
 
 N = 6  # tokens in A
@@ -88,7 +87,7 @@ def test_every_eval_records_the_icl_score_and_with_the_option_each_heads_scores(
     assert len(rows) == 3 and all(isinstance(r["icl_score"], float) for r in rows)
     assert all(np.array(r["head_scores"]["induction"]).shape == (2, 2) for r in rows)
     assert os.path.exists(os.path.join(run, "icl.png"))
-    heads.main([f"--out_dir={run}", f"--plot_dir={tmp_path / 'h'}", "--batch=4"])
+    tools_induction.main(["heads", f"--out_dir={run}", f"--plot_dir={tmp_path / 'h'}", "--batch=4"])
     saved = json.load(open(tmp_path / "h" / "heads.json"))
     assert np.array(saved["previous_token"]).shape == (2, 2) and (tmp_path / "h" / "heads.png").exists()
 

@@ -237,8 +237,7 @@ def test_wrong_dtype_and_device_are_reported(facts_dir, tmp_path):
 
 
 KEEP_FREED_MEMORY_CHECK = """
-import resource, sys, numpy as np
-sys.path.insert(0, sys.argv[1])
+import resource, numpy as np
 from helpers.device import keep_freed_memory
 def faults():  # minor page faults of 10 rounds of allocating and freeing 40 x 1 MB, like a step's activations
     start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -255,8 +254,8 @@ print(ok, before, faults())
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="keep_freed_memory tunes glibc's malloc")
 def test_keep_freed_memory_stops_page_faults_between_steps():
-    r = subprocess.run([sys.executable, "-c", KEEP_FREED_MEMORY_CHECK, ROOT], capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run([sys.executable, "-c", KEEP_FREED_MEMORY_CHECK], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)  # python -c imports from its working directory: the repository
     ok, before, after = r.stdout.split()
     assert ok == "True"
     assert int(before) > 2000 and int(after) < int(before) / 20, (before, after)

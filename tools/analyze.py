@@ -26,18 +26,19 @@ import os
 import sys
 from dataclasses import dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository: model, helpers
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
 
-import matplotlib  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import matplotlib
+import torch
+import torch.nn.functional as F
 
-from helpers.checkpoint import GPT2_META, atomic_write, model_from_checkpoint, read_metrics, read_model  # noqa: E402
-from helpers.circuits import run_with_layer_cache  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.data import ROOT, encode, read_text  # noqa: E402
-from helpers.plotting import plot_comparison, plt, position_curve, run_title, save  # noqa: E402
-from prepare.common import get_tokenizer  # noqa: E402
+from helpers.checkpoint import GPT2_META, atomic_write, model_from_checkpoint, read_metrics, read_model
+from helpers.circuits import patched_metric, run_with_layer_cache
+from helpers.config import UserError, configure, main_guard
+from helpers.data import ROOT, encode, read_text
+from helpers.plotting import plot_comparison, plt, position_curve, run_title, save
+from prepare.common import get_tokenizer
 
 # Texts in the facts corpus's format (prepare/facts.py), used as defaults.
 VORIN = "Vorin Kelta lives in Dashmur, works as a potter and keeps a grey owl.\n"
@@ -175,11 +176,42 @@ def token_logprobs(model, idx):
 TOOLS = {}  # name -> (function, its config dataclass, whether it reads a checkpoint)
 
 
-def tool(name, config, needs_model=True):
+def tool(tools, name, config, needs_model=True):
+    """Register the decorated function as the subcommand `name` in the dict `tools` (this file's and
+    tools/circuits.py's); its docstring is the subcommand's --help, and run_tool calls it."""
     def register(fn):
-        TOOLS[name] = (fn, config, needs_model)
+        tools[name] = (fn, config, needs_model)
         return fn
     return register
+
+
+def run_tool(tools, argv, script, doc, plot_prefix=""):
+    """`script TOOL [--key=value ...]`: parse the keys of TOOL (Common, its config, Checkpoint when it reads
+    a model), run it with its figures going to --plot_dir or plots/<plot_prefix><TOOL>, print their paths."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        raise UserError(f"name a tool: python {script} TOOL [--key=value ...], TOOL one of {', '.join(tools)}")
+    if argv[0] in ("-h", "--help"):
+        print(doc.strip())
+        return
+    name, argv = argv[0], argv[1:]
+    if name not in tools:
+        close = difflib.get_close_matches(name, tools, n=1)
+        raise UserError(f"unknown tool {name!r}" + (f"; did you mean {close[0]}?" if close else "") +
+                        f" (one of {', '.join(tools)})")
+    fn, config, needs_model = tools[name]
+    defaults = [Common(), config()] + ([Checkpoint()] if needs_model else [])
+    common, cfg, *ckpt_cfg = configure(defaults, argv, description=f"{script} {name}: {fn.__doc__}")[0]
+    plot_dir = common.plot_dir or os.path.join(ROOT, "plots", plot_prefix + name)
+    if needs_model and getattr(cfg, "api", ""):
+        extra = (None, None)  # logprobs --api: the endpoint is the model
+    else:
+        extra = load(common, ckpt_cfg[0]) if needs_model else (common,)
+    os.makedirs(plot_dir, exist_ok=True)
+    with torch.no_grad():
+        paths = fn(cfg, plot_dir, *extra)
+    for path in paths:
+        print(f"wrote {path}")
 
 
 # -----------------------------------------------------------------------------
@@ -197,7 +229,7 @@ def text_grid(pieces, width=80):
     return cells
 
 
-@tool("tokens", TextConfig)
+@tool(TOOLS, "tokens", TextConfig)
 def tokens_tool(cfg, plot_dir, model, tok):
     """The loss of every token of --text, drawn as the text coloured by loss (PNG, and HTML with the
     loss and the model's own guess on hover). The first token has no context and no loss."""
@@ -254,7 +286,7 @@ def runs_metrics(cfg, common):
     return out
 
 
-@tool("positions", RunsConfig, needs_model=False)
+@tool(TOOLS, "positions", RunsConfig, needs_model=False)
 def positions_tool(cfg, plot_dir, common):
     """Per-position val loss of several runs (each run's last eval), and each run minus the first: where in the
     context a variant helps. Positions that few documents reach are left out (helpers/plotting.position_curve)."""
@@ -268,7 +300,7 @@ def positions_tool(cfg, plot_dir, common):
                             "loss at each position of the context", skip=0.1)]
 
 
-@tool("distribution", RunsConfig, needs_model=False)
+@tool(TOOLS, "distribution", RunsConfig, needs_model=False)
 def distribution_tool(cfg, plot_dir, common):
     """unigram_kl and mean_p over training: how fast the mean prediction leaves the flat distribution for the
     data's token frequencies (train.py records KL(data unigram || mean predicted distribution) at every eval)."""
@@ -342,7 +374,7 @@ def bootstrap_range(values, n_boot=1000, seed=0):
     return q[0].mean().item(), q[1].mean().item()
 
 
-@tool("logprobs", LogprobsConfig)
+@tool(TOOLS, "logprobs", LogprobsConfig)
 def logprobs_tool(cfg, plot_dir, model, tok):
     """A table and a heatmap of log p(phrase | context) for every context and phrase: the clean value, and the
     95% range it takes over --perturbations noisy copies of the context (bootstrap). --api scores the same
@@ -410,7 +442,7 @@ def logprobs_tool(cfg, plot_dir, model, tok):
 # -----------------------------------------------------------------------------
 # 5. shape: the next-token distribution after one text, under several prompts
 
-@tool("shape", ShapeConfig)
+@tool(TOOLS, "shape", ShapeConfig)
 def shape_tool(cfg, plot_dir, model, tok):
     """The top-k next tokens after --text, with each of --prompts placed before it, side by side."""
     prompts = texts(cfg.prompts)
@@ -442,7 +474,7 @@ def pca_2d(w):
     return w @ vh[:2].T, (s[:2] ** 2 / (s ** 2).sum()).tolist()
 
 
-@tool("embeddings", EmbeddingsConfig)
+@tool(TOOLS, "embeddings", EmbeddingsConfig)
 def embeddings_tool(cfg, plot_dir, model, tok):
     """Token embeddings (the rows of wte, shared with the output head) and position embeddings, each projected
     on its two principal components. Tokens the model uses alike sit together (vowels, digits, capitals)."""
@@ -484,7 +516,7 @@ def tick_tokens(ax, tok, ids, axes="xy", limit=64):
         ax.set_yticks(range(len(ids)), labels, fontsize=5)
 
 
-@tool("attention", TextConfig)
+@tool(TOOLS, "attention", TextConfig)
 def attention_tool(cfg, plot_dir, model, tok):
     """Where each head of each layer looks: the (query x key) attention weights for --text, on a log colour
     scale (1e-3 to 1) so that weak but wide attention shows. Rows are the positions reading, columns the
@@ -550,7 +582,7 @@ def saturation_layers(top1):
     return top1.size(0) - same.cumprod(0).sum(0)  # layers minus the run of agreeing final layers
 
 
-@tool("lens", LensConfig)
+@tool(TOOLS, "lens", LensConfig)
 def lens_tool(cfg, plot_dir, model, tok):
     """Logit lens on --text: the top prediction at every layer and position (heatmap), where it saturates
     (boxed), each layer's loss, and the share of positions whose final answer is already fixed by it."""
@@ -593,27 +625,19 @@ def lens_tool(cfg, plot_dir, model, tok):
 # -----------------------------------------------------------------------------
 # 9. patch: activation patching, clean into corrupted
 
-def run_patched(model, corrupt, name, clean_act, masks):
-    """Logits of the corrupted prompt, one batch row per mask, with the activation `name` taken from the
-    clean run wherever that row's mask is True (masks broadcast against the activation)."""
-    with model.hooks({name: lambda act: torch.where(masks, clean_act, act)}):
-        logits, _ = model(corrupt.expand(len(masks), -1))
-    return logits
-
-
 @torch.no_grad()
 def activation_patching(model, clean, corrupt, answer, wrong):
     """How much of the clean logit difference (answer minus wrong, at the last position) each patch restores:
-    0 = still the corrupted run, 1 = back to the clean one.
+    0 = still the corrupted run, 1 = back to the clean one. The patching is helpers/circuits.py's.
 
     Returns (resid (n_layer + 1, T): the residual stream entering each block and leaving the last one,
     one position at a time; heads (n_layer, n_head): each head's output at every position).
     """
     per_layer_hooks(model, "activation patching")
     L, nh, T = model.config.n_layer, model.config.n_head, clean.size(1)
-    resid_names = [f"transformer.h.{i}.hook_resid_pre" for i in range(L)] + [f"transformer.h.{L - 1}.hook_resid_post"]
-    head_names = [f"transformer.h.{i}.attn.hook_z" for i in range(L)]
-    clean_logits, cache = model.run_with_cache(clean, resid_names + head_names)
+    resid_keys = [(i, "hook_resid_pre") for i in range(L)] + [(L - 1, "hook_resid_post")]
+    head_keys = [(i, "attn.hook_z") for i in range(L)]
+    clean_logits, cache = run_with_layer_cache(model, clean, resid_keys + head_keys)
     corrupt_logits, _ = model(corrupt)
 
     def logit_diff(logits):
@@ -624,17 +648,19 @@ def activation_patching(model, clean, corrupt, answer, wrong):
         raise UserError("the clean and corrupted prompts give the same logit difference: nothing to restore; "
                         "change a fact the answer depends on")
 
-    def restored(name, masks):
-        return (logit_diff(run_patched(model, corrupt, name, cache[name], masks)) - ld_corrupt) / (ld_clean - ld_corrupt)
+    def restored(key, masks):
+        patched = patched_metric(model, corrupt, logit_diff, key, cache[key], masks)
+        return (patched - ld_corrupt) / (ld_clean - ld_corrupt)
 
-    position = torch.eye(T, dtype=torch.bool, device=clean.device)[:, :, None]  # row t patches position t
-    head = torch.eye(nh, dtype=torch.bool, device=clean.device)[:, :, None, None]  # row h patches head h
-    resid = torch.stack([restored(n, position) for n in resid_names])
-    heads = torch.stack([restored(n, head) for n in head_names])
+    # one mask per patched run, against the activation (1, T, C) or hook_z (1, nh, T, hs)
+    position = torch.eye(T, dtype=torch.bool, device=clean.device)[:, None, :, None]  # run t patches position t
+    head = torch.eye(nh, dtype=torch.bool, device=clean.device)[:, None, :, None, None]  # run h patches head h
+    resid = torch.stack([restored(k, position) for k in resid_keys])
+    heads = torch.stack([restored(k, head) for k in head_keys])
     return resid.cpu(), heads.cpu(), ld_clean, ld_corrupt
 
 
-@tool("patch", PatchConfig)
+@tool(TOOLS, "patch", PatchConfig)
 def patch_tool(cfg, plot_dir, model, tok):
     """Activation patching: run --clean and --corrupt, copy one activation from the clean run into the corrupted
     one, and measure how much of the clean logit difference (answer vs wrong) it brings back. Residual
@@ -670,29 +696,7 @@ def patch_tool(cfg, plot_dir, model, tok):
 # -----------------------------------------------------------------------------
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv:
-        raise UserError(f"name a tool: python tools/analyze.py TOOL [--key=value ...], TOOL one of {', '.join(TOOLS)}")
-    if argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return
-    name, argv = argv[0], argv[1:]
-    if name not in TOOLS:
-        close = difflib.get_close_matches(name, TOOLS, n=1)
-        raise UserError(f"unknown tool {name!r}" + (f"; did you mean {close[0]}?" if close else f"; one of {', '.join(TOOLS)}"))
-    fn, config, needs_model = TOOLS[name]
-    defaults = [Common(), config()] + ([Checkpoint()] if needs_model else [])
-    common, cfg, *ckpt_cfg = configure(defaults, argv, description=f"tools/analyze.py {name}: {fn.__doc__}")[0]
-    plot_dir = common.plot_dir or os.path.join(ROOT, "plots", name)
-    if needs_model and getattr(cfg, "api", ""):
-        extra = (None, None)  # logprobs --api: the endpoint is the model
-    else:
-        extra = load(common, ckpt_cfg[0]) if needs_model else (common,)
-    os.makedirs(plot_dir, exist_ok=True)
-    with torch.no_grad():
-        paths = fn(cfg, plot_dir, *extra)
-    for path in paths:
-        print(f"wrote {path}")
+    run_tool(TOOLS, argv, "tools/analyze.py", __doc__)
 
 
 if __name__ == "__main__":

@@ -30,14 +30,15 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository: model, helpers
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
 
-from helpers.config import MAIN_JOB_MODEL, TrainConfig, UserError, check_train_config, configure, main_guard  # noqa: E402
-from helpers.data import Batches, dataset_dir, load_meta  # noqa: E402
-from helpers.device import setup_device  # noqa: E402
-from helpers.optim import make_optimizer  # noqa: E402
-from model import GPT, GPTConfig  # noqa: E402
-from train import train_step  # noqa: E402
+from helpers.config import MAIN_JOB_MODEL, TrainConfig, UserError, check_train_config, configure, main_guard
+from helpers.data import Batches, dataset_dir, load_meta
+from helpers.device import setup_device
+from helpers.optim import make_optimizer
+from model import GPT, GPTConfig
+from train import train_step
 
 
 @dataclass

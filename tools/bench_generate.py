@@ -17,12 +17,13 @@ import sys
 import time
 from dataclasses import dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository: model, helpers
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
 
-import torch  # noqa: E402
+import torch
 
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from model import GPT, GPTConfig  # noqa: E402
+from helpers.config import UserError, configure, main_guard
+from model import GPT, GPTConfig
 
 
 @dataclass

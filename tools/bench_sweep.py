@@ -2,7 +2,7 @@
 Runs per hour of a sweep: the same runs trained one at a time with every core (workers=1), and side
 by side with the cores split between them (workers=N), alternating in one benchmark.
 
-    python tools/bench_sweep.py config/compare_shakespeare_char.py --steps=600 --rounds=4
+    python tools/bench_sweep.py config/sweeps/compare_shakespeare_char.py --steps=600 --rounds=4
 
 Each round trains `runs_per_sweep` copies of the comparison's baseline (its common keys, `steps` iterations, its
 cosine decayed over them, seeds 0, 1, ...) once per worker count, in an order that alternates from round
@@ -19,15 +19,17 @@ import sys
 import time
 from dataclasses import dataclass
 
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
+
+import numpy as np
+
+from helpers.checkpoint import atomic_write_text
+from helpers.config import UserError, configure, main_guard
+from helpers.launch import cores, train_in_workers
+from tools.compare import CompareConfig
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)  # the repository: model, helpers
-
-import numpy as np  # noqa: E402
-
-from helpers.checkpoint import atomic_write_text  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.launch import cores, train_in_workers  # noqa: E402
-from tools.compare import CompareConfig  # noqa: E402
 
 
 @dataclass
@@ -43,7 +45,7 @@ def main(argv=None):
     (c, b), _ = configure([CompareConfig(), SweepBenchConfig()], argv, description=__doc__)
     if not c.common:
         raise UserError("give a compare config whose common keys are the runs' size, "
-                        "e.g. config/compare_shakespeare_char.py")
+                        "e.g. config/sweeps/compare_shakespeare_char.py")
     n = b.parallel or cores()
     if b.steps < 1 or b.rounds < 1 or b.runs_per_sweep < 1 or n < 2:
         raise UserError(f"steps, rounds and runs_per_sweep must be >= 1 and parallel >= 2 (cores: {cores()}); "

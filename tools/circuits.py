@@ -15,21 +15,21 @@ The checkpoint is read as tools/analyze.py reads it (--out_dir, --init_from, --c
 
 import json
 import os
-import sys
 import textwrap
 from dataclasses import asdict, dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository: model, helpers
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
 
-import matplotlib  # noqa: E402
-import torch  # noqa: E402
+import matplotlib
+import torch
 
-from helpers.checkpoint import atomic_write  # noqa: E402
-from helpers.circuits import Task, induction_task, logit_attribution, patch_heads, path_patch  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.data import ROOT, encode  # noqa: E402
-from helpers.plotting import plt, save  # noqa: E402
-from tools.analyze import Checkpoint, Common, label, load, to_batch  # noqa: E402
+from helpers.checkpoint import atomic_write
+from helpers.circuits import Task, induction_task, logit_attribution, patch_heads, path_patch
+from helpers.config import UserError, main_guard
+from helpers.data import encode
+from helpers.plotting import plt, save
+from tools.analyze import label, run_tool, to_batch, tool
 
 
 @dataclass
@@ -87,15 +87,10 @@ def write_json(path, data):
     return path
 
 
-TOOLS = {}
+TOOLS = {}  # name -> (function, TaskConfig, True): registered and run as tools/analyze.py's
 
 
-def tool(fn):
-    TOOLS[fn.__name__.removesuffix("_tool")] = fn
-    return fn
-
-
-@tool
+@tool(TOOLS, "attribution", TaskConfig)
 def attribution_tool(cfg, plot_dir, model, tok):
     """Direct logit attribution on the clean prompt: what each head (its hook_z through its columns of c_proj),
     MLP, embedding and bias writes along the answer-minus-wrong direction, through the final norm with its
@@ -131,7 +126,7 @@ def attribution_tool(cfg, plot_dir, model, tok):
             save(fig, os.path.join(plot_dir, "attribution.png"))]
 
 
-@tool
+@tool(TOOLS, "patch", TaskConfig)
 def patch_tool(cfg, plot_dir, model, tok):
     """Activation patching by head and position: run the clean and the corrupted prompts, copy one head's output
     (hook_z), or one MLP's output, from the clean run into the corrupted one, at every position at once and at
@@ -181,7 +176,7 @@ def patch_tool(cfg, plot_dir, model, tok):
     return [write_json(os.path.join(plot_dir, "patch.json"), data), save(fig, os.path.join(plot_dir, "patch.png"))]
 
 
-@tool
+@tool(TOOLS, "path", TaskConfig)
 def path_tool(cfg, plot_dir, model, tok):
     """Path patching: the share of the logit difference restored when one head's clean output reaches one later
     head only through that head's queries, keys or values (every other head frozen at its corrupted output).
@@ -210,23 +205,7 @@ def path_tool(cfg, plot_dir, model, tok):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return
-    name, argv = argv[0], argv[1:]
-    if name not in TOOLS:
-        raise UserError(f"unknown tool {name!r}; one of {', '.join(TOOLS)}")
-    fn = TOOLS[name]
-    common, cfg, ckpt_cfg = configure([Common(), TaskConfig(), Checkpoint()], argv,
-                                      description=f"tools/circuits.py {name}: {fn.__doc__}")[0]
-    plot_dir = common.plot_dir or os.path.join(ROOT, "plots", f"circuits_{name}")
-    model, tok = load(common, ckpt_cfg)
-    os.makedirs(plot_dir, exist_ok=True)
-    with torch.no_grad():
-        paths = fn(cfg, plot_dir, model, tok)
-    for path in paths:
-        print(f"wrote {path}")
+    run_tool(TOOLS, argv, "tools/circuits.py", __doc__, plot_prefix="circuits_")
 
 
 if __name__ == "__main__":

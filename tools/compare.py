@@ -2,10 +2,10 @@
 Compare runs: train a baseline and each variant for the same iterations over several seeds, and say
 whether each difference is larger than the seed noise.
 
-    python tools/compare.py config/compare_shakespeare_char.py
-    python tools/compare.py config/compare_shakespeare_char.py --seeds="(0,)" --only="('shared_qk',)"
-    python tools/compare.py config/compare_shakespeare_char.py --workers=2             # 2 runs at once
-    python tools/compare.py config/compare_shakespeare_char.py --executor=slurm --partition=gpu --gpus=1
+    python tools/compare.py config/sweeps/compare_shakespeare_char.py
+    python tools/compare.py config/sweeps/compare_shakespeare_char.py --seeds="(0,)" --only="('shared_qk',)"
+    python tools/compare.py config/sweeps/compare_shakespeare_char.py --workers=2             # 2 runs at once
+    python tools/compare.py config/sweeps/compare_shakespeare_char.py --executor=slurm --partition=gpu --gpus=1
 
 A compare config names the experiment, the seeds, the train.py keys every run shares (`common`) and
 each run's own keys (`runs`, the first one or `baseline` is the reference). Each run is a train.py
@@ -17,7 +17,7 @@ finish, and the results cover them. The results go beside them, to out-compare/<
 results.json, val_loss.png (val loss over iterations, mean over seeds) and position_loss.png (final
 loss per position, mean over seeds), each with every run minus the baseline.
 
-When the common keys set target_val_acc (config/compare_grokking.py), runs stop at it, and the
+When the common keys set target_val_acc (config/sweeps/compare_grokking.py), runs stop at it, and the
 results also give each seed's iterations to it (or that it was not reached within max_iters), and
 accuracy.png draws every seed's train and val accuracy.
 """
@@ -30,17 +30,19 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
+
+import numpy as np
+import torch
+
+from helpers.checkpoint import atomic_write_text, read_metrics
+from helpers.config import UserError, configure, main_guard
+from helpers.launch import cores, train_in_workers
+from helpers.plotting import plot_comparison, position_curve
+from model import GPT, GPTConfig
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)  # the repository: model, helpers
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from helpers.checkpoint import atomic_write_text, read_metrics  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.launch import cores, train_in_workers  # noqa: E402
-from helpers.plotting import plot_comparison, position_curve  # noqa: E402
-from model import GPT, GPTConfig  # noqa: E402
 
 
 @dataclass
@@ -263,7 +265,7 @@ def bench_runs(c, results_dir, rounds=10, steps=5):
 def main(argv=None):
     (c,), _ = configure([CompareConfig()], argv, description=__doc__)
     if not c.name or not c.runs:
-        raise UserError("a compare config needs a name and runs: see config/compare_shakespeare_char.py")
+        raise UserError("a compare config needs a name and runs: see config/sweeps/compare_shakespeare_char.py")
     base = c.baseline or next(iter(c.runs))
     if base not in c.runs or any(r not in c.runs for r in c.only):
         unknown = [r for r in (base, *c.only) if r not in c.runs]

@@ -16,13 +16,14 @@ import shutil
 import sys
 from dataclasses import dataclass, fields
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository: model, helpers
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
 
-import torch  # noqa: E402
+import torch
 
-from helpers.checkpoint import model_from_checkpoint, read_model  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from model import GPTConfig, swap_conv1d  # noqa: E402
+from helpers.checkpoint import model_from_checkpoint, read_model
+from helpers.config import UserError, configure, main_guard
+from model import GPTConfig, swap_conv1d
 
 # GPTConfig keys an HF GPT-2 can hold; every other key must be at its default (GPT-2's)
 EXPORTABLE = {"block_size", "vocab_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "attn_impl", "mlp_act",

@@ -4,10 +4,12 @@ attention-only model and a 2-layer full model, over several seeds, recording at 
 in-context-learning score and each head's induction score; then score every final model's heads on
 repeated random tokens and draw all of it over tokens seen.
 
-    python tools/induction.py config/induction_synthetic.py         # random tokens with repeats: only induction helps
-    python tools/induction.py config/induction_shakespeare_char.py  # natural text
-    python tools/induction.py config/induction_synthetic.py --seeds="(0,)"   # one seed
-    python tools/induction.py config/induction_shakespeare_char.py --extra="{'max_iters': 40000, 'device': 'cuda'}"
+    python tools/induction.py config/sweeps/induction_synthetic.py         # random tokens with repeats: only induction helps
+    python tools/induction.py config/sweeps/induction_shakespeare_char.py  # natural text
+    python tools/induction.py config/sweeps/induction_synthetic.py --seeds="(0,)"   # one seed
+    python tools/induction.py config/sweeps/induction_shakespeare_char.py --extra="{'max_iters': 40000, 'device': 'cuda'}"
+    python tools/induction.py heads --out_dir=out-induction/synthetic/attn_only_2l_s0   # one checkpoint's head scores
+    python tools/induction.py heads --out_dir=out-x --half=32 --batch=64 --plot_dir=plots/heads
 
 The config names the experiment, the command that prepares its dataset (run when data/<dataset> is
 missing), the seeds, the train.py keys every run shares and each run's own. Each run is a train.py
@@ -15,6 +17,11 @@ process writing <out_root>/<name>/<run>_s<seed>/ (finished runs are reused), wit
 scored into heads.json and heads.png there. The results go to <out_root>/<name>/: results.json (per
 seed and mean ± std, and the command), results.md, training.png (ICL score, strongest induction head,
 loss on the repeat of [A][A] over its first copy, and training loss over tokens seen) and heads_<run>.png (each run's final head scores, first seed).
+
+`heads` scores the heads of one checkpoint, as the experiment scores each final model: on batches of
+repeated random tokens [A][A] (helpers/induction.py), each head's previous-token, duplicate-token and
+induction scores (mean attention on TransformerLens's detection patterns), and the model's loss on the
+first and the repeated half. It writes heads.png (a heat map per score) and heads.json.
 """
 
 import json
@@ -25,17 +32,69 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
+
+import numpy as np
+
+from helpers.checkpoint import atomic_write_text, model_from_checkpoint, read_metrics, read_model
+from helpers.config import UserError, configure, main_guard
+from helpers.induction import head_scores
+from helpers.launch import train_or_reuse
+from helpers.plotting import distinct_styles, plot_head_scores, plt, run_title, save, wrap
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)  # the repository: model, helpers
 
-import numpy as np  # noqa: E402
 
-from helpers.checkpoint import atomic_write_text, model_from_checkpoint, read_metrics, read_model  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.launch import train_or_reuse  # noqa: E402
-from helpers.plotting import distinct_styles, plt, save, wrap  # noqa: E402
-from tools.heads import HeadsConfig, score_run  # noqa: E402
+# -----------------------------------------------------------------------------
+# Head scores of one model: `heads`, and each run's final model in the experiment
 
+@dataclass
+class HeadsConfig:
+    out_dir: str = "out-induction/synthetic/attn_only_2l_s0"  # run folder holding ckpt.pt
+    init_from: str = "resume"  # "resume": out_dir's checkpoint; or a checkpoint file, run folder, gpt2, HF dir
+    plot_dir: str = ""  # where heads.png and heads.json go; "" means plots/heads
+    half: int = 0  # tokens in A; 0: block_size // 2
+    batch: int = 32  # [A][A] sequences scored
+    seed: int = 0  # seeds the random tokens
+    device: str = "cpu"  # "cpu", "cuda", ...
+
+
+def score_run(model, vocab_size, cfg, title, plot_dir):
+    """Score model's heads, write heads.json and heads.png into plot_dir; returns (scores, paths)."""
+    if cfg.half < 0 or 2 * cfg.half > model.config.block_size:
+        raise UserError(f"half must be 1..{model.config.block_size // 2} (two copies fit in the context), "
+                        f"or 0 for that maximum; got {cfg.half}")
+    if cfg.batch < 1:
+        raise UserError(f"batch must be >= 1, got {cfg.batch}")
+    scores = head_scores(model, vocab_size, cfg.half or None, cfg.batch, cfg.seed)
+    os.makedirs(plot_dir, exist_ok=True)
+    path_json = os.path.join(plot_dir, "heads.json")
+    atomic_write_text(path_json, json.dumps({"half": cfg.half or model.config.block_size // 2, "batch": cfg.batch,
+                                             "seed": cfg.seed, **scores}, indent=1))
+    loss = f"loss on A {scores['first_half_loss']:.3f}, on its repeat {scores['repeat_loss']:.3f}"
+    path_png = plot_head_scores(scores, os.path.join(plot_dir, "heads.png"),
+                                f"{title}\nhead scores on repeated random tokens [A][A]; {loss}")
+    return scores, [path_png, path_json]
+
+
+def heads(argv):
+    """`heads`: score one checkpoint's heads on [A][A], write heads.png and heads.json."""
+    (cfg,), _ = configure([HeadsConfig()], argv, description=__doc__)
+    ckpt = read_model(cfg.init_from, cfg.out_dir)
+    model = model_from_checkpoint(ckpt).to(cfg.device)
+    vocab = ckpt["meta"]["vocab_size"] if ckpt.get("meta") else model.config.vocab_size  # the tokenizer's ids
+    title = run_title(cfg.out_dir) if cfg.init_from == "resume" else cfg.init_from
+    scores, paths = score_run(model, vocab, cfg, title, cfg.plot_dir or os.path.join(ROOT, "plots", "heads"))
+    best = max((v, i, h) for i, row in enumerate(scores["induction"]) for h, v in enumerate(row))
+    print(f"strongest induction head: layer {best[1]} head {best[2]}, score {best[0]:.3f}; "
+          f"loss on A {scores['first_half_loss']:.3f}, on its repeat {scores['repeat_loss']:.3f}")
+    for p in paths:
+        print(f"wrote {p}")
+
+
+# -----------------------------------------------------------------------------
+# The experiment: train the runs over seeds, score them, draw it over tokens seen
 
 @dataclass
 class InductionConfig:
@@ -180,10 +239,12 @@ def results_md(c, results, command):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["heads"]:
+        return heads(argv[1:])
     (c,), _ = configure([InductionConfig()], argv, description=__doc__)
     if not c.name or not c.runs:
         raise UserError("give a config that sets name and runs, e.g. python tools/induction.py "
-                        "config/induction_synthetic.py")
+                        "config/sweeps/induction_synthetic.py, or score one model: heads --out_dir=RUN")
     prepare_data(c)
     results = {"command": " ".join(["python tools/induction.py", *argv]), "prepare": f"python {c.prepare}",
                "seeds": list(c.seeds), "common": c.common, "runs": {}}

@@ -2,7 +2,7 @@
 Knowledge out of the model (design note 004, "Separation of Reason and Knowledge"), the whole table in
 one command:
 
-    python tools/knowledge.py config/knowledge.py
+    python tools/knowledge.py config/sweeps/knowledge.py
 
 1. writes the fixed world with prepare/world.py (once for every seed), unless it is there;
 2. for each seed trains, with train.py, unless a finished run with the same keys is there:
@@ -37,20 +37,22 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
+
+import numpy as np
+
+from helpers.checkpoint import atomic_write_text, load_checkpoint, model_from_checkpoint, read_metrics
+from helpers.config import UserError, configure, main_guard
+from helpers.knowledge import KIND, METRICS, knowledge_metrics, load_questions
+from helpers.launch import read_stamp, train_or_reuse
+from helpers.plotting import plt, save
+from prepare import world
+from prepare.common import get_tokenizer, text_docs, write_dataset
+from tools.compare import mean_std
+from tools.prime import args, evaluate_conditions, prepare_data
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)  # the repository: model, helpers, prepare, tools
-
-import numpy as np  # noqa: E402
-
-from helpers.checkpoint import atomic_write_text, load_checkpoint, model_from_checkpoint, read_metrics  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.knowledge import KIND, METRICS, knowledge_metrics, load_questions  # noqa: E402
-from helpers.launch import read_stamp, train_or_reuse  # noqa: E402
-from helpers.plotting import plt, save  # noqa: E402
-from prepare import world  # noqa: E402
-from prepare.common import get_tokenizer, text_docs, write_dataset  # noqa: E402
-from tools.compare import mean_std  # noqa: E402
-from tools.prime import args, evaluate_conditions, prepare_data  # noqa: E402
 
 ARMS = ("baseline", "forgetting", "continued", "context", "retrieval", "priming", "lora")
 RUNS = ("base", "forgetting", "continued", "priming", "lora")

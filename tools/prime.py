@@ -1,7 +1,7 @@
 """
 The priming experiment (design note 000), in one command:
 
-    python tools/prime.py config/priming_facts.py
+    python tools/prime.py config/sweeps/priming_facts.py
 
 1. writes the (document, prompt, answer) triples with prepare/priming.py, unless they are there;
 2. trains the base model on them with train.py (documents, then prompts and answers, so it learns to
@@ -29,20 +29,22 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
+
+import numpy as np
+import torch
+
+from helpers.checkpoint import atomic_write_text, load_checkpoint, model_from_checkpoint
+from helpers.config import UserError, configure, main_guard
+from helpers.data import Batches
+from helpers.evaluate import evaluate
+from helpers.launch import train_or_reuse
+from helpers.plotting import plt, save
+from prepare import priming as priming_data
+from prepare.common import get_tokenizer
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)  # the repository: model, helpers, prepare
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from helpers.checkpoint import atomic_write_text, load_checkpoint, model_from_checkpoint  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from helpers.data import Batches  # noqa: E402
-from helpers.evaluate import evaluate  # noqa: E402
-from helpers.launch import train_or_reuse  # noqa: E402
-from helpers.plotting import plt, save  # noqa: E402
-from prepare import priming as priming_data  # noqa: E402
-from prepare.common import get_tokenizer  # noqa: E402
 
 CONDITIONS = ("no_doc", "in_context", "primed", "primed_wrong_doc")
 

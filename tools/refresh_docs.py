@@ -39,50 +39,53 @@ EXPERIMENTS = {
     "analysis": Experiment("plots", ANALYSIS, "the commands of docs/analysis.md, 'The example figures'"),
     "compare_shakespeare_char": Experiment(
         "out-compare/shakespeare_char", ("results.md", "results.json", "val_loss.png", "position_loss.png"),
-        "python tools/compare.py config/compare_shakespeare_char.py"),
-    "compare_shakespeare_char_speed": Experiment("out-compare/shakespeare_char", ("bench.md",),
-                                                 "python tools/compare.py config/compare_shakespeare_char.py --bench=True"),
+        "python tools/compare.py config/sweeps/compare_shakespeare_char.py"),
+    "compare_shakespeare_char_speed": Experiment(
+        "out-compare/shakespeare_char", ("bench.md",),
+        "python tools/compare.py config/sweeps/compare_shakespeare_char.py --bench=True"),
     "compare_datasets": Experiment("out-compare/datasets", ("results.md", "results.json", "val_loss.png",
                                                             "position_loss.png"),
-                                   "python tools/compare.py config/compare_datasets.py"),
+                                   "python tools/compare.py config/sweeps/compare_datasets.py"),
     "grokking": Experiment("out-compare/grokking", ("results.md", "results.json", "accuracy.png", "val_loss.png"),
-                           "python tools/compare.py config/compare_grokking.py"),
+                           "python tools/compare.py config/sweeps/compare_grokking.py"),
     "shakespeare_char_tangent": Experiment(
         "out-compare/shakespeare_char_tangent", ("results.md", "results.json", "val_loss.png"),
-        "python tools/compare.py config/compare_shakespeare_char_tangent.py"),
+        "python tools/compare.py config/sweeps/compare_shakespeare_char_tangent.py"),
     "compare_compress_past": Experiment("out-compare/compress_past", ("results.md", "results.json", "val_loss.png",
                                                                       "position_loss.png"),
-                                        "python tools/compare.py config/compare_compress_past.py"),
+                                        "python tools/compare.py config/sweeps/compare_compress_past.py"),
     "induction_synthetic": Experiment(
         "out-induction/synthetic", INDUCTION + ("attention/attention.png", "patch/patch.png"),
-        "python tools/induction.py config/induction_synthetic.py, then the attention and patch commands of "
+        "python tools/induction.py config/sweeps/induction_synthetic.py, then the attention and patch commands of "
         "docs/induction.md"),
     "induction_synthetic_dense": Experiment(
         "out-induction/synthetic_dense",
         INDUCTION + ("attention/attention.png", "patch/patch.png", "path/path.png"),
-        "python tools/induction.py config/induction_synthetic_dense.py, then the attention, patch and path "
+        "python tools/induction.py config/sweeps/induction_synthetic_dense.py, then the attention, patch and path "
         "commands of docs/induction.md"),
     "induction_shakespeare_char": Experiment("out-induction/shakespeare_char", INDUCTION[:-1],
-                                             "python tools/induction.py config/induction_shakespeare_char.py"),
+                                             "python tools/induction.py config/sweeps/induction_shakespeare_char.py"),
     "induction_shakespeare_char_full": Experiment(
         "out-induction/shakespeare_char_full", ("results.md", "results.json", "training.png", "heads_full_2l.png"),
-        "python tools/induction.py config/induction_shakespeare_char.py --name=shakespeare_char_full "
+        "python tools/induction.py config/sweeps/induction_shakespeare_char.py --name=shakespeare_char_full "
         "--runs=\"{'full_2l': {'n_layer': 2}}\""),
     "compare_shakespeare_char_budget": Experiment(
         "out-compare/shakespeare_char_budget", ("results.md", "results.json", "val_loss.png"),
-        "python tools/compare.py config/compare_shakespeare_char_budget.py --seeds=\"(0,)\" --workers=2"),
+        "python tools/compare.py config/sweeps/compare_shakespeare_char_budget.py --seeds=\"(0,)\" --workers=2"),
     "compare_shakespeare_char_converged": Experiment(
         "out-compare/shakespeare_char_converged", ("results.md", "results.json", "val_loss.png", "position_loss.png"),
-        "python tools/compare.py config/compare_shakespeare_char_converged.py --workers=2"),
-    "sweep_speed": Experiment("out-bench-sweep", ("bench_sweep.md",),
-                              "python tools/bench_sweep.py config/compare_shakespeare_char.py --steps=600 --rounds=4"),
+        "python tools/compare.py config/sweeps/compare_shakespeare_char_converged.py --workers=2"),
+    "sweep_speed": Experiment(
+        "out-bench-sweep", ("bench_sweep.md",),
+        "python tools/bench_sweep.py config/sweeps/compare_shakespeare_char.py --steps=600 --rounds=4"),
     "priming_facts": Experiment("out-priming/facts", ("results.md", "results.json", "details.json", "conditions.png",
-                                                      "runs.png"), "python tools/prime.py config/priming_facts.py"),
+                                                      "runs.png"),
+                                "python tools/prime.py config/sweeps/priming_facts.py"),
     "priming_one_fact": Experiment("out-priming/one_fact", ("results.md", "results.json", "details.json",
                                                             "conditions.png"),
-                                   "python tools/prime.py config/priming_one_fact.py"),
+                                   "python tools/prime.py config/sweeps/priming_one_fact.py"),
     "knowledge_world": Experiment("out-knowledge/world", ("results.md", "results.json", "arms.png", "curves.png"),
-                                  "python tools/knowledge.py config/knowledge.py"),
+                                  "python tools/knowledge.py config/sweeps/knowledge.py"),
 }
 
 

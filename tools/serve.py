@@ -25,14 +25,15 @@ import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository: model, helpers
+if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
+    import _root  # noqa: F401
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch
+import torch.nn.functional as F
 
-from helpers.checkpoint import model_from_checkpoint, read_model  # noqa: E402
-from helpers.config import UserError, configure, main_guard  # noqa: E402
-from prepare.common import get_tokenizer  # noqa: E402
+from helpers.checkpoint import model_from_checkpoint, read_model
+from helpers.config import UserError, configure, main_guard
+from prepare.common import get_tokenizer
 
 
 @dataclass

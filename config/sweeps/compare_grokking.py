@@ -2,7 +2,7 @@
 # AdamW with weight decay 1.0 (config/grokking.py), AdamW without, and tangent without.
 # Each run stops at val acc >= 0.95 (target_val_acc) or at 1000 iterations (~4 min on one CPU thread).
 #   python prepare/modular.py
-#   python tools/compare.py config/compare_grokking.py
+#   python tools/compare.py config/sweeps/compare_grokking.py
 # docs/grokking.md has the results.
 
 name = "grokking"

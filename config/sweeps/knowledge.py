@@ -1,7 +1,7 @@
 # Knowledge out of the model (design note 004): a small GPT memorizes a fixed world of 300 people, then the
 # facts are supplied from outside (context, BM25 retrieval, priming bias layers, a LoRA adapter) or pushed
 # out of the weights (forget_weight); 3 seeds, every arm on the same val questions.
-#   python tools/knowledge.py config/knowledge.py
+#   python tools/knowledge.py config/sweeps/knowledge.py
 # Finished runs in out-knowledge/world/ are reused; the results go there too (docs/knowledge.md).
 
 name = "world"

@@ -1,7 +1,7 @@
 # The priming experiment (design note 000): a frozen base model that has learned to look
 # facts up in its context, primed with the document instead of reading it.
-#   python tools/prime.py config/priming_facts.py
-#   python tools/prime.py config/priming_facts.py --only="('pool_last',)"     # the main run and one variation
+#   python tools/prime.py config/sweeps/priming_facts.py
+#   python tools/prime.py config/sweeps/priming_facts.py --only="('pool_last',)"     # the main run and one variation
 # Finished runs in out-priming/facts/ are reused; the results go there too (docs/priming.md).
 
 name = "facts"

@@ -1,6 +1,6 @@
 # Induction heads on random tokens whose segments repeat at random distances and lengths (prepare/induction.py):
 # a 1-layer and a 2-layer attention-only model and a 2-layer full model, 3 seeds. docs/induction.md has the results.
-#   python tools/induction.py config/induction_synthetic.py
+#   python tools/induction.py config/sweeps/induction_synthetic.py
 
 name = "synthetic"
 prepare = "prepare/induction.py"  # its defaults: 128 tokens, 65-token documents, 35% of targets in a repeat

@@ -1,6 +1,6 @@
 # Seed 004's "effect of training on different datasets": the same small GPT trained on each dataset
 # that is available locally, compared in bits per byte (val_bpb), which does not depend on the
-# tokenizer (loss per token does). Run with `python tools/compare.py config/compare_datasets.py`, which
+# tokenizer (loss per token does). Run with `python tools/compare.py config/sweeps/compare_datasets.py`, which
 # trains every run and writes the table and plots to out-compare/datasets/. Prepare the data first,
 # from the repo root (offline):
 #

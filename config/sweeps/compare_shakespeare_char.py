@@ -1,8 +1,8 @@
 # Every research variant of model.py against the GPT-2 baseline, at the size of nanoGPT's CPU recipe
 # (4 layers, 4 heads, 128 wide, 64-token context, batch 12) on tiny Shakespeare characters.
 #   python prepare/shakespeare_char.py --input ../shared/data/tinyshakespeare.txt
-#   python tools/compare.py config/compare_shakespeare_char.py
-#   python tools/compare.py config/compare_shakespeare_char.py --seeds="(0,)"        # one seed, ~1/3 of the time
+#   python tools/compare.py config/sweeps/compare_shakespeare_char.py
+#   python tools/compare.py config/sweeps/compare_shakespeare_char.py --seeds="(0,)"        # one seed, ~1/3 of the time
 # Finished runs in out-compare/shakespeare_char/ are reused: adding seeds later trains only the new ones.
 # docs/variants.md has the results.
 
