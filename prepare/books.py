@@ -19,8 +19,6 @@ that holds out whole books: 0.34 keeps one of the three local books for val. See
 prepare/pipeline.py for the common options.
 """
 
-import os
-import sys
 
 if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
     import _root  # noqa: F401

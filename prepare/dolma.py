@@ -18,8 +18,6 @@ their ends), one document from each file in turn. Documents are stripped; the en
 follows each. See prepare/pipeline.py for the common options.
 """
 
-import os
-import sys
 
 if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
     import _root  # noqa: F401

@@ -22,10 +22,8 @@ sequence as the model learns to copy from the facts, and answer tokens far below
 """
 
 import argparse
-import os
 import random
 import string
-import sys
 
 if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
     import _root  # noqa: F401

@@ -19,7 +19,6 @@ windows start anywhere, and a copy's source is at most max_distance tokens back.
 """
 
 import argparse
-import os
 import sys
 
 import numpy as np

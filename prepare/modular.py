@@ -16,7 +16,6 @@ val (0.3 as in Nanda et al.). Each split is written in (a, b) order.
 """
 
 import argparse
-import os
 import random
 import sys
 

@@ -15,8 +15,6 @@ separated by lines `<|endoftext|>` (a file's end also ends a page). Pages are st
 token follows each. See prepare/pipeline.py for the common options.
 """
 
-import os
-import sys
 
 if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
     import _root  # noqa: F401

@@ -6,8 +6,6 @@ characters as shakespeare_char, encoded with tiktoken's GPT-2 encoding.
 """
 
 import argparse
-import os
-import sys
 
 if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
     import _root  # noqa: F401

@@ -9,8 +9,6 @@ text, sorted. The text is one document, so there is no end-of-text token.
 """
 
 import argparse
-import os
-import sys
 
 if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
     import _root  # noqa: F401

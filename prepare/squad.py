@@ -26,8 +26,6 @@ goes to val with all its questions, so no val context is seen in training. See p
 for the common options.
 """
 
-import os
-import sys
 
 if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
     import _root  # noqa: F401

@@ -14,8 +14,6 @@ split with `--input train=a.txt val=b.txt`. .jsonl/.json/.parquet files are read
 See prepare/pipeline.py for the common options.
 """
 
-import os
-import sys
 
 if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
     import _root  # noqa: F401

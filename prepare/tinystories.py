@@ -14,8 +14,6 @@ the one before (no story is cut in two unless it has such a paragraph inside). S
 the end-of-text token follows each one. See prepare/pipeline.py for the options.
 """
 
-import os
-import sys
 
 if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
     import _root  # noqa: F401

@@ -15,8 +15,6 @@ the articles of a split joined back together are the original text. Text before 
 forms a document of its own if it is not blank. See prepare/pipeline.py for the common options.
 """
 
-import os
-import sys
 
 if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
     import _root  # noqa: F401

@@ -160,7 +160,6 @@ def test_refresh_docs_copies_what_exists_and_names_the_command_for_the_rest(tmp_
     assert "python train.py" in capsys.readouterr().out
 
 
-<<<<<<< HEAD
 def documented_keys(path, section="## Every key"):
     """The keys of a doc's key tables: the `backticked` names in the first cell of every table row between
     `section` and the next `## ` heading (header and separator rows hold none)."""
@@ -181,7 +180,8 @@ def test_training_md_tables_list_every_config_key_and_no_other():
     missing, stale = sorted(fields - documented), sorted(documented - fields)
     assert not missing, f"docs/training.md#every-key has no row for {missing}: add one with its default and meaning"
     assert not stale, f"docs/training.md#every-key has rows for keys that no longer exist: {stale}"
-=======
+
+
 def layout_row(folder):
     """The README's "Where things are" table: the description in the row of `folder` (e.g. "helpers/")."""
     m = re.search(rf"^\| `{re.escape(folder)}` \| (.*) \|$", open(os.path.join(ROOT, "README.md")).read(), re.M)
@@ -209,4 +209,3 @@ def test_the_helpers_package_docstring_lists_every_helpers_module():
     import helpers
 
     assert_names_exactly(set(re.findall(r"^    (\w+)  ", helpers.__doc__, re.M)), "helpers", "helpers/__init__.py")
->>>>>>> periphery

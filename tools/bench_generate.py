@@ -12,8 +12,6 @@ position each step (a peer in this process); "last position" computes it where s
 Random weights: speed does not depend on them. Prints a markdown table and writes nothing.
 """
 
-import os
-import sys
 import time
 from dataclasses import dataclass
 

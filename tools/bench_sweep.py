@@ -15,7 +15,6 @@ minutes does not bias it. Writes <out>/bench_sweep.md.
 
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 

@@ -25,7 +25,6 @@ accuracy.png draws every seed's train and val accuracy.
 import json
 import math
 import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field

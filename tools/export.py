@@ -13,7 +13,6 @@ line. A model trained without biases (bias=False) gets zero biases, which comput
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass, fields
 
 if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)

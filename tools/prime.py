@@ -24,7 +24,6 @@ again with the same keys.
 
 import json
 import os
-import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
