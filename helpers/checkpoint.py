@@ -77,9 +77,9 @@ def load_checkpoint(path):
     return ckpt
 
 
-def model_from_checkpoint(ckpt):
-    """A GPT built from a checkpoint's config, with its weights."""
-    model = GPT(GPTConfig(**ckpt["model_args"]))
+def model_from_checkpoint(ckpt, **overrides):
+    """A GPT built from a checkpoint's config (overrides: keys that change no weight, e.g. attn_impl), with its weights."""
+    model = GPT(GPTConfig(**{**ckpt["model_args"], **overrides}))
     model.load_state_dict(ckpt["model"])
     return model
 

@@ -307,10 +307,27 @@ def test_attention_sum_power_scales_the_weights():
     (dict(mlp_act="tanh"), "mlp_act must be one of"),
     (dict(logit_softcap=-1.0), "logit_softcap"),
     (dict(attn_only=True, mlp_act="swiglu"), "attn_only removes"),
+    (dict(attn_gate=True, lora_rank=2), "attn_gate adds gates that lora_rank would freeze"),
 ])
 def test_impossible_combinations_fail_at_config_time(bad, msg):
     with pytest.raises(ValueError, match=msg):
         GPTConfig(**{**BASE, **bad})
+
+
+def test_attn_gate_closes_a_head_per_token_and_a_closed_gate_silences_attention():
+    model = make("attn_gate")
+    idx = torch.randint(0, 50, (2, 10))
+    names = ["transformer.h.0.attn.hook_gate", "transformer.h.0.hook_attn_out"]
+    _, cache = model.run_with_cache(idx, names)
+    gate = cache[names[0]]
+    assert gate.shape == (2, 10, 2) and 0 < gate.min() and gate.max() < 1  # one gate per token and head
+    attn = model.transformer.h[0].attn
+    with torch.no_grad():  # every gate shut: the heads write nothing, c_proj adds only its bias
+        attn.c_gate.weight.zero_()
+        attn.c_gate.bias.fill_(-1e4)
+    _, cache = model.run_with_cache(idx, names)
+    assert torch.equal(cache[names[0]], torch.zeros(2, 10, 2))
+    torch.testing.assert_close(cache[names[1]], attn.c_proj.bias.expand(2, 10, -1))
 
 
 def test_prefix_lm_needs_prefix_lengths():

@@ -114,11 +114,10 @@ class PatchConfig:
 def load(cfg, ckpt_cfg):
     """(model, tokenizer): float32, eval mode, manual attention (so patterns can be read)."""
     ckpt = read_model(ckpt_cfg.init_from, cfg.out_dir, ckpt_cfg.ckpt)
-    model = model_from_checkpoint(ckpt).to(ckpt_cfg.device).eval()
+    model = model_from_checkpoint(ckpt, attn_impl="manual").to(ckpt_cfg.device).eval()
     if model.config.prefix_lm:
         raise UserError("analyze.py does not read prefix_lm checkpoints yet (their forward pass needs each "
                         "text's prefix length)")
-    model.config.attn_impl = "manual"
     return model, get_tokenizer(ckpt["meta"])
 
 

@@ -51,6 +51,8 @@ EXPERIMENTS = {
     "shakespeare_char_tangent": Experiment(
         "out-compare/shakespeare_char_tangent", ("results.md", "results.json", "val_loss.png"),
         "python tools/compare.py config/sweeps/compare_shakespeare_char_tangent.py"),
+    "compare_attn_gate": Experiment("out-compare/attn_gate", ("results.md", "results.json", "val_loss.png"),
+                                    "python tools/compare.py config/sweeps/compare_attn_gate.py"),
     "compare_compress_past": Experiment("out-compare/compress_past", ("results.md", "results.json", "val_loss.png",
                                                                       "position_loss.png"),
                                         "python tools/compare.py config/sweeps/compare_compress_past.py"),
