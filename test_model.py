@@ -249,3 +249,16 @@ def test_patching_values_reaches_the_head_outputs():
     with m.hooks({"transformer.h.0.attn.hook_v": torch.zeros_like}):
         _, cache = m.run_with_cache(torch.randint(0, 50, (1, 8)), ["transformer.h.0.attn.hook_z"])
     assert torch.equal(cache["transformer.h.0.attn.hook_z"], torch.zeros(1, 2, 8, 16))
+
+
+@pytest.mark.parametrize("variant", [{}, dict(rotary=True)])
+def test_the_attention_path_is_chosen_per_call_and_the_config_is_left_alone(variant):
+    m = tiny(**variant)
+    seen = []
+    m.transformer.h[0].attn.hook_pattern.register_forward_hook(lambda mod, inp, out: seen.append(out))
+    idx = torch.randint(0, 50, (1, 10))
+    fused, _ = m(idx)
+    assert not seen  # the fused kernel has no pattern to show
+    manual, _ = m(idx, attn_impl="manual")
+    assert len(seen) == 1 and m.config.attn_impl == "sdpa"
+    torch.testing.assert_close(manual, fused, rtol=0, atol=1e-5)
