@@ -482,10 +482,11 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
 # 2. The variants
 #
 # Each GPTConfig flag below GPT-2's own keys changes one or more named steps of the GPT-2 classes, in a
-# subclass per level: VariantAttention (project, position, keys, mask, extra_keys, attend), the MLPs
-# (the activation), VariantBlock (residual, attn_only) and VariantGPT (embed, the layer loop, head).
-# model_class picks the classes a config needs, so a model with every flag off is part 1 alone. A
-# comment at each step names the variant, its section of docs/variants.md and the mechanism.
+# subclass per level: VariantAttention (project, position, keys, mask, extra_keys, gate, manual_attention),
+# the MLPs (the activation), VariantBlock (residual, attn_only) and VariantGPT (embed, the layer loop,
+# head). What a later layer needs from an earlier one is returned up to the loop, which passes it on
+# (cross_layer_kv's borrowed keys). model_class picks the classes a config needs, so a model with every
+# flag off is part 1 alone. A comment at each step names the variant, its docs section and the mechanism.
 # =====================================================================================================
 
 # the flags whose non-default value needs the variant classes (mlp_act and the part-3 additions do not)
@@ -605,7 +606,7 @@ def check_model_config(c):
 class VariantAttention(CausalSelfAttention):
     """GPT-2's attention cut into named steps that the variants change:
 
-        project -> split heads -> position -> hooks -> keys (cache) -> mask -> extra_keys -> attend -> c_proj
+        project -> split heads -> position -> hooks -> keys (cache) -> mask -> extra_keys -> attend -> gate -> c_proj
 
     forward also returns this layer's keys and values, which cross_layer_kv lends to the next layer.
     """
