@@ -35,7 +35,9 @@ def write_error(e, path):
     """An OSError while writing path as a UserError: what happened, in the system's words, where, and
     what to do."""
     what = (e.strerror or str(e)).lower()
-    todo = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a folder you can write to"
+    todo = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else \
+        "raise the file-size limit (ulimit -f)" if e.errno == errno.EFBIG else \
+        "choose a folder you can write to"
     kept = f"; the {os.path.basename(path)} there before is untouched" if os.path.isfile(path) else ""
     return UserError(f"{what} while writing {path}: {todo} and run again{kept}")
 

@@ -27,15 +27,21 @@ from model import GPTConfig
 
 class UserError(Exception):
     """Bad input from the user: printed as one line, no traceback (see `main_guard`)."""
+    status = 2  # the exit status main_guard gives it
+
+
+class Interrupted(UserError):
+    """Ctrl-C, said in one line (what was kept), with the shell's exit status for SIGINT."""
+    status = 130
 
 
 def main_guard(main):
-    """Run main(); turn UserError into `error: ...` on stderr and exit status 2."""
+    """Run main(); turn UserError into `error: ...` on stderr and its exit status (2; Interrupted: 130)."""
     try:
         main()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(e.status)
 
 
 def field_comments(cls):
