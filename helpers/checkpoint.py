@@ -42,6 +42,14 @@ def write_error(e, path):
     return UserError(f"{what} while writing {path}: {todo} and run again{kept}")
 
 
+def os_error_in(e):
+    """The OSError behind e, if any: torch.save reports a write that failed (a full disk, the file-size
+    limit) as a RuntimeError from its zip writer, raised while handling the OSError."""
+    while e is not None and not isinstance(e, OSError):
+        e = e.__cause__ or e.__context__
+    return e
+
+
 def atomic_write(path, write):
     """write(tmp_path), then rename onto path: readers see the old file or the new one, never half.
     If anything fails the temp file is removed; a full disk or a missing permission is one line."""
@@ -52,8 +60,8 @@ def atomic_write(path, write):
     except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
-        if isinstance(e, OSError):
-            raise write_error(e, path) from None
+        if isinstance(e, Exception) and os_error_in(e) is not None:
+            raise write_error(os_error_in(e), path) from None
         raise
 
 

@@ -25,7 +25,7 @@ if __name__ == "__main__":  # run as a script: put the repository root on sys.pa
 
 import torch
 
-from helpers.checkpoint import model_from_checkpoint, read_model, write_error
+from helpers.checkpoint import model_from_checkpoint, os_error_in, read_model, write_error
 from helpers.config import Interrupted, UserError, configure, main_guard
 from model import GPTConfig, swap_conv1d
 
@@ -141,8 +141,8 @@ def export(model, meta, path, overwrite=False, source=None):
                 shutil.rmtree(d, ignore_errors=True)
         if isinstance(e, KeyboardInterrupt):
             raise Interrupted(f"interrupted: nothing written at {path}") from None
-        if isinstance(e, OSError):
-            raise write_error(e, path) from None
+        if isinstance(e, Exception) and os_error_in(e) is not None:
+            raise write_error(os_error_in(e), path) from None
         if isinstance(e, Exception):  # e.g. safetensors' own error for a full disk, which is no OSError
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise UserError(f"could not write {path} ({type(e).__name__}: {first}): nothing was written there; "
