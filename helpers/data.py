@@ -116,7 +116,7 @@ class Batches:
     def __init__(self, data_dir, meta, block_size, batch_size, device, respect_doc_boundaries=True, prefix_lm=False):
         self.paths = {s: os.path.join(data_dir, f"{s}.bin") for s in ("train", "val")}
         self.dtype = np.dtype(meta["dtype"])
-        self.vocab_size = meta["vocab_size"]  # every id in a batch is checked against it (a bin changed since)
+        self.vocab_size = meta.get("vocab_size")  # every id in a batch is checked against it (a bin changed since)
         self.block_size, self.batch_size, self.device, self.prefix_lm = block_size, batch_size, device, prefix_lm
         for split in ("train", "val"):
             n = meta["splits"][split]["tokens"]
@@ -190,7 +190,7 @@ class Batches:
         # (B, T + 1): one gather for the whole batch, not a Python loop of slices
         idx = starts[:, None] + np.arange(T + 1)
         w = torch.from_numpy(data[idx if d is None else np.minimum(idx, len(data) - 1)].astype(np.int64))
-        if w.numel() and int(w.max()) >= self.vocab_size:  # the start-up check reads only the bins' ends
+        if self.vocab_size is not None and w.numel() and int(w.max()) >= self.vocab_size:  # the start-up check reads only the bins' ends
             raise UserError(f"{self.paths[split]} holds token id {int(w.max())}, beyond the data's vocabulary "
                             f"({self.vocab_size} tokens in meta.json): the bins and meta.json do not match: "
                             f"prepare the data again")

@@ -420,3 +420,35 @@ def test_each_bad_input_gets_the_documented_line(name, facts_dir, tiny_run, tmp_
     if message.startswith("error:"):
         assert printed.rstrip().endswith(lines[0].strip())  # the last thing said: no traceback after it
         assert not os.path.exists(out) or not os.listdir(out)  # nothing written
+
+
+def test_a_bad_id_the_start_up_check_misses_is_caught_by_the_batch_that_reads_it(facts_dir, tmp_path):
+    """check_token_ids reads only the ends of a bin; an id in the middle is one line when a batch reads it."""
+    from helpers.config import UserError
+    from helpers.data import Batches, check_token_ids
+
+    data = copy(facts_dir, tmp_path / "data")
+    meta = json.load(open(f"{data}/meta.json"))
+    ids = np.fromfile(f"{data}/train.bin", dtype=np.uint16)
+    ids[:] = np.minimum(ids, 57)
+    ids[len(ids) // 2] = 70
+    ids.tofile(f"{data}/train.bin")
+    check_token_ids(data, meta, 58, sample=16)  # not in the first or last 16 tokens: not seen here
+    batches = Batches(data, meta, 32, 64, "cpu", respect_doc_boundaries=False)
+    gen = torch.Generator().manual_seed(0)
+    with pytest.raises(UserError, match=r"train.bin holds token id 70, beyond the data's vocabulary \(58 tokens"):
+        for _ in range(200):
+            batches.get("train", gen)
+
+
+def test_a_latin1_text_prepares_with_its_encoding_and_a_too_short_one_is_refused(tmp_path, capsys):
+    from prepare import shakespeare_char
+
+    (tmp_path / "old.txt").write_bytes("Fran\u00e7ois, caf\u00e9.\n".encode("latin-1") * 50)
+    shakespeare_char.main(["--input", str(tmp_path / "old.txt"), "--out", str(tmp_path / "data"),
+                           "--encoding=latin-1"])
+    assert "\u00e7" in json.load(open(tmp_path / "data" / "meta.json"))["chars"]
+    (tmp_path / "one.txt").write_text("a")
+    with pytest.raises(SystemExit, match="has 1 character.*too few to split into train and val"):
+        shakespeare_char.main(["--input", str(tmp_path / "one.txt"), "--out", str(tmp_path / "one")])
+    assert not os.path.exists(tmp_path / "one")
