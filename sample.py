@@ -10,6 +10,7 @@ Sample from a trained model, or find its most likely continuation with beam sear
 The checkpoint carries its dataset's meta (tokenizer and vocabulary), so no data directory is needed.
 """
 
+import math
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -23,6 +24,11 @@ from helpers.data import encode
 from prepare.common import get_tokenizer
 
 
+# Temperatures below this sample as greedy decoding: logits / 1e-300 overflow to inf and NaN, and
+# anything this cold picks the most likely token anyway.
+GREEDY_BELOW = 1e-5
+
+
 @dataclass
 class SampleConfig:
     init_from: str = "resume"  # "resume": the checkpoint in out_dir; or gpt2..gpt2-xl, an HF directory, a run folder
@@ -31,7 +37,7 @@ class SampleConfig:
     start: str = "\n"  # prompt text, or FILE:path to read it from a file
     num_samples: int = 3  # how many samples to draw (greedy decoding, temperature 0, gives one)
     max_new_tokens: int = 300  # tokens generated per sample
-    temperature: float = 0.8  # 1.0 samples the model's distribution; lower is more conservative; 0 is greedy
+    temperature: float = 0.8  # 1.0 samples the model's distribution; lower is more conservative; 0 (or below 1e-5) is greedy
     top_k: int = 0  # keep only the k most likely tokens (0: no limit)
     top_p: float = 1.0  # keep the smallest set of tokens whose probability reaches p (1.0: no limit)
     seed: int = 1337  # sampling seed
@@ -45,7 +51,7 @@ def check_sample_config(c):
     """Reject options that would sample something other than asked, before the checkpoint is read."""
     if c.dtype not in ("float32", "bfloat16"):
         raise UserError(f"dtype must be float32 or bfloat16, got {c.dtype!r}")
-    if c.temperature < 0:
+    if not 0 <= c.temperature < math.inf:  # (NaN fails every comparison)
         raise UserError(f"temperature must be >= 0 (0: greedy), got {c.temperature}")
     if not 0 < c.top_p <= 1:
         raise UserError(f"top_p must be in (0, 1] (1: no limit), got {c.top_p}")
@@ -83,6 +89,10 @@ def main(argv=None):
     (cfg,), _ = configure([SampleConfig()], argv, description=__doc__)
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     check_sample_config(cfg)
+    temperature = cfg.temperature
+    if 0 < temperature < GREEDY_BELOW:  # too cold to divide by: greedy, which it is in effect anyway
+        print(f"temperature {temperature:g} is below {GREEDY_BELOW:g}: decoding greedily (as temperature=0)")
+        temperature = 0.0
     ckpt = read_model(cfg.init_from, cfg.out_dir, cfg.ckpt)
     model = model_from_checkpoint(ckpt).to(device).eval()
     tok = get_tokenizer(ckpt["meta"])
@@ -107,8 +117,8 @@ def main(argv=None):
                 print(f"--------------- total log-probability {score.item():.3f}")
             return
         # greedy decoding has one answer: print it once
-        for _ in range(1 if cfg.temperature == 0 else cfg.num_samples):
-            y = model.generate(x, cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k or None,
+        for _ in range(1 if temperature == 0 else cfg.num_samples):
+            y = model.generate(x, cfg.max_new_tokens, temperature=temperature, top_k=cfg.top_k or None,
                                top_p=cfg.top_p, generator=gen, priming=state)
             print(tok.decode(y[0].tolist()))
             print("---------------")

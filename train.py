@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from helpers.checkpoint import (build_model, resolve_model, restore_rng, save_checkpoint, save_metrics_row,
                                 start_run_folder)
-from helpers.config import MAIN_JOB_MODEL, TrainConfig, check_train_config, configure, main_guard
+from helpers.config import MAIN_JOB_MODEL, Interrupted, TrainConfig, check_train_config, configure, main_guard
 from helpers.data import Batches, dataset_dir, forward_kwargs, load_meta
 from helpers.device import end_ddp, from_rank0, setup_ddp, setup_device
 from helpers.evaluate import evaluate, unigram_distribution
@@ -158,59 +158,66 @@ def main(argv=None):
     since_eval = (time.time(), iter_num)  # to time training iterations without the evals
     stop = False  # an extra's rule says the run is done (target_val_loss reached)
     skipped = 0  # steps skipped for a non-finite loss or gradient (skip_nonfinite)
-    while True:
-        lr = get_lr(iter_num, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group["lr_ratio"]
+    ckpt_path = os.path.join(out_dir, "ckpt.pt")
+    saved = iter_num if resumed else None  # the iteration out_dir/ckpt.pt holds for this run (Ctrl-C says it)
+    try:
+        while True:
+            lr = get_lr(iter_num, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr * group["lr_ratio"]
 
-        # evaluate at 0, every eval_interval and at the end (a resumed run already did its first one)
-        eval_now = cfg.eval_only or ((iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters)
-                                     and not (resumed and iter_num == start_iter))
-        if master and eval_now:
-            t_eval, iters = time.time(), iter_num - since_eval[1]
-            # the plain model, not the compiled or DDP-wrapped one: evals run rarely and with other shapes
-            m = evaluate(model, batches, cfg.eval_iters, ctx, cfg.seed, bytes_per_token, unigram)
-            elapsed = time.time() - t_start
-            row = {"iter": iter_num, "train_loss": m["train_loss"], "val_loss": m["val_loss"],
-                   "train_bpb": m["train_bpb"], "val_bpb": m["val_bpb"], "train_acc": m["train_acc"],
-                   "val_acc": m["val_acc"], "lr": lr, "elapsed_s": round(elapsed, 3),
-                   "tokens": iter_num * tokens_per_iter,
-                   "tok_per_s": (iter_num - start_iter) * tokens_per_iter / max(elapsed, 1e-9),
-                   "ms_per_iter": round(1000 * (t_eval - since_eval[0]) / iters, 3) if iters else None,
-                   "mean_p": m["mean_p"], "unigram_kl": m.get("unigram_kl"), "position_loss": m["position_loss"],
-                   "position_count": m["position_count"],  # icl_score: late loss minus early (docs/induction.md)
-                   "icl_score": icl_score(m["position_loss"]), **extras.metrics(model)}  # e.g. head_scores
-            print(f"eval {iter_num}: train loss {m['train_loss']:.4f}, val loss {m['val_loss']:.4f} "
-                  f"({m['val_bpb']:.3f} bits/byte), mean p {m['mean_p']:.3f}, val acc {m['val_acc']:.3f}"
-                  + extras.summary(row))
-            stop = extras.should_stop(row)  # e.g. the race: target_val_loss reached (it records the time)
-            if cfg.eval_only:
+            # evaluate at 0, every eval_interval and at the end (a resumed run already did its first one)
+            eval_now = cfg.eval_only or ((iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters)
+                                         and not (resumed and iter_num == start_iter))
+            if master and eval_now:
+                t_eval, iters = time.time(), iter_num - since_eval[1]
+                # the plain model, not the compiled or DDP-wrapped one: evals run rarely and with other shapes
+                m = evaluate(model, batches, cfg.eval_iters, ctx, cfg.seed, bytes_per_token, unigram)
+                elapsed = time.time() - t_start
+                row = {"iter": iter_num, "train_loss": m["train_loss"], "val_loss": m["val_loss"],
+                       "train_bpb": m["train_bpb"], "val_bpb": m["val_bpb"], "train_acc": m["train_acc"],
+                       "val_acc": m["val_acc"], "lr": lr, "elapsed_s": round(elapsed, 3),
+                       "tokens": iter_num * tokens_per_iter,
+                       "tok_per_s": (iter_num - start_iter) * tokens_per_iter / max(elapsed, 1e-9),
+                       "ms_per_iter": round(1000 * (t_eval - since_eval[0]) / iters, 3) if iters else None,
+                       "mean_p": m["mean_p"], "unigram_kl": m.get("unigram_kl"), "position_loss": m["position_loss"],
+                       "position_count": m["position_count"],  # icl_score: late loss minus early (docs/induction.md)
+                       "icl_score": icl_score(m["position_loss"]), **extras.metrics(model)}  # e.g. head_scores
+                print(f"eval {iter_num}: train loss {m['train_loss']:.4f}, val loss {m['val_loss']:.4f} "
+                      f"({m['val_bpb']:.3f} bits/byte), mean p {m['mean_p']:.3f}, val acc {m['val_acc']:.3f}"
+                      + extras.summary(row))
+                stop = extras.should_stop(row)  # e.g. the race: target_val_loss reached (it records the time)
+                if cfg.eval_only:
+                    break
+                save_metrics_row(out_dir, row)
+                # a non-finite eval is never the best, and its model is never saved
+                if math.isfinite(m["val_loss"]) and (m["val_loss"] < best_val_loss or cfg.always_save_checkpoint):
+                    best_val_loss = min(best_val_loss, m["val_loss"])
+                    if iter_num > 0:
+                        save_checkpoint(ckpt_path, model, optimizer, config_record, meta, iter_num, best_val_loss,
+                                        gen, device_type)
+                        saved = iter_num
+                        print(f"saved {ckpt_path}")
+                since_eval = (time.time(), iter_num)
+            if ddp and eval_now and extras.can_stop:  # all stop when rank 0's extras say so
+                stop = from_rank0(stop, device)
+            if iter_num >= cfg.max_iters or cfg.eval_only or stop:
                 break
-            save_metrics_row(out_dir, row)
-            # a non-finite eval is never the best, and its model is never saved
-            if math.isfinite(m["val_loss"]) and (m["val_loss"] < best_val_loss or cfg.always_save_checkpoint):
-                best_val_loss = min(best_val_loss, m["val_loss"])
-                if iter_num > 0:
-                    ckpt_path = os.path.join(out_dir, "ckpt.pt")
-                    save_checkpoint(ckpt_path, model, optimizer, config_record, meta, iter_num, best_val_loss,
-                                    gen, device_type)
-                    print(f"saved {ckpt_path}")
-            since_eval = (time.time(), iter_num)
-        if ddp and eval_now and extras.can_stop:  # all stop when rank 0's extras say so
-            stop = from_rank0(stop, device)
-        if iter_num >= cfg.max_iters or cfg.eval_only or stop:
-            break
 
-        t0 = time.time()
-        loss, finite = train_step(loss_model, optimizer, scaler, get_batch, grad_accum, ctx, cfg.grad_clip, ddp,
-                                  cfg.grad_projection)
-        iter_num += 1
-        skipped = count_nonfinite(finite, loss, iter_num, skipped, cfg)  # stops a diverging run
-        if master and (iter_num % cfg.log_interval == 0 or iter_num == cfg.max_iters):
-            lossf = loss.item()  # waits for the device, so dt is the whole step: only when we print
-            dt = time.time() - t0
-            print(f"iter {iter_num}/{cfg.max_iters}: loss {lossf:.4f}, lr {lr:.2e}, {dt * 1000:.1f} ms/iter, "
-                  f"{tokens_per_iter / dt:,.0f} tok/s, ETA {(cfg.max_iters - iter_num) * dt / 60:.1f} min")
+            t0 = time.time()
+            loss, finite = train_step(loss_model, optimizer, scaler, get_batch, grad_accum, ctx, cfg.grad_clip, ddp,
+                                      cfg.grad_projection)
+            iter_num += 1
+            skipped = count_nonfinite(finite, loss, iter_num, skipped, cfg)  # stops a diverging run
+            if master and (iter_num % cfg.log_interval == 0 or iter_num == cfg.max_iters):
+                lossf = loss.item()  # waits for the device, so dt is the whole step: only when we print
+                dt = time.time() - t0
+                print(f"iter {iter_num}/{cfg.max_iters}: loss {lossf:.4f}, lr {lr:.2e}, {dt * 1000:.1f} ms/iter, "
+                      f"{tokens_per_iter / dt:,.0f} tok/s, ETA {(cfg.max_iters - iter_num) * dt / 60:.1f} min")
+    except KeyboardInterrupt:  # Ctrl-C: one line saying where the progress is (a save cut short left the last one)
+        held = f"{ckpt_path} holds iteration {saved} (resume with --init_from=resume)" if saved is not None else \
+            "no checkpoint of this run yet, so there is nothing to resume"
+        raise Interrupted(f"interrupted at iteration {iter_num}: {held}") from None
 
     # --- plots: loss per position, loss curves, mean probability of the target ---
     if writes:

@@ -35,9 +35,19 @@ def write_error(e, path):
     """An OSError while writing path as a UserError: what happened, in the system's words, where, and
     what to do."""
     what = (e.strerror or str(e)).lower()
-    todo = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a folder you can write to"
+    todo = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else \
+        "raise the file-size limit (ulimit -f)" if e.errno == errno.EFBIG else \
+        "choose a folder you can write to"
     kept = f"; the {os.path.basename(path)} there before is untouched" if os.path.isfile(path) else ""
     return UserError(f"{what} while writing {path}: {todo} and run again{kept}")
+
+
+def os_error_in(e):
+    """The OSError behind e, if any: torch.save reports a write that failed (a full disk, the file-size
+    limit) as a RuntimeError from its zip writer, raised while handling the OSError."""
+    while e is not None and not isinstance(e, OSError):
+        e = e.__cause__ or e.__context__
+    return e
 
 
 def atomic_write(path, write):
@@ -50,8 +60,8 @@ def atomic_write(path, write):
     except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
-        if isinstance(e, OSError):
-            raise write_error(e, path) from None
+        if isinstance(e, Exception) and os_error_in(e) is not None:
+            raise write_error(os_error_in(e), path) from None
         raise
 
 

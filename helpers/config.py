@@ -27,15 +27,24 @@ from model import GPTConfig
 
 class UserError(Exception):
     """Bad input from the user: printed as one line, no traceback (see `main_guard`)."""
+    status = 2  # the exit status main_guard gives it
+
+
+class Interrupted(UserError):
+    """Ctrl-C, said in one line (what was kept), with the shell's exit status for SIGINT."""
+    status = 130
 
 
 def main_guard(main):
-    """Run main(); turn UserError into `error: ...` on stderr and exit status 2."""
+    """Run main(); turn UserError into `error: ...` on stderr and its exit status (2; Interrupted: 130)."""
     try:
         main()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(e.status)
+    except KeyboardInterrupt:  # Ctrl-C where no command says more: one line, the shell's status for SIGINT
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        sys.exit(130)
 
 
 def field_comments(cls):
@@ -228,6 +237,8 @@ MAIN_JOB_MODEL = GPTConfig(block_size=384, vocab_size=58, n_layer=4, n_head=4, n
 
 def check_train_config(c):
     """Reject bad training keys before anything is read or written, with one line that says what to do."""
+    if not c.out_dir.strip():
+        raise UserError("out_dir is empty: give a folder, e.g. --out_dir=out-facts")
     if not c.init_from:
         raise UserError("init_from must be 'scratch', 'resume', or a model to fine-tune (gpt2, a run folder, an HF directory)")
     if c.dtype not in ("auto", "float32", "bfloat16", "float16"):

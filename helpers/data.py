@@ -58,24 +58,44 @@ def load_meta(data_dir, dataset):
     return meta
 
 
+def sampled_max_ids(data_dir, meta, sample=1 << 20):
+    """{split: the largest token id in the first and last `sample` tokens of its bin}: a multi-GB bin is never
+    read whole."""
+    dtype, tops = np.dtype(meta["dtype"]), {}
+    for split in ("train", "val"):
+        n, tops[split] = meta["splits"][split]["tokens"], 0
+        for start in sorted({0, max(0, n - sample)}):
+            part = np.fromfile(os.path.join(data_dir, f"{split}.bin"), dtype=dtype, count=min(sample, n - start),
+                               offset=start * dtype.itemsize)
+            tops[split] = max(tops[split], int(part.max(initial=0)))
+    return tops
+
+
 def max_token_id(data_dir, meta, sample=1 << 20):
     """The largest token id in the bins: meta.json's max_token_id (recorded at prepare time), else the
     largest in a slice of each bin (its first and last `sample` tokens), so a multi-GB bin is never read."""
     if meta.get("max_token_id") is not None:
         return meta["max_token_id"]
-    dtype, top = np.dtype(meta["dtype"]), 0
-    for split in ("train", "val"):
-        n = meta["splits"][split]["tokens"]
-        for start in sorted({0, max(0, n - sample)}):
-            part = np.fromfile(os.path.join(data_dir, f"{split}.bin"), dtype=dtype, count=min(sample, n - start),
-                               offset=start * dtype.itemsize)
-            top = max(top, int(part.max(initial=0)))
-    return top
+    return max(sampled_max_ids(data_dir, meta, sample).values())
 
 
-def check_token_ids(data_dir, meta, vocab_size):
-    """Refuse data whose token ids do not fit the model's embedding table, before anything is written."""
-    top = max_token_id(data_dir, meta)
+def prepare_hint(meta):
+    """What to run to write a dataset again."""
+    script = f"prepare/{meta.get('name')}.py"
+    return f"python {script}" if os.path.exists(os.path.join(ROOT, script)) else "the prepare/ script that wrote it"
+
+
+def check_token_ids(data_dir, meta, vocab_size, sample=1 << 20):
+    """Refuse data whose token ids do not fit the model's embedding table, before anything is written.
+    The ends of the bins are read even when meta.json records max_token_id: bins written again after
+    meta.json (a stale max_token_id) are caught too."""
+    recorded = meta.get("max_token_id")
+    for split, top in sampled_max_ids(data_dir, meta, sample).items():
+        if top >= vocab_size and recorded is not None and top > recorded:
+            raise UserError(f"{os.path.join(data_dir, split + '.bin')} holds token id {top} but its meta.json says "
+                            f"the largest is {recorded} (max_token_id), and the model's vocab_size is {vocab_size}: "
+                            f"meta.json is stale; prepare the data again ({prepare_hint(meta)})")
+    top = max_token_id(data_dir, meta, sample)
     if top >= vocab_size:
         raise UserError(f"{data_dir} holds token id {top} but the model's vocab_size is {vocab_size}: the bins "
                         f"and meta.json do not match: prepare the data again")
@@ -96,6 +116,7 @@ class Batches:
     def __init__(self, data_dir, meta, block_size, batch_size, device, respect_doc_boundaries=True, prefix_lm=False):
         self.paths = {s: os.path.join(data_dir, f"{s}.bin") for s in ("train", "val")}
         self.dtype = np.dtype(meta["dtype"])
+        self.vocab_size = meta.get("vocab_size")  # every id in a batch is checked against it (a bin changed since)
         self.block_size, self.batch_size, self.device, self.prefix_lm = block_size, batch_size, device, prefix_lm
         for split in ("train", "val"):
             n = meta["splits"][split]["tokens"]
@@ -168,15 +189,18 @@ class Batches:
         B, T = len(starts), self.block_size
         # (B, T + 1): one gather for the whole batch, not a Python loop of slices
         idx = starts[:, None] + np.arange(T + 1)
+        w = torch.from_numpy(data[idx if d is None else np.minimum(idx, len(data) - 1)].astype(np.int64))
+        if self.vocab_size is not None and w.numel() and int(w.max()) >= self.vocab_size:  # the start-up check reads only the bins' ends
+            raise UserError(f"{self.paths[split]} holds token id {int(w.max())}, beyond the data's vocabulary "
+                            f"({self.vocab_size} tokens in meta.json): the bins and meta.json do not match: "
+                            f"prepare the data again")
         if d is None:
-            w = torch.from_numpy(data[idx].astype(np.int64))
             x, y = w[:, :-1], w[:, 1:]
             prefix = np.zeros(B, dtype=np.int64)
         else:
             # target t exists while it is inside the document; the rest is 0 (input) and -1 (no loss)
             bounds, prefixes = self.docs[split]
             lo, hi = bounds[d], bounds[d + 1]
-            w = torch.from_numpy(data[np.minimum(idx, len(data) - 1)].astype(np.int64))
             valid = torch.from_numpy(idx[:, 1:] < hi[:, None])
             x = torch.where(valid, w[:, :-1], 0)
             y = torch.where(valid, w[:, 1:], -1)

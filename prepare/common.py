@@ -207,13 +207,23 @@ def text_docs(texts, tokenizer):
         yield tokenizer.encode(t), 0, len(t.encode("utf-8"))
 
 
-def read_text_or_download(path, url):
-    """The file at `path`, or (when no path is given) the text at `url`."""
+def read_text_or_download(path, url, encoding="utf-8"):
+    """The file at `path` (read as `encoding`), or (when no path is given) the text at `url`. A file
+    in another encoding, or an empty one, is a one-line error that says what to do."""
     if path:
         if not os.path.exists(path):
             sys.exit(f"error: input file {path} not found")
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        try:
+            with open(path, encoding=encoding) as f:
+                text = f.read()
+        except UnicodeDecodeError as e:
+            sys.exit(f"error: {path} is not {encoding} (byte {e.object[e.start]:#04x} at offset {e.start}): convert "
+                     f"it (iconv -f latin1 -t utf-8 {path} > {path}.utf8) or pass its encoding, e.g. --encoding=latin-1")
+        except LookupError:
+            sys.exit(f"error: unknown encoding {encoding!r}: give one Python knows, e.g. --encoding=latin-1")
+        if not text.strip():
+            sys.exit(f"error: {path} is empty: nothing to prepare; give a file with some text")
+        return text
     import urllib.request
 
     print(f"downloading {url}")

@@ -23,6 +23,7 @@ sequence as the model learns to copy from the facts, and answer tokens far below
 
 import argparse
 import random
+import sys
 import string
 
 if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
@@ -83,6 +84,9 @@ def main(argv=None):
     p.add_argument("--tokenizer", default="char", help="char, or a tiktoken encoding such as gpt2")
     p.add_argument("--out", default=None, help="output directory (default data/facts, or data/facts_<tokenizer>)")
     args = p.parse_args(argv)
+    if args.train_docs < 1 or args.val_docs < 1:
+        sys.exit(f"error: --train_docs and --val_docs must be >= 1 (got {args.train_docs} and {args.val_docs}): "
+                 f"each split needs documents")
 
     tok = CharTokenizer(ALPHABET) if args.tokenizer == "char" else TiktokenTokenizer(args.tokenizer)
     name = "facts" if args.tokenizer == "char" else f"facts_{args.tokenizer}"

@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from helpers.config import MAIN_JOB_MODEL, TrainConfig, UserError, configure
+from helpers.config import MAIN_JOB_MODEL, Interrupted, TrainConfig, UserError, configure, main_guard
 from model import GPTConfig
 
 
@@ -135,3 +135,20 @@ def test_cli_error_is_one_line_with_nonzero_exit():
     r = subprocess.run([sys.executable, "train.py", "--n_layr=2"], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip() == "error: unknown config key 'n_layr'; did you mean n_layer?"
+
+
+def test_main_guard_gives_ctrl_c_one_line_and_status_130(capsys):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    def said_what_was_kept():
+        raise Interrupted("interrupted at iteration 3: no checkpoint of this run yet")
+    for main, line in ((interrupted, "error: interrupted (Ctrl-C)"),
+                       (said_what_was_kept, "error: interrupted at iteration 3: no checkpoint of this run yet")):
+        with pytest.raises(SystemExit) as e:
+            main_guard(main)
+        assert e.value.code == 130
+        assert capsys.readouterr().err == line + "\n"
+    with pytest.raises(SystemExit) as e:
+        main_guard(lambda: (_ for _ in ()).throw(UserError("bad")))
+    assert e.value.code == 2

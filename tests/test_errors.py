@@ -206,6 +206,198 @@ def _(w):
                 w.capsys)
 
 
+def interrupt_at(w, n):
+    """Ctrl-C in the n-th training step."""
+    steps = [0]
+    real_step = train.train_step
+
+    def train_step(*args, **kwargs):
+        steps[0] += 1
+        if steps[0] == n:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+    w.monkeypatch.setattr(train, "train_step", train_step)
+
+
+@case("interrupted")
+def _(w):
+    interrupt_at(w, 13)
+    run = str(w.tmp_path / "run")
+    out = said(lambda: train.main(train_args(w.facts_dir, run, "--max_iters=100", "--eval_interval=5",
+                                             "--always_save_checkpoint=True")), w.capsys)
+    assert torch.load(f"{run}/ckpt.pt", weights_only=False)["iter_num"] == 10  # the last save, whole
+    assert not [f for f in os.listdir(run) if f.endswith(".tmp")]
+    return out
+
+
+@case("interrupted-before-a-checkpoint")
+def _(w):
+    interrupt_at(w, 4)
+    return said(lambda: train.main(train_args(w.facts_dir, str(w.tmp_path / "run"), "--max_iters=100",
+                                              "--eval_interval=50")), w.capsys)
+
+
+# A save beyond the file-size limit (ulimit -f): a process of its own, since the limit cannot be lifted again.
+FSIZE_SCRIPT = """
+import resource, signal, sys
+sys.path.insert(0, sys.argv[1])
+import train
+from helpers.config import main_guard
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so that a write past the limit is OSError EFBIG, not a kill
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]),) * 2)
+main_guard(lambda: train.main(sys.argv[3:]))
+"""
+
+
+@case("file-size-limit")
+def _(w):
+    import subprocess
+
+    run = copy(w.tiny_run, w.tmp_path / "run")
+    before = open(f"{run}/ckpt.pt", "rb").read()
+    limit = len(before) // 2  # room for config.json and metrics.jsonl, not for a checkpoint
+    assert max(os.path.getsize(f"{run}/{f}") for f in ("config.json", "metrics.jsonl")) < limit
+    p = subprocess.run([sys.executable, "-c", FSIZE_SCRIPT, ROOT, str(limit),
+                        *train_args(w.facts_dir, run, "--init_from=resume", "--max_iters=35", "--eval_interval=5",
+                                    "--always_save_checkpoint=True")],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, timeout=300)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert open(f"{run}/ckpt.pt", "rb").read() == before  # the previous checkpoint, intact
+    assert not [f for f in os.listdir(run) if f.endswith(".tmp")]
+    return p.stdout + p.stderr
+
+
+@case("stale-max-token-id")
+def _(w):
+    data = copy(w.facts_dir, w.tmp_path / "data")
+    ids = np.fromfile(f"{data}/train.bin", dtype=np.uint16)
+    ids[-5] = 70  # the bin written again after meta.json, which still records max_token_id
+    ids.tofile(f"{data}/train.bin")
+    assert json.load(open(f"{data}/meta.json"))["max_token_id"] < 58
+    return said(lambda: train.main(train_args(data, w.out)), w.capsys)
+
+
+@case("empty-out-dir")
+def _(w):
+    return said(lambda: train.main(train_args(w.facts_dir, "")), w.capsys)
+
+
+@case("not-utf8")
+def _(w):
+    from prepare import shakespeare_char
+
+    (w.tmp_path / "old.txt").write_bytes("Fran\u00e7ois, caf\u00e9 et cr\u00e8me.\n".encode("latin-1") * 50)
+    return said(lambda: shakespeare_char.main(["--input", str(w.tmp_path / "old.txt"), "--out", w.out]), w.capsys)
+
+
+@case("empty-text")
+def _(w):
+    from prepare import shakespeare_char
+
+    (w.tmp_path / "empty.txt").write_text("")
+    return said(lambda: shakespeare_char.main(["--input", str(w.tmp_path / "empty.txt"), "--out", w.out]), w.capsys)
+
+
+@case("facts-no-docs")
+def _(w):
+    from prepare import facts
+
+    return said(lambda: facts.main(["--train_docs=0", f"--out={w.out}"]), w.capsys)
+
+
+@case("sample-cold")
+def _(w):
+    out = said(lambda: sample.main([f"--out_dir={w.tiny_run}", "--temperature=1e-300", "--max_new_tokens=8",
+                                    "--device=cpu"]), w.capsys)
+    greedy = said(lambda: sample.main([f"--out_dir={w.tiny_run}", "--temperature=0", "--max_new_tokens=8",
+                                       "--device=cpu"]), w.capsys)
+    assert out.endswith(greedy)  # greedy decoding's one answer, after the note
+    return out
+
+
+@case("sample-temperature-nan")
+def _(w):
+    path = w.tmp_path / "cfg.py"
+    path.write_text("temperature = float('nan')\n")
+    return said(lambda: sample.main([str(path), f"--out_dir={w.out}"]), w.capsys)
+
+
+def export_args(w, *extra):
+    from tools import export
+
+    return lambda: export.main([f"--out_dir={w.run}", *extra])
+
+
+@case("export-into-its-run")
+def _(w):
+    w.run = copy(w.tiny_run, w.tmp_path / "run")
+    before = sorted(os.listdir(w.run))
+    out = said(export_args(w, f"--to={w.run}", "--overwrite=True"), w.capsys)
+    assert sorted(os.listdir(w.run)) == before
+    return out
+
+
+@case("export-overwrite-other")
+def _(w):
+    w.run = w.tiny_run
+    os.makedirs(w.tmp_path / "mine")
+    (w.tmp_path / "mine" / "notes.txt").write_text("keep me")
+    out = said(export_args(w, f"--to={w.tmp_path / 'mine'}", "--overwrite=True"), w.capsys)
+    assert (w.tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    return out
+
+
+def failing_export(w, error):
+    def save_pretrained(self, folder, **kwargs):
+        open(os.path.join(folder, "model.safetensors"), "wb").write(b"part of a model")
+        raise error
+    w.monkeypatch.setattr("transformers.GPT2LMHeadModel.save_pretrained", save_pretrained)
+    w.run = w.tiny_run
+    out = said(export_args(w, f"--to={w.out}"), w.capsys)
+    assert os.listdir(w.tmp_path) == []  # no out, no out.tmp-...
+    return out
+
+
+@case("export-read-only")
+def _(w):
+    return failing_export(w, PermissionError(errno.EACCES, os.strerror(errno.EACCES)))
+
+
+@case("export-disk-full")
+def _(w):
+    return failing_export(w, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+
+
+@case("export-interrupted")
+def _(w):
+    return failing_export(w, KeyboardInterrupt())
+
+
+def test_ctrl_c_ends_training_with_one_line_and_status_130(facts_dir, tmp_path):
+    """SIGINT to a real training process: exit status 130, one line naming the checkpoint, no traceback."""
+    import signal
+    import subprocess
+
+    run = str(tmp_path / "run")
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"),
+                          *train_args(facts_dir, run, "--max_iters=100000", "--eval_interval=5",
+                                      "--always_save_checkpoint=True")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    try:
+        for line in p.stdout:  # wait for the first checkpoint
+            if line.startswith("saved"):
+                break
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 130
+    assert re.fullmatch(r"error: interrupted at iteration \d+: .*/ckpt.pt holds iteration \d+ "
+                        r"\(resume with --init_from=resume\)", err.strip()), err
+    assert torch.load(f"{run}/ckpt.pt", weights_only=False)["iter_num"] >= 5
+
+
 def test_the_table_has_a_row_for_every_case_and_a_case_for_every_row():
     assert sorted(table()) == sorted(CASES)
 
@@ -228,3 +420,35 @@ def test_each_bad_input_gets_the_documented_line(name, facts_dir, tiny_run, tmp_
     if message.startswith("error:"):
         assert printed.rstrip().endswith(lines[0].strip())  # the last thing said: no traceback after it
         assert not os.path.exists(out) or not os.listdir(out)  # nothing written
+
+
+def test_a_bad_id_the_start_up_check_misses_is_caught_by_the_batch_that_reads_it(facts_dir, tmp_path):
+    """check_token_ids reads only the ends of a bin; an id in the middle is one line when a batch reads it."""
+    from helpers.config import UserError
+    from helpers.data import Batches, check_token_ids
+
+    data = copy(facts_dir, tmp_path / "data")
+    meta = json.load(open(f"{data}/meta.json"))
+    ids = np.fromfile(f"{data}/train.bin", dtype=np.uint16)
+    ids[:] = np.minimum(ids, 57)
+    ids[len(ids) // 2] = 70
+    ids.tofile(f"{data}/train.bin")
+    check_token_ids(data, meta, 58, sample=16)  # not in the first or last 16 tokens: not seen here
+    batches = Batches(data, meta, 32, 64, "cpu", respect_doc_boundaries=False)
+    gen = torch.Generator().manual_seed(0)
+    with pytest.raises(UserError, match=r"train.bin holds token id 70, beyond the data's vocabulary \(58 tokens"):
+        for _ in range(200):
+            batches.get("train", gen)
+
+
+def test_a_latin1_text_prepares_with_its_encoding_and_a_too_short_one_is_refused(tmp_path, capsys):
+    from prepare import shakespeare_char
+
+    (tmp_path / "old.txt").write_bytes("Fran\u00e7ois, caf\u00e9.\n".encode("latin-1") * 50)
+    shakespeare_char.main(["--input", str(tmp_path / "old.txt"), "--out", str(tmp_path / "data"),
+                           "--encoding=latin-1"])
+    assert "\u00e7" in json.load(open(tmp_path / "data" / "meta.json"))["chars"]
+    (tmp_path / "one.txt").write_text("a")
+    with pytest.raises(SystemExit, match="has 1 character.*too few to split into train and val"):
+        shakespeare_char.main(["--input", str(tmp_path / "one.txt"), "--out", str(tmp_path / "one")])
+    assert not os.path.exists(tmp_path / "one")

@@ -8,11 +8,16 @@ The folder gets config.json and model.safetensors (written by transformers' save
 meta.json: the dataset's tokenizer, which --init_from=hf-shakespeare reads back. LoRA adapters are
 merged into the weights. GPT-2's architecture is all that exports: a variant flag is refused in one
 line. A model trained without biases (bias=False) gets zero biases, which compute the same function.
+
+It never writes into the folder it reads from (nor one containing it, nor one inside it), and
+--overwrite=True replaces only a folder an earlier export wrote (it leaves a .exported-by-small-gpt-lab
+file there); anything else at --to is refused. The folder is written whole or not at all.
 """
 
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, fields
 
 if __name__ == "__main__":  # run as a script: put the repository root on sys.path (_root.py)
@@ -20,14 +25,15 @@ if __name__ == "__main__":  # run as a script: put the repository root on sys.pa
 
 import torch
 
-from helpers.checkpoint import model_from_checkpoint, read_model
-from helpers.config import UserError, configure, main_guard
+from helpers.checkpoint import model_from_checkpoint, os_error_in, read_model, write_error
+from helpers.config import Interrupted, UserError, configure, main_guard
 from model import GPTConfig, swap_conv1d
 
 # GPTConfig keys an HF GPT-2 can hold; every other key must be at its default (GPT-2's)
 EXPORTABLE = {"block_size", "vocab_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "attn_impl", "mlp_act",
               "tie_dims", "lora_rank", "lora_alpha", "n_kv_head"}
 HF_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
+MARKER = ".exported-by-small-gpt-lab"  # in every folder export writes: --overwrite replaces only such a folder
 
 
 @dataclass
@@ -36,7 +42,7 @@ class ExportConfig:
     out_dir: str = "out-facts"  # run directory holding ckpt.pt
     ckpt: str = ""  # explicit checkpoint path; "" means out_dir/ckpt.pt
     to: str = ""  # the directory to write
-    overwrite: bool = False  # replace an existing directory at --to
+    overwrite: bool = False  # replace the folder at --to, only if an earlier export wrote it
 
 
 def check_exportable(config):
@@ -76,20 +82,74 @@ def to_hf(model):
     return hf.eval()
 
 
-def export(model, meta, path, overwrite=False):
-    """Write model as an HF GPT-2 directory at path (plus meta.json), whole or not at all."""
-    if os.path.exists(path) and not overwrite:
-        raise UserError(f"{path} already exists: pass --overwrite=True to replace it, or choose another --to")
+def source_folder(init_from, out_dir, ckpt=""):
+    """The local folder the model is read from (None for a hub name such as gpt2)."""
+    if init_from == "resume":
+        return os.path.dirname(ckpt) or "." if ckpt else out_dir
+    if os.path.isdir(init_from):
+        return init_from
+    return os.path.dirname(init_from) or "." if os.path.isfile(init_from) else None
+
+
+def check_destination(path, source=None, overwrite=False):
+    """Refuse a --to that would write over what export reads, or over anything an earlier export did not write."""
+    if not path.strip("/"):
+        raise UserError(f"--to={path!r} is not a folder to write: give a new folder, e.g. --to=hf-model")
+    if source is not None:
+        dest, src = os.path.realpath(path), os.path.realpath(source)
+        if os.path.commonpath([dest, src]) in (dest, src):  # the same folder, or one inside the other
+            where = "is" if dest == src else "contains" if os.path.commonpath([dest, src]) == dest else "is inside"
+            raise UserError(f"--to={path} {where} the folder the model is read from ({source}): "
+                            f"export writes a new folder, choose a --to outside it")
+    if os.path.lexists(path):
+        if not overwrite:
+            raise UserError(f"{path} already exists: pass --overwrite=True to replace it, or choose another --to")
+        if not os.path.isfile(os.path.join(path, MARKER)):
+            raise UserError(f"{path} was not written by tools/export.py (it has no {MARKER}), so --overwrite "
+                            f"leaves it alone: choose another --to, or move it away yourself")
+
+
+def export(model, meta, path, overwrite=False, source=None):
+    """Write model as an HF GPT-2 directory at path (plus meta.json), whole or not at all.
+
+    It is written into a temp folder beside path, then renamed onto it; on any failure (a full disk,
+    a folder you cannot write to, Ctrl-C) the temp folder is removed and what was at path stays."""
+    check_destination(path, source, overwrite)
     hf = to_hf(model)
-    tmp, old = path.rstrip("/") + ".tmp", path.rstrip("/") + ".old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    hf.save_pretrained(tmp)
-    with open(os.path.join(tmp, "meta.json"), "w") as f:
-        json.dump({k: v for k, v in meta.items() if k != "splits"}, f, indent=1)
-    if os.path.exists(path):
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+    path = path.rstrip("/")
+    parent, name = os.path.dirname(path) or ".", os.path.basename(path)
+    tmp = old = None
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f"{name}.tmp-", dir=parent)  # a fresh name: never one the user has
+        hf.save_pretrained(tmp)
+        with open(os.path.join(tmp, "meta.json"), "w") as f:
+            json.dump({k: v for k, v in meta.items() if k != "splits"}, f, indent=1)
+        with open(os.path.join(tmp, MARKER), "w") as f:  # what lets --overwrite replace this folder later
+            f.write("written by tools/export.py; --overwrite=True may replace this folder\n")
+        if os.path.lexists(path):  # (an earlier export, checked above) moved aside until the new one is in place
+            old = tempfile.mkdtemp(prefix=f"{name}.old-", dir=parent)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        tmp = None
+    except BaseException as e:
+        if old is not None and not os.path.lexists(path):
+            os.replace(old, path)  # put the earlier export back
+            old = None
+        for d in (tmp, old):  # only the folders made here
+            if d is not None:
+                shutil.rmtree(d, ignore_errors=True)
+        if isinstance(e, KeyboardInterrupt):
+            raise Interrupted(f"interrupted: nothing written at {path}") from None
+        if isinstance(e, Exception) and os_error_in(e) is not None:
+            raise write_error(os_error_in(e), path) from None
+        if isinstance(e, Exception):  # e.g. safetensors' own error for a full disk, which is no OSError
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise UserError(f"could not write {path} ({type(e).__name__}: {first}): nothing was written there; "
+                            f"check the free space and permissions of {parent}") from None
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return path
 
 
@@ -97,9 +157,11 @@ def main(argv=None):
     (cfg,), _ = configure([ExportConfig()], argv, description=__doc__)
     if not cfg.to:
         raise UserError("pass --to=DIR, the directory to write the HF model to")
+    source = source_folder(cfg.init_from, cfg.out_dir, cfg.ckpt)
+    check_destination(cfg.to, source, cfg.overwrite)  # before the (slow) read of the model
     ckpt = read_model(cfg.init_from, cfg.out_dir, cfg.ckpt)
     model = model_from_checkpoint(ckpt)
-    path = export(model, ckpt["meta"], cfg.to, cfg.overwrite)
+    path = export(model, ckpt["meta"], cfg.to, cfg.overwrite, source)
     print(f"wrote {path}: GPT-2 with {model.get_num_params() / 1e6:.2f}M parameters and {ckpt['meta']['tokenizer']} "
           f"tokens; GPT2LMHeadModel.from_pretrained({path!r}) loads it")
 
