@@ -68,7 +68,7 @@ def load_checkpoint(path):
     if not os.path.exists(path):
         raise UserError(f"no checkpoint at {path}: train one first, or point --out_dir at a run that has one")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         ckpt["model"], ckpt["model_args"]  # noqa: B018 (must exist)
     except Exception as e:
         raise UserError(f"could not read checkpoint {path} ({type(e).__name__}); it is corrupt or truncated") from None
