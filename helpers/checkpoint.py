@@ -70,7 +70,8 @@ def refused_code(path, e):
     """The one-line error for a file that torch's weights-only unpickler refused because it names a function or
     class (which unpickling would call), or None when e is some other unpickling error (a corrupt file)."""
     msg = str(e)
-    if "Weights only load failed" not in msg or not re.search(r"GLOBAL|add_safe_globals|reduce", msg):
+    why = msg.partition("WeightsUnpickler error:")[2]  # (after torch's general advice)
+    if "Weights only load failed" not in msg or not re.search(r"GLOBAL|add_safe_globals|reduce", why):
         return None
     named = re.search(r"GLOBAL (\S+?)(?: |$)", msg)
     named = f"it names {named.group(1)}; " if named else ""

@@ -136,3 +136,14 @@ def test_a_hub_id_without_a_network_is_one_line_at_once(monkeypatch, tmp_path):
             load_source(spec)
         assert "\n" not in str(e.value) and time.time() - t < 10
 
+
+
+def test_a_hub_id_downloaded_before_loads_without_a_network(hf_gpt2_dir, monkeypatch, tmp_path):
+    snapshot = tmp_path / "models--some-org--tiny-gpt2" / "snapshots" / "abc123"
+    shutil.copytree(hf_gpt2_dir, snapshot)
+    (tmp_path / "models--some-org--tiny-gpt2" / "refs").mkdir()
+    (tmp_path / "models--some-org--tiny-gpt2" / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))  # as huggingface_hub lays it out
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "https://hub.invalid")
+    assert load_source("some-org/tiny-gpt2")["model_args"]["n_embd"] == 32
