@@ -16,6 +16,9 @@ import glob
 import json
 import math
 import os
+import pickle
+import re
+import socket
 import sys
 from dataclasses import asdict, fields, replace
 
@@ -73,15 +76,32 @@ def atomic_write_text(path, text):
     atomic_write(path, write)
 
 
+def refused_code(path, e):
+    """The one-line error for a file that torch's weights-only unpickler refused because it names a function or
+    class (which unpickling would call), or None when e is some other unpickling error (a corrupt file)."""
+    msg = str(e)
+    why = msg.partition("WeightsUnpickler error:")[2]  # (after torch's general advice)
+    if "Weights only load failed" not in msg or not re.search(r"GLOBAL|add_safe_globals|reduce", why):
+        return None
+    named = re.search(r"GLOBAL (\S+?)(?: |$)", msg)
+    named = f"it names {named.group(1)}; " if named else ""
+    return UserError(f"{path} holds objects other than tensors and plain data; loading it could run code from it, "
+                     f"so it is refused ({named}if you trust where it came from, load it in Python with "
+                     f"torch.load(weights_only=False) and save only its tensors and plain values)")
+
+
 def load_checkpoint(path):
-    """torch.load with a one-line error for a missing, corrupt or truncated file."""
+    """torch.load with a one-line error for a missing, corrupt or truncated file. weights_only=True: only
+    tensors and plain data (numbers, strings, lists, tuples, dicts) are unpickled, so loading never runs code."""
     if not os.path.exists(path):
         raise UserError(f"no checkpoint at {path}: train one first, or point --out_dir at a run that has one")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         ckpt["model"], ckpt["model_args"]  # noqa: B018 (must exist)
     except Exception as e:
-        raise UserError(f"could not read checkpoint {path} ({type(e).__name__}); it is corrupt or truncated") from None
+        refused = refused_code(path, e) if isinstance(e, pickle.UnpicklingError) else None
+        raise refused or UserError(f"could not read checkpoint {path} ({type(e).__name__}); it is corrupt or truncated") \
+            from None
     # checkpoints from torch.compile'd models (e.g. nanoGPT's) carry an _orig_mod. prefix
     ckpt["model"] = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
     return ckpt
@@ -94,30 +114,84 @@ def model_from_checkpoint(ckpt, **overrides):
     return model
 
 
+def hub_id(spec):
+    """Whether spec can only mean a model on the Hugging Face hub: a GPT-2 name, or "org/name" that is not a
+    path (no leading ".", "/" or "~", one "/", no "\\", no ".pt") and that the hub accepts as a name."""
+    if spec in GPT2_NAMES:
+        return True
+    if spec.startswith((".", "/", "~")) or spec.count("/") != 1 or "\\" in spec or spec.endswith(".pt"):
+        return False
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+    try:
+        validate_repo_id(spec)
+    except HFValidationError:
+        return False
+    return True
+
+
+def hub_reachable(timeout=3.0):
+    """Whether the Hugging Face hub answers at all (a quick connect): without a network, transformers retries for
+    about a minute before it gives up. True when offline mode is off but a proxy is set (the proxy decides)."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+    if constants.HF_HUB_OFFLINE:
+        return False
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def from_hub_cache(spec):
+    """The local folder of a hub model downloaded before, for when the hub cannot be reached (one line if none)."""
+    from huggingface_hub import snapshot_download
+    try:
+        return snapshot_download(spec, local_files_only=True)
+    except (OSError, ValueError):
+        raise UserError(f"could not load {spec!r} with transformers: the Hugging Face hub cannot be reached (no "
+                        f"network, or HF_HUB_OFFLINE is set) and no copy was downloaded before: connect to the "
+                        f"internet once, or give a run folder, a checkpoint file or a local HF directory") from None
+
+
 def load_source(spec):
     """The model to start from, as a checkpoint-like dict {model, model_args, meta}: a checkpoint file, a run
     folder (its ckpt.pt), a GPT-2 name from the Hugging Face hub ("gpt2", "gpt2-xl", "org/name"), or a local
     directory in HF's GPT-2 format (tools/export.py writes one; its meta.json, when present, names the
-    tokenizer, else it is GPT-2's)."""
+    tokenizer, else it is GPT-2's). A path that does not exist is one line at once, never a hub request."""
     if os.path.isfile(os.path.join(spec, "ckpt.pt")):
         return load_checkpoint(os.path.join(spec, "ckpt.pt"))
     if os.path.isfile(spec) or spec.endswith(".pt"):
         return load_checkpoint(spec)
-    hub_id = not os.path.exists(spec) and (spec in GPT2_NAMES or spec.count("/") == 1 and not spec.startswith("."))
-    if not (hub_id or os.path.isfile(os.path.join(spec, "config.json"))):
+    local = os.path.isfile(os.path.join(spec, "config.json"))
+    if not local and (os.path.exists(spec) or not hub_id(spec)):
         raise UserError(f"no model at {spec!r}: give a run folder, a checkpoint file, one of {', '.join(GPT2_NAMES)}, "
                         f"or a directory in HF's GPT-2 format (config.json and weights)")
+    folder = spec if local or hub_reachable() else from_hub_cache(spec)
     try:
-        model = GPT.from_pretrained(spec)
-    except (OSError, ValueError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"could not load {spec!r} with transformers: {first}") from None
-    meta_path = os.path.join(spec, "meta.json")
+        model = GPT.from_pretrained(folder)
+    except pickle.UnpicklingError as e:  # a pytorch_model.bin that transformers loads with weights_only=True
+        bins = glob.glob(os.path.join(glob.escape(folder), "*.bin"))
+        raise refused_code(bins[0] if len(bins) == 1 else folder, e) or \
+            UserError(f"could not load {spec!r} with transformers: its weights are corrupt ({one_line(e)})") from None
+    except (OSError, ValueError, KeyError) as e:  # (the hub's errors are OSErrors: no such model, no connection)
+        raise UserError(f"could not load {spec!r} with transformers: {one_line(e)}") from None
+    meta_path = os.path.join(folder, "meta.json")
     meta = json.load(open(meta_path)) if os.path.isfile(meta_path) else GPT2_META
     if model.config.vocab_size < meta["vocab_size"]:
         raise UserError(f"{spec} has {model.config.vocab_size} token embeddings, fewer than the "
                         f"{meta['vocab_size']} of its tokenizer ({meta['tokenizer']}): add a meta.json naming its tokenizer")
     return {"model": model.state_dict(), "model_args": asdict(model.config), "meta": meta}
+
+
+def one_line(e):
+    """An exception's first line (its type when it has no message)."""
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def read_model(init_from, out_dir, ckpt=""):

@@ -225,7 +225,7 @@ def _(w):
     run = str(w.tmp_path / "run")
     out = said(lambda: train.main(train_args(w.facts_dir, run, "--max_iters=100", "--eval_interval=5",
                                              "--always_save_checkpoint=True")), w.capsys)
-    assert torch.load(f"{run}/ckpt.pt", weights_only=False)["iter_num"] == 10  # the last save, whole
+    assert torch.load(f"{run}/ckpt.pt", weights_only=True)["iter_num"] == 10  # the last save, whole
     assert not [f for f in os.listdir(run) if f.endswith(".tmp")]
     return out
 
@@ -395,8 +395,44 @@ def test_ctrl_c_ends_training_with_one_line_and_status_130(facts_dir, tmp_path):
     assert p.returncode == 130
     assert re.fullmatch(r"error: interrupted at iteration \d+: .*/ckpt.pt holds iteration \d+ "
                         r"\(resume with --init_from=resume\)", err.strip()), err
-    assert torch.load(f"{run}/ckpt.pt", weights_only=False)["iter_num"] >= 5
+    assert torch.load(f"{run}/ckpt.pt", weights_only=True)["iter_num"] >= 5
 
+
+
+class CallsExec:
+    """Unpickling this would call exec: what a malicious file could hold."""
+
+    def __reduce__(self):
+        return exec, ("raise SystemExit('it ran')",)
+
+
+@case("checkpoint-holds-code")
+def _(w):
+    run = copy(w.tiny_run, w.tmp_path / "evil")
+    ckpt = torch.load(f"{run}/ckpt.pt", weights_only=True)
+    torch.save({**ckpt, "note": CallsExec()}, f"{run}/ckpt.pt")
+    return said(lambda: train.main(train_args(w.facts_dir, w.out, f"--init_from={run}")), w.capsys)
+
+
+@case("hf-weights-hold-code")
+def _(w):
+    from transformers import GPT2Config
+    hf = w.tmp_path / "hf"
+    hf.mkdir()
+    GPT2Config(n_layer=1, n_head=1, n_embd=8, n_positions=32).save_pretrained(hf)
+    torch.save({"note": CallsExec()}, hf / "pytorch_model.bin")
+    return said(lambda: sample.main([f"--init_from={hf}", "--device=cpu"]), w.capsys)
+
+
+@case("init-from-path-missing")
+def _(w):
+    return said(lambda: train.main(train_args(w.facts_dir, w.out, "--init_from=./out-nothing")), w.capsys)
+
+
+@case("hub-unreachable")
+def _(w):
+    w.monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(w.tmp_path))  # nothing downloaded before
+    return said(lambda: train.main(train_args(w.facts_dir, w.out, "--init_from=gpt2")), w.capsys)
 
 def test_the_table_has_a_row_for_every_case_and_a_case_for_every_row():
     assert sorted(table()) == sorted(CASES)

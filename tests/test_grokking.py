@@ -180,8 +180,8 @@ def test_tangent_resumes_exactly(modular_dir, tmp_path, optimizer):
               "--always_save_checkpoint=True", "--learning_rate=1e-2"]
     straight, split = straight_and_resumed(lambda out, *a: train.main(grok_args(modular_dir, out, *a, *common)),
                                            tmp_path, 10)
-    a = torch.load(os.path.join(straight, "ckpt.pt"), weights_only=False)
-    b = torch.load(os.path.join(split, "ckpt.pt"), weights_only=False)
+    a = torch.load(os.path.join(straight, "ckpt.pt"), weights_only=True)
+    b = torch.load(os.path.join(split, "ckpt.pt"), weights_only=True)
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("elapsed_s", "tok_per_s", "ms_per_iter")}  # noqa: E731

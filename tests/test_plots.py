@@ -62,7 +62,7 @@ def test_greedy_sampling_prints_one_sample(tiny_run, capsys):
 
 
 def test_the_lens_grid_has_a_colour_bar_and_white_text_on_dark_cells(tiny_run, tmp_path, monkeypatch):
-    ckpt = torch.load(os.path.join(tiny_run, "ckpt.pt"), weights_only=False)
+    ckpt = torch.load(os.path.join(tiny_run, "ckpt.pt"), weights_only=True)
     ckpt["model"]["lm_head.weight"] = ckpt["model"]["lm_head.weight"] * 4  # sharper: some cells confident, some not
     ckpt["model"]["transformer.wte.weight"] = ckpt["model"]["lm_head.weight"]
     torch.save(ckpt, tmp_path / "sharp.pt")

@@ -184,8 +184,8 @@ def primed_run(priming_dir, tmp_path_factory):
 
 def test_freeze_base_trains_only_the_bias_layers(primed_run):
     base_dir, primed_dir = primed_run
-    base = torch.load(f"{base_dir}/ckpt.pt", weights_only=False)
-    primed = torch.load(f"{primed_dir}/ckpt.pt", weights_only=False)
+    base = torch.load(f"{base_dir}/ckpt.pt", weights_only=True)
+    primed = torch.load(f"{primed_dir}/ckpt.pt", weights_only=True)
     for k, v in base["model"].items():
         assert torch.equal(primed["model"][k], v), k  # bit-identical base weights
     c_out = [v for k, v in primed["model"].items() if k.endswith("c_out.weight") and k.startswith("bias_layers")]
@@ -205,11 +205,11 @@ def test_a_freeze_base_run_resumes_with_the_base_still_frozen(primed_run, primin
 
     run = str(tmp_path / "primed")
     shutil.copytree(primed_run[1], run)
-    base = torch.load(f"{primed_run[0]}/ckpt.pt", weights_only=False)
+    base = torch.load(f"{primed_run[0]}/ckpt.pt", weights_only=True)
     train.main([f"--data_dir={priming_dir}", *TINY, f"--out_dir={run}", "--max_iters=8", "--eval_interval=2",
                 "--freeze_base=True", "--priming=True", "--priming_dim=16", "--learning_rate=1e-2",
                 "--init_from=resume", "--always_save_checkpoint=True"])
-    resumed = torch.load(f"{run}/ckpt.pt", weights_only=False)
+    resumed = torch.load(f"{run}/ckpt.pt", weights_only=True)
     assert resumed["iter_num"] == 8
     for k, v in base["model"].items():
         assert torch.equal(resumed["model"][k], v), k

@@ -76,7 +76,7 @@ def test_skip_nonfinite_skips_the_update_of_a_bad_step_and_goes_on(facts_dir, tm
     train.main(train_args(facts_dir, out, "--max_iters=6", "--eval_interval=6", "--skip_nonfinite=1"))
     assert "iter 3: loss or gradient not finite (loss nan): update skipped (1 of --skip_nonfinite=1)" in \
         capsys.readouterr().out
-    ckpt = torch.load(os.path.join(out, "ckpt.pt"), weights_only=False)
+    ckpt = torch.load(os.path.join(out, "ckpt.pt"), weights_only=True)
     assert ckpt["iter_num"] == 6 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
     nan_at_training_forward(monkeypatch, 3)
     with pytest.raises(UserError, match="not finite at iteration 3 "):  # the default: stop at the first

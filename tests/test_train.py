@@ -150,8 +150,8 @@ def test_resume_continues_exactly(facts_dir, tmp_path, optimizer):
               f"--optimizer={optimizer}"]
     straight, split = straight_and_resumed(lambda out, *a: train.main(train_args(facts_dir, out, *a, *common)),
                                            tmp_path, 20)
-    a = torch.load(os.path.join(straight, "ckpt.pt"), weights_only=False)
-    b = torch.load(os.path.join(split, "ckpt.pt"), weights_only=False)
+    a = torch.load(os.path.join(straight, "ckpt.pt"), weights_only=True)
+    b = torch.load(os.path.join(split, "ckpt.pt"), weights_only=True)
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     ra, rb = rows(straight), rows(split)
@@ -262,7 +262,7 @@ def test_keep_freed_memory_stops_page_faults_between_steps():
 
 
 def test_a_checkpoint_without_our_config_record_still_resumes(tiny_run, facts_dir, tmp_path, capsys):
-    ckpt = torch.load(os.path.join(tiny_run, "ckpt.pt"), weights_only=False)
+    ckpt = torch.load(os.path.join(tiny_run, "ckpt.pt"), weights_only=True)
     del ckpt["config"]  # as in nanoGPT's checkpoints
     (tmp_path / "o").mkdir()
     torch.save(ckpt, tmp_path / "o" / "ckpt.pt")
