@@ -318,13 +318,10 @@ def error_json(status, message, param=None):
 ROUTES = "GET /v1/models, POST /v1/completions"
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-class LimitBody:
-    """ASGI middleware: a body over max_bytes gets a 413, whether Content-Length says so or a chunked
-    body grows past it while it is read."""
+class ReadBody:
+    """ASGI middleware that reads the whole body before the app sees it: over max_bytes it answers 413,
+    whether Content-Length says so or a chunked body grows past it. The body is read as JSON whatever
+    its Content-Type says (curl -d sends a form's), as OpenAI's API does."""
 
     def __init__(self, app, max_bytes):
         self.app, self.max_bytes = app, max_bytes
@@ -332,21 +329,23 @@ class LimitBody:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length", b"0")  # h11 has checked it is digits
-        if int(length) > self.max_bytes:
-            return await error_json(413, f"the request body is {int(length)} bytes; this server takes at most "
-                                         f"{self.max_bytes} (--max_body_bytes)")(scope, receive, send)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"] + [(b"content-type", b"application/json")]
+        length = int(dict(scope["headers"]).get(b"content-length", b"0"))  # h11 has checked it is digits
+        body, more = b"", length <= self.max_bytes
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise BodyTooLarge()
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False) and len(body) <= self.max_bytes
+        if max(length, len(body)) > self.max_bytes:
+            return await error_json(413, f"the request body is over this server's limit of {self.max_bytes} bytes "
+                                         f"(--max_body_bytes)")(scope, receive, send)
 
-        await self.app(scope, counted, send)
+        async def replay():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app({**scope, "headers": headers}, replay, send)
 
 
 def make_app(completer, cfg=None):
@@ -364,10 +363,6 @@ def make_app(completer, cfg=None):
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc):
         return error_json(400, *validation_error(exc))
-
-    @app.exception_handler(BodyTooLarge)
-    async def too_large(request, exc):
-        return error_json(413, f"the request body is over {cfg.max_body_bytes} bytes (--max_body_bytes)")
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc):
@@ -396,7 +391,7 @@ def make_app(completer, cfg=None):
         choices = await asyncio.gather(*(asyncio.wrap_future(f) for f in worker.submit(jobs)))
         return completer.answer(req, batch, list(choices))
 
-    return LimitBody(app, cfg.max_body_bytes)
+    return ReadBody(app, cfg.max_body_bytes)
 
 
 def protocol(request_timeout_s):
