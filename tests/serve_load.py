@@ -1,0 +1,61 @@
+"""Load on a running tools/serve.py (not a test; run by hand): completion tokens/s at 1, 8 and 32
+concurrent clients, and a small request's latency while a big one (50 prompts x n=16) runs.
+
+    python tools/serve.py --init_from=DIR --port=8000 --max_choices=800 &
+    python tests/serve_load.py http://127.0.0.1:8000/v1 MODEL_NAME
+"""
+
+import concurrent.futures
+import json
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+
+
+def post(url, body):
+    req = urllib.request.Request(url + "/completions", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=600) as r:
+        return json.load(r)
+
+
+def tokens_per_s(url, model, clients, requests_each=4, max_tokens=32):
+    """Completion tokens per second over all clients, each sending requests_each requests in a row."""
+    def client(i):
+        return sum(post(url, {"model": model, "prompt": f"Client {i} request {j}:", "max_tokens": max_tokens,
+                              "temperature": 1.0, "seed": i * 100 + j})["usage"]["completion_tokens"]
+                   for j in range(requests_each))
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        total = sum(pool.map(client, range(clients)))
+    return total / (time.perf_counter() - start)
+
+
+def small_latency_under_big(url, model, tries=3):
+    """Seconds a 1-prompt, 16-token request takes while a 50 x n=16 request of 16 tokens each runs."""
+    small = {"model": model, "prompt": "A small request", "max_tokens": 16, "temperature": 1.0}
+    alone = statistics.median(timed(post, url, small) for _ in range(tries))
+    big = threading.Thread(target=post, args=(url, {"model": model, "prompt": ["A big request"] * 50, "n": 16,
+                                                    "max_tokens": 16, "temperature": 1.0}))
+    big.start()
+    time.sleep(0.5)  # the big request is under way
+    loaded = [timed(post, url, small) for _ in range(tries)]
+    big.join()
+    return alone, statistics.median(loaded)
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    url, model = sys.argv[1], sys.argv[2]
+    post(url, {"model": model, "prompt": "warm up", "max_tokens": 4})
+    for c in (1, 8, 32):
+        print(f"{c:2d} clients: {tokens_per_s(url, model, c):7.1f} completion tokens/s", flush=True)
+    alone, loaded = small_latency_under_big(url, model)
+    print(f"small request: {alone:.3f} s alone, {loaded:.3f} s while a 50 x n=16 request runs", flush=True)
