@@ -9,7 +9,6 @@ import concurrent.futures
 import json
 import statistics
 import sys
-import threading
 import time
 import urllib.request
 
@@ -34,16 +33,18 @@ def tokens_per_s(url, model, clients, requests_each=4, max_tokens=32):
 
 
 def small_latency_under_big(url, model, tries=3):
-    """Seconds a 1-prompt, 16-token request takes while a 50 x n=16 request of 16 tokens each runs."""
+    """Seconds a 1-prompt, 16-token request takes alone (the median of tries); the median and the
+    longest of those sent one after another while a 50 x n=16 request of 16 tokens each runs; and the
+    big request's seconds."""
     small = {"model": model, "prompt": "A small request", "max_tokens": 16, "temperature": 1.0}
     alone = statistics.median(timed(post, url, small) for _ in range(tries))
-    big = threading.Thread(target=post, args=(url, {"model": model, "prompt": ["A big request"] * 50, "n": 16,
-                                                    "max_tokens": 16, "temperature": 1.0}))
-    big.start()
-    time.sleep(0.5)  # the big request is under way
-    loaded = [timed(post, url, small) for _ in range(tries)]
-    big.join()
-    return alone, statistics.median(loaded)
+    big_body = {"model": model, "prompt": ["A big request"] * 50, "n": 16, "max_tokens": 16, "temperature": 1.0}
+    big = concurrent.futures.ThreadPoolExecutor(1).submit(timed, post, url, big_body)
+    time.sleep(2)  # the big request is under way
+    loaded = [timed(post, url, small)]
+    while not big.done():
+        loaded.append(timed(post, url, small))
+    return alone, statistics.median(loaded), max(loaded), big.result()
 
 
 def timed(fn, *args):
@@ -57,5 +58,6 @@ if __name__ == "__main__":
     post(url, {"model": model, "prompt": "warm up", "max_tokens": 4})
     for c in (1, 8, 32):
         print(f"{c:2d} clients: {tokens_per_s(url, model, c):7.1f} completion tokens/s", flush=True)
-    alone, loaded = small_latency_under_big(url, model)
-    print(f"small request: {alone:.3f} s alone, {loaded:.3f} s while a 50 x n=16 request runs", flush=True)
+    alone, median, longest, big = small_latency_under_big(url, model)
+    print(f"small request: {alone:.3f} s alone; while a 50 x n=16 request runs ({big:.1f} s): median {median:.3f} s, "
+          f"longest {longest:.3f} s", flush=True)
