@@ -39,7 +39,7 @@ import h11
 import torch
 import torch.nn.functional as F
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
@@ -242,7 +242,8 @@ class Completer:
         """OpenAI's logprobs object for the completion tokens (and the prompt's, with echo; its first is null)."""
         seq = ids + new
         logits, _ = self.model(torch.tensor([seq], device=self.device))
-        lp = F.log_softmax(logits[0].float(), dim=-1).clamp(min=-1e4)  # (T, vocab): row t predicts token t + 1; -inf is not JSON
+        # (T, vocab): row t predicts token t + 1; clamped because -inf is not JSON
+        lp = F.log_softmax(logits[0].float(), dim=-1).clamp(min=-1e4)
         first = 0 if echo else len(ids)
         tokens, token_lp, top, offsets, pos = [], [], [], [], 0
         for t in range(first, len(seq)):
@@ -329,7 +330,8 @@ class ReadBody:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"] + [(b"content-type", b"application/json")]
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+        headers.append((b"content-type", b"application/json"))
         length = int(dict(scope["headers"]).get(b"content-length", b"0"))  # h11 has checked it is digits
         body, more = b"", length <= self.max_bytes
         while more:
