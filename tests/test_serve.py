@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 
@@ -26,12 +25,9 @@ def server(hf_gpt2_dir):
     """The tiny GPT-2 served on 127.0.0.1 (a free port) in a thread; yields (base_url, model, tokenizer)."""
     model = GPT.from_pretrained(hf_gpt2_dir)
     tok = get_tokenizer(GPT2_META)
-    srv = serve.make_server(model, tok, NAME)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
+    srv = serve.make_server(model, tok, NAME).start()
     yield f"http://127.0.0.1:{srv.server_address[1]}/v1", model.eval(), tok
-    srv.shutdown()
-    srv.server_close()
+    srv.stop()
 
 
 @pytest.fixture(scope="module")
