@@ -87,7 +87,7 @@ def refused_code(path, e):
     named = f"it names {named.group(1)}; " if named else ""
     return UserError(f"{path} holds objects other than tensors and plain data; loading it could run code from it, "
                      f"so it is refused ({named}if you trust where it came from, load it in Python with "
-                     f"torch.load(weights_only=False) and save only its tensors and plain values)")
+                     f"torch.load, weights_only set to False, and save only its tensors and plain values)")
 
 
 def load_checkpoint(path):
