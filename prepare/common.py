@@ -96,12 +96,46 @@ class TiktokenTokenizer:
         return self.enc.decode_bytes([int(i) for i in ids])
 
 
+class BPETokenizer:
+    """A byte-level BPE trained on one dataset with HF tokenizers (prepare/ --vocab_size). The whole
+    tokenizer.json travels in meta.json under "tokenizer_json", so a checkpoint carries it too."""
+
+    name = "bpe"
+
+    def __init__(self, tokenizer_json):
+        from tokenizers import Tokenizer
+
+        self.json = tokenizer_json  # tokenizers' own serialization (what export writes as tokenizer.json)
+        self.hf = Tokenizer.from_str(tokenizer_json)
+        self.n_vocab = self.hf.get_vocab_size()
+        self.eot_token = self.hf.token_to_id(EOT)  # None when the vocabulary has no end-of-text token
+
+    def encode(self, text):
+        return self.hf.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids):
+        return self.hf.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    def decode_bytes(self, ids):
+        """The exact bytes of ids: each byte-level token's characters mapped back to their bytes."""
+        from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2's byte <-> character map
+
+        back = {ch: b for b, ch in bytes_to_unicode().items()}
+        toks = (self.hf.id_to_token(int(i)) for i in ids)
+        return b"".join(t.encode("utf-8") if t == EOT else bytes(back[ch] for ch in t) for t in toks)
+
+
+EOT = "<|endoftext|>"  # the end-of-text token's text, as in GPT-2
+
+
 def get_tokenizer(meta):
     """The tokenizer a dataset (or a checkpoint, which carries its meta) was written with."""
     if meta["tokenizer"] == "char":
         return CharTokenizer(meta["chars"])
     if meta["tokenizer"] == "words":
         return WordTokenizer(meta["words"])
+    if meta["tokenizer"] == "bpe":
+        return BPETokenizer(meta["tokenizer_json"])
     return TiktokenTokenizer(meta["tokenizer"])
 
 
