@@ -23,7 +23,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from helpers.checkpoint import (build_model, resolve_model, restore_rng, save_checkpoint, save_metrics_row,
                                 start_run_folder)
-from helpers.config import MAIN_JOB_MODEL, Interrupted, TrainConfig, check_train_config, configure, main_guard
+from helpers.config import (MAIN_JOB_MODEL, Interrupted, TrainConfig, check_train_config, configure, cooldown_start,
+                            main_guard)
 from helpers.data import Batches, dataset_dir, forward_kwargs, load_meta
 from helpers.device import end_ddp, from_rank0, setup_ddp, setup_device
 from helpers.evaluate import evaluate, unigram_distribution
@@ -37,11 +38,18 @@ from helpers.plotting import plot_run
 # --- the schedule and the step: the loop below calls them each iteration (tools/bench.py times train_step) ---
 
 def get_lr(it, c):
-    """Linear warmup for warmup_iters, cosine decay to min_lr at lr_decay_iters, then min_lr."""
+    """Linear warmup for warmup_iters, then lr_schedule's decay. cosine: down to min_lr at lr_decay_iters, then
+    min_lr. wsd (warmup-stable-decay): learning_rate until cooldown_start, then down to min_lr at max_iters
+    along 1 - sqrt(progress) or 1 - progress, so a run stopped early is a shorter run's prefix until its cooldown."""
     if it < c.warmup_iters:
         return c.learning_rate * (it + 1) / (c.warmup_iters + 1)
     if not c.decay_lr:
         return c.learning_rate
+    if c.lr_schedule == "wsd":
+        start = cooldown_start(c)
+        progress = max(0, it - start) / max(1, c.max_iters - start)  # 0 until the cooldown, 1 at max_iters
+        left = 1 - math.sqrt(progress) if c.cooldown_shape == "1-sqrt" else 1 - progress
+        return c.min_lr + left * (c.learning_rate - c.min_lr)
     if it > c.lr_decay_iters:
         return c.min_lr
     ratio = (it - c.warmup_iters) / max(1, c.lr_decay_iters - c.warmup_iters)
@@ -147,7 +155,8 @@ def main(argv=None):
     config_record = {"train": asdict(cfg), "model": asdict(mcfg), "dtype": dtype, "device": device, "world_size": world}
     writes = master and not cfg.eval_only  # eval_only reports and leaves out_dir as it was
     if writes:  # config.json, and metrics.jsonl afresh (on resume: its rows up to the checkpoint)
-        start_run_folder(out_dir, config_record, keep_until=iter_num if resumed else None)
+        start_run_folder(out_dir, config_record, keep_until=iter_num if resumed else None,
+                         rows_from=os.path.dirname(cfg.resume_from) if cfg.resume_from else None)  # a branch: its trunk's
     if master:
         print(f"{model.get_num_params() / 1e6:.2f}M parameters | {tokens_per_iter:,} tokens per iteration "
               f"({grad_accum} accumulation steps x {world} processes x {batch_size} x {mcfg.block_size}) "
@@ -199,6 +208,11 @@ def main(argv=None):
                         saved = iter_num
                         print(f"saved {ckpt_path}")
                 since_eval = (time.time(), iter_num)
+            if writes and iter_num in cfg.save_at and not (resumed and iter_num == start_iter):
+                # a checkpoint to branch from (wsd: a cooldown to a shorter budget starts here, --resume_from)
+                path = os.path.join(out_dir, f"ckpt_{iter_num}.pt")
+                save_checkpoint(path, model, optimizer, config_record, meta, iter_num, best_val_loss, gen, device_type)
+                print(f"saved {path}")
             if ddp and eval_now and extras.can_stop:  # all stop when rank 0's extras say so
                 stop = from_rank0(stop, device)
             if iter_num >= cfg.max_iters or cfg.eval_only or stop:

@@ -257,7 +257,7 @@ def resolve_model(cfg, mcfg, given, meta, data_dir):
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
     ckpt = base = None
     if cfg.init_from == "resume":
-        ckpt = load_checkpoint(ckpt_path)
+        ckpt = load_checkpoint(cfg.resume_from or ckpt_path)  # resume_from: a cooldown branch's start
         check_tokens(ckpt, meta, "the checkpoint", data_dir)
         changed = [k for k in given if k in ckpt["model_args"] and getattr(mcfg, k) != ckpt["model_args"][k]]
         if changed:
@@ -357,10 +357,11 @@ def restore_rng(ckpt, gen, device_type):
         torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
 
 
-def start_run_folder(out_dir, config_record, keep_until=None):
+def start_run_folder(out_dir, config_record, keep_until=None, rows_from=None):
     """Write config.json, and start metrics.jsonl afresh; on resume (keep_until) keep its rows up to
     the checkpoint's iteration, so the file describes exactly the run that continues (a torn last
-    line dropped). Temp files left by a save that was killed are removed first."""
+    line dropped); rows_from: take those rows from that run folder instead (a branch's trunk).
+    Temp files left by a save that was killed are removed first."""
     try:
         os.makedirs(out_dir, exist_ok=True)
         for tmp in glob.glob(os.path.join(glob.escape(out_dir), "*.tmp")):
@@ -369,5 +370,5 @@ def start_run_folder(out_dir, config_record, keep_until=None):
     except OSError as e:
         raise write_error(e, out_dir) from None
     atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(config_record, indent=1))
-    kept = [r for r in read_metrics(out_dir) if keep_until is not None and r["iter"] <= keep_until]
+    kept = [r for r in read_metrics(rows_from or out_dir) if keep_until is not None and r["iter"] <= keep_until]
     atomic_write_text(os.path.join(out_dir, "metrics.jsonl"), "".join(json_line(r) for r in kept))

@@ -210,11 +210,16 @@ class TrainConfig:
     muon_momentum: float = 0.95  # Muon's momentum (Nesterov)
     muon_weight_decay: float = 0.0  # Muon's decoupled weight decay (multiplied by its learning rate)
     grad_projection: str = "none"  # "none", or "tangent": each weight's gradient made orthogonal to that weight (⊥Grad)
-    # learning-rate schedule: linear warmup, then cosine down to min_lr
+    # learning-rate schedule: linear warmup, then cosine down to min_lr, or constant and a short cooldown (WSD)
     decay_lr: bool = True  # False keeps learning_rate constant after warmup
     warmup_iters: int = 50  # linear warmup steps
     lr_decay_iters: int = 500  # steps over which the cosine runs (~max_iters per Chinchilla)
     min_lr: float = 2e-4  # final learning rate (~learning_rate/10 per Chinchilla)
+    lr_schedule: str = "cosine"  # "cosine" (over lr_decay_iters), or "wsd": learning_rate, then down to min_lr over the last cooldown_frac of max_iters
+    cooldown_frac: float = 0.2  # wsd: the share of max_iters spent cooling down (Hägele et al. 2024: 0.1-0.2 matches cosine)
+    cooldown_shape: str = "1-sqrt"  # wsd: the cooldown's shape, "1-sqrt" (the paper's best) or "linear"
+    save_at: tuple[int, ...] = ()  # also save out_dir/ckpt_<iter>.pt at these iterations (wsd: before the cooldown, where branches start)
+    resume_from: str = ""  # init_from=resume continues this checkpoint, not out_dir/ckpt.pt (a cooldown branch: a wsd run's ckpt_<iter>.pt)
     # system
     device: str = "auto"  # "cpu", "cuda", "cuda:1", "mps"; "auto" is cuda when available, else cpu
     dtype: str = "auto"  # "float32", "bfloat16" or "float16"; "auto": bfloat16 on CUDA if supported, else float32
@@ -233,6 +238,11 @@ class TrainConfig:
 
 # The main job's model (`python train.py`): small enough to train on a laptop CPU in a few minutes.
 MAIN_JOB_MODEL = GPTConfig(block_size=384, vocab_size=58, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False)
+
+
+def cooldown_start(c):
+    """The iteration where a wsd run's cooldown begins: its last cooldown_frac of max_iters decays."""
+    return c.max_iters - round(c.cooldown_frac * c.max_iters)
 
 
 def check_train_config(c):
@@ -266,6 +276,24 @@ def check_train_config(c):
         raise UserError(f"optimizer must be 'adamw' or 'muon', got {c.optimizer!r}")
     if c.grad_projection not in ("none", "tangent"):
         raise UserError(f"grad_projection must be 'none' or 'tangent' (⊥Grad), got {c.grad_projection!r}")
+    if c.lr_schedule not in ("cosine", "wsd"):
+        raise UserError(f"lr_schedule must be 'cosine' or 'wsd' (warmup-stable-decay), got {c.lr_schedule!r}")
+    if c.cooldown_shape not in ("1-sqrt", "linear"):
+        raise UserError(f"cooldown_shape must be '1-sqrt' or 'linear', got {c.cooldown_shape!r}")
+    if not 0 < c.cooldown_frac <= 1:
+        raise UserError(f"cooldown_frac must be in (0, 1] (the share of max_iters that cools down), got {c.cooldown_frac}")
+    wsd = c.lr_schedule == "wsd" and c.decay_lr
+    if wsd and c.warmup_iters > cooldown_start(c):
+        raise UserError(f"the warmup ({c.warmup_iters} iterations) runs past the cooldown's start at iteration "
+                        f"{cooldown_start(c)}: lower --warmup_iters or --cooldown_frac")
+    last = cooldown_start(c) if wsd else c.max_iters  # a branch starts where the learning rate is still constant
+    outside = [k for k in c.save_at if not 0 < k <= last]
+    if outside:
+        where = f"before the cooldown, which starts at iteration {last}" if wsd else f"within max_iters={last}"
+        raise UserError(f"save_at {outside[0]} is not in 1..{last}: give iterations {where}")
+    if c.resume_from and c.init_from != "resume":
+        raise UserError(f"resume_from continues a checkpoint exactly: add --init_from=resume (init_from={c.init_from} "
+                        f"would load only its weights)")
     if c.full_batch and (c.gradient_accumulation_steps != 1 or c.freeze_base):
         raise UserError("full_batch trains on the whole train split in one step: keep gradient_accumulation_steps=1 "
                         "and freeze_base=False")
