@@ -17,6 +17,13 @@ finish, and the results cover them. The results go beside them, to out-compare/<
 results.json, val_loss.png (val loss over iterations, mean over seeds) and position_loss.png (final
 loss per position, mean over seeds), each with every run minus the baseline.
 
+With --budgets=1000,2000,4000 it draws budget curves instead: each run and seed trains once to the longest
+budget with the warmup-stable-decay schedule (lr_schedule=wsd), saving a checkpoint where each shorter
+budget's cooldown starts, and each shorter budget is a cooldown branched from it (--resume_from): the same
+model, to the bit, as a WSD run of that budget from scratch. The results give every run's loss at every
+budget and its compute multiplier against the baseline (helpers/multiplier.py) with a bootstrap interval,
+in budgets.md, budgets.json, budget_loss.png and multiplier.png (docs/variants.md, "Budget curves").
+
 When the common keys set target_val_acc (config/sweeps/compare_grokking.py), runs stop at it, and the
 results also give each seed's iterations to it (or that it was not reached within max_iters), and
 accuracy.png draws every seed's train and val accuracy.
@@ -36,8 +43,9 @@ import numpy as np
 import torch
 
 from helpers.checkpoint import atomic_write_text, read_metrics
-from helpers.config import UserError, configure, main_guard
+from helpers.config import TrainConfig, UserError, configure, cooldown_start, main_guard
 from helpers.launch import cores, train_in_workers
+from helpers.multiplier import bootstrap_multiplier, describe
 from helpers.plotting import plot_comparison, position_curve
 from model import GPT, GPTConfig
 
@@ -62,6 +70,7 @@ class CompareConfig:
     time_min: int = 24 * 60  # a run's time limit in minutes (slurm: --time); a run past it is killed, then retried
     gpus: int = 0  # slurm: GPUs per run
     cpus: int = 1  # slurm: CPUs per run (its threads)
+    budgets: tuple[int, ...] = ()  # budget curves: one wsd run per run and seed to the longest, a cooldown branch per shorter one
 
 
 def run_dir(c, run, seed):
@@ -221,6 +230,170 @@ def plot_accuracy(c, metrics, base, path):
     return save(fig, path)
 
 
+# --- budget curves: one WSD run to the longest budget, a cooldown branched off it for each shorter one ---
+
+def budget_dir(c, run, seed, budget):
+    return os.path.join(c.out_root, c.name, f"{run}_s{seed}_wsd{budget}")
+
+
+def budget_pieces(c, run, seed):
+    """A run's pieces at one seed: (trunk folder, its keys, {branch folder: its keys}). The trunk trains to the
+    longest budget with lr_schedule=wsd and saves ckpt_<i>.pt where each shorter budget's cooldown starts; a
+    branch continues that checkpoint exactly (init_from=resume, resume_from) and cools down to its budget."""
+    keys = {**c.common, **c.runs[run], "seed": seed, "lr_schedule": "wsd"}
+    frac = keys.get("cooldown_frac", TrainConfig.cooldown_frac)
+    longest, shorter = c.budgets[-1], c.budgets[:-1]
+    starts = {b: cooldown_start(TrainConfig(max_iters=b, cooldown_frac=frac)) for b in shorter}
+    trunk = budget_dir(c, run, seed, longest)
+    branches = {budget_dir(c, run, seed, b): {**keys, "max_iters": b, "init_from": "resume",
+                                              "resume_from": os.path.join(trunk, f"ckpt_{starts[b]}.pt")}
+                for b in shorter}
+    return trunk, {**keys, "max_iters": longest, "save_at": tuple(starts.values())}, branches
+
+
+def check_budgets(c):
+    """Budgets: increasing, at least two, each shorter one's cooldown starting after the warmup and before the
+    longest run's own cooldown (a branch starts where that run's learning rate is constant)."""
+    if list(c.budgets) != sorted(set(c.budgets)) or len(c.budgets) < 2:
+        raise UserError(f"budgets must be two or more increasing iteration counts, e.g. --budgets=1000,2000,4000; "
+                        f"got {c.budgets}")
+    keys = {**c.common, **{k: v for r in c.runs.values() for k, v in r.items()}}
+    frac, warmup = keys.get("cooldown_frac", TrainConfig.cooldown_frac), keys.get("warmup_iters", TrainConfig.warmup_iters)
+    starts = [cooldown_start(TrainConfig(max_iters=b, cooldown_frac=frac)) for b in c.budgets]
+    if starts[0] < max(1, warmup):
+        raise UserError(f"the cooldown of budget {c.budgets[0]} starts at iteration {starts[0]}, before the warmup "
+                        f"({warmup} iterations) ends: raise the smallest budget or lower --warmup_iters")
+    if max(starts[:-1]) > starts[-1]:
+        raise UserError(f"the cooldown of budget {c.budgets[-2]} starts after that of {c.budgets[-1]} (iteration "
+                        f"{starts[-1]}), so it cannot branch from its constant phase: space the budgets further apart")
+
+
+def pieces_steps(c, run):
+    """Optimizer steps of a run's pieces at one seed (the trunk, then each branch's cooldown), and of separate runs."""
+    frac = {**c.common, **c.runs[run]}.get("cooldown_frac", TrainConfig.cooldown_frac)
+    cooldowns = [b - cooldown_start(TrainConfig(max_iters=b, cooldown_frac=frac)) for b in c.budgets[:-1]]
+    return c.budgets[-1] + sum(cooldowns), sum(c.budgets)
+
+
+def train_budgets(c, results_dir, workers, gpus, slurm):
+    """Train every trunk, then every branch whose trunk finished; returns ({folder: seconds}, {folder: error})."""
+    trunks, branches = {}, {}
+    for run in c.runs:
+        for seed in c.seeds:
+            trunk, keys, mine = budget_pieces(c, run, seed)
+            trunks[trunk] = [f"--{k}={v}" for k, v in keys.items()]
+            branches.update({d: (trunk, [f"--{k}={v}" for k, v in a.items()]) for d, a in mine.items()})
+    folder = os.path.join(results_dir, "submitit")
+    seconds, failed = train_in_workers(trunks, workers, gpus, c.executor, folder, c.retries, c.time_min, slurm)
+    ready = {d: args for d, (trunk, args) in branches.items() if trunk in seconds}
+    more, failed_more = train_in_workers(ready, workers, gpus, c.executor, folder, c.retries, c.time_min, slurm)
+    failed.update(failed_more)
+    failed.update({d: f"its trunk {trunk} did not train" for d, (trunk, _) in branches.items() if d not in ready})
+    return {**seconds, **more}, failed
+
+
+def final_loss(out_dir, budget):
+    """The val loss of a piece's last eval, which is at its budget."""
+    last = read_metrics(out_dir)[-1]
+    assert last["iter"] == budget, f"{out_dir} ended at {last['iter']}, not {budget}"
+    return last["val_loss"]
+
+
+def summarize_budgets(c, base, done, seconds, speed):
+    """Per run: the loss at every budget (per seed, mean, std, difference from the baseline) and the multiplier."""
+    curves = {run: np.array([[final_loss(budget_dir(c, run, s, b), b) for b in c.budgets] for s in c.seeds])
+              for run in done}
+    results = {}
+    for run, curve in curves.items():
+        wsd, cosine = pieces_steps(c, run)
+        r = {"keys": {**c.common, **c.runs[run]}, "val_losses": curve.tolist(), "steps": wsd * len(c.seeds),
+             "cosine_steps": cosine * len(c.seeds),
+             "seconds": sum(seconds[budget_dir(c, run, s, b)] for s in c.seeds for b in c.budgets),
+             "ms_per_iter": speed.get(run), "budgets": {}}
+        for j, b in enumerate(c.budgets):
+            mean, std = mean_std(curve[:, j])
+            base_mean, base_std = mean_std(curves[base][:, j])
+            se = math.sqrt(std ** 2 / len(c.seeds) + base_std ** 2 / len(c.seeds))
+            r["budgets"][b] = {"val_loss": mean, "val_loss_std": std, "diff": mean - base_mean,
+                               "significant": None if run == base or math.isnan(se) else bool(abs(mean - base_mean) > 2 * se)}
+        for m in bootstrap_multiplier(c.budgets, curves[base], curve):
+            r["budgets"][m.pop("budget")]["multiplier"] = m
+        results[run] = r
+    return results
+
+
+def bench_speed(results_dir):
+    """{run: (ms/iter, x baseline)} from bench.json (compare.py --bench=True), or {} before it was run."""
+    path = os.path.join(results_dir, "bench.json")
+    return {r: tuple(v) for r, v in json.load(open(path)).items()} if os.path.exists(path) else {}
+
+
+def write_budgets(c, base, results, results_dir):
+    """budgets.md, budgets.json, budget_loss.png and multiplier.png."""
+    fmt = lambda v, s: f"{v:.4f} ± {s:.4f}" if not math.isnan(s) else f"{v:.4f}"  # noqa: E731
+    budgets = ", ".join(f"{b:,}" for b in c.budgets)
+    lines = [f"# compare_{c.name}: budget curves", "",
+             f"{len(results)} runs x {len(c.seeds)} seeds ({', '.join(map(str, c.seeds))}) at budgets {budgets}, "
+             f"each budget a WSD run (lr_schedule=wsd) cooled down to it; baseline `{base}`. Val loss, mean ± std "
+             f"over seeds, and the difference from the baseline (* beyond twice its standard error):", "",
+             "| run | " + " | ".join(f"{b:,}" for b in c.budgets) + " |", "|---|" + "---:|" * len(c.budgets)]
+    for run, r in results.items():
+        cells = [fmt(v["val_loss"], v["val_loss_std"]) + ("" if run == base else f" ({v['diff']:+.4f}"
+                 + ("*" if v["significant"] else "") + ")") for v in r["budgets"].values()]
+        lines.append(f"| {run} | " + " | ".join(cells) + " |")
+    lines += ["", "Compute multiplier: the baseline budget that reaches the run's mean loss at each budget, divided "
+                  "by that budget (log-linear between measured budgets, never beyond them: > and < mark the edge), "
+                  "and a 90% interval from resampling seeds. ms/iter and x baseline are tools/compare.py "
+                  "--bench=True's (bench.json; - before it is run); per wall-clock multiplies by 1 / x baseline.", "",
+              "| run | ms/iter | x baseline | " + " | ".join(f"at {b:,}" for b in c.budgets) + " |",
+              "|---|---:|---:|" + "---|" * len(c.budgets)]
+    for run, r in results.items():
+        if run == base:
+            continue
+        ms, ratio = r["ms_per_iter"] or (None, None)
+        cells = [f"{describe(m['value'], m['mark'])} [{describe(m['low'], m['low_mark'])}, "
+                 f"{describe(m['high'], m['high_mark'])}]" for m in (v["multiplier"] for v in r["budgets"].values())]
+        lines.append(f"| {run} | {'-' if ms is None else f'{ms:.1f}'} | {'-' if ratio is None else f'{ratio:.2f}'} | "
+                     + " | ".join(cells) + " |")
+    steps = sum(r["steps"] for r in results.values())
+    cosine = sum(r["cosine_steps"] for r in results.values())
+    minutes = sum(r["seconds"] for r in results.values()) / 60
+    lines += ["", f"Cost: {steps:,} optimizer steps, {minutes:.1f} min of training processes; separate cosine runs "
+                  f"at each budget would take {cosine:,} steps ({steps / cosine:.0%} of that here)."]
+    os.makedirs(results_dir, exist_ok=True)
+    atomic_write_text(os.path.join(results_dir, "budgets.md"), "\n".join(lines) + "\n")
+    atomic_write_text(os.path.join(results_dir, "budgets.json"), json.dumps(
+        {"baseline": base, "seeds": list(c.seeds), "budgets": list(c.budgets), "runs": results}, indent=1))
+    print("\n".join(lines))
+    loss = {run: (c.budgets, [v["val_loss"] for v in r["budgets"].values()]) for run, r in results.items()}
+    return [plot_comparison(loss, base, os.path.join(results_dir, "budget_loss.png"), "budget (iterations)",
+                            "final val loss (nats)", f"compare {c.name}: val loss at each budget (WSD), mean over "
+                            f"seeds", skip=0.0),
+            plot_multipliers(c, base, results, os.path.join(results_dir, "multiplier.png"))]
+
+
+def plot_multipliers(c, base, results, path):
+    """Multiplier against budget, one line per run with its interval shaded; log axes, 1 = the baseline."""
+    import matplotlib.pyplot as plt
+
+    from helpers.plotting import distinct_styles, save
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    runs = [r for r in results if r != base]
+    for run, (color, ls) in zip(runs, distinct_styles(len(runs))):
+        m = [v["multiplier"] for v in results[run]["budgets"].values()]
+        ax.plot(c.budgets, [x["value"] for x in m], color=color, ls=ls, marker="o", label=run)
+        ax.fill_between(c.budgets, [x["low"] for x in m], [x["high"] for x in m], color=color, alpha=0.15)
+        for b, x in zip(c.budgets, m):  # an open marker: the value is at the edge of the measured range
+            if x["mark"]:
+                ax.plot(b, x["value"], marker="^" if x["mark"] == ">" else "v", color=color, ms=10, mfc="none")
+    ax.axhline(1, color="black", lw=1.5)
+    ax.set(xscale="log", yscale="log", xlabel="budget (iterations)", ylabel="compute multiplier (baseline steps / steps)",
+           title=f"compare {c.name}: multiplier vs `{base}`, 90% interval over seeds; ^ v: beyond the measured budgets")
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
 def bench_runs(c, results_dir, rounds=10, steps=5):
     """ms/iter of every run's model and batches (bench.py's training step), relative to the baseline.
 
@@ -242,6 +415,7 @@ def bench_runs(c, results_dir, rounds=10, steps=5):
             times.append(time.perf_counter() - t)
         return float(np.median(times))
 
+    speed = {}
     lines = [f"# compare_{c.name}: speed", "",
              f"The training step of bench.py on the run's data, alternating with a baseline in one process: "
              f"{rounds} rounds of {steps} steps each (after {steps} warm-up steps); ms/iter is the run's median "
@@ -255,9 +429,11 @@ def bench_runs(c, results_dir, rounds=10, steps=5):
         ms = float(np.median([r for _, r in pairs]))
         ratio = float(np.median([r / b for b, r in pairs]))
         lines.append(f"| {run} | {1000 * ms:.1f} | {ratio:.2f} | {info['tokens_per_iter'] / ms:,.0f} |")
+        speed[run] = (1000 * ms, ratio)
         print(lines[-1], flush=True)
     os.makedirs(results_dir, exist_ok=True)
     atomic_write_text(os.path.join(results_dir, "bench.md"), "\n".join(lines) + "\n")
+    atomic_write_text(os.path.join(results_dir, "bench.json"), json.dumps(speed, indent=1))  # (budgets.md reads it)
     print("\n".join(lines))
 
 
@@ -275,9 +451,11 @@ def main(argv=None):
     results_dir = os.path.join(c.out_root, c.name)
     if c.bench:
         return bench_runs(c, results_dir)
-    runs = {run_dir(c, run, seed): run_args(c, run, seed) for run in c.runs for seed in c.seeds}
     gpus = 0 if c.executor == "slurm" or c.common.get("device", "auto") == "cpu" else torch.cuda.device_count()
     slurm = dict(partition=c.partition, account=c.account, gpus=c.gpus, cpus=c.cpus)
+    if c.budgets:
+        return compare_budgets(c, base, results_dir, gpus, slurm)
+    runs = {run_dir(c, run, seed): run_args(c, run, seed) for run in c.runs for seed in c.seeds}
     seconds, failed = train_in_workers(runs, c.workers or default_workers(gpus), gpus, c.executor,
                                        os.path.join(results_dir, "submitit"), c.retries, c.time_min, slurm)
     done = [run for run in c.runs if all(run_dir(c, run, s) in seconds for s in c.seeds)]  # every seed finished
@@ -293,6 +471,22 @@ def main(argv=None):
         raise UserError(f"{len(failed)} run(s) failed and are not in the results: "
                         + "; ".join(f"{k}: {v}" for k, v in failed.items()) + ". Run the same command again "
                         "to train only them (finished runs are reused)")
+
+
+def compare_budgets(c, base, results_dir, gpus, slurm):
+    """main() for --budgets: train the pieces, then write the budget curves and multipliers."""
+    check_budgets(c)
+    seconds, failed = train_budgets(c, results_dir, c.workers or default_workers(gpus), gpus, slurm)
+    done = [run for run in c.runs if all(budget_dir(c, run, s, b) in seconds for s in c.seeds for b in c.budgets)]
+    if base not in done:
+        raise UserError(f"the baseline did not train: {'; '.join(v for k, v in failed.items() if base in k)}")
+    results = summarize_budgets(c, base, done, seconds, bench_speed(results_dir))
+    for p in write_budgets(c, base, results, results_dir):
+        print(f"wrote {p}")
+    if failed:
+        raise UserError(f"{len(failed)} piece(s) failed and are not in the results: "
+                        + "; ".join(f"{k}: {v}" for k, v in failed.items()) + ". Run the same command again "
+                        "to train only them (finished pieces are reused)")
 
 
 if __name__ == "__main__":
