@@ -12,4 +12,5 @@
     induction   induction heads: each head's scores on repeated random tokens, the in-context-learning score
     circuits    direct logit attribution, activation and path patching, through model.py's hook points
     knowledge   the fixed world's closed- and open-book metrics, and the forgetting loss
+    multiplier  compute multipliers: a variant's loss read on the baseline's loss-vs-budget curve
 """
