@@ -50,9 +50,12 @@ def bootstrap_multiplier(budgets, base_curves, var_curves, n=2000, level=0.9, se
         draws = [multiplier(budgets, bm, budget, vm[j]) for bm, vm in zip(base_means, var_means)]
         values = np.array([v for v, _ in draws])
         low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
+        def edge(x):  # a bound at the edge of the measured range, where some resamples fell beyond it
+            if x >= budgets[-1] / budget and any(m == ">" for _, m in draws):
+                return ">"
+            return "<" if x <= budgets[0] / budget and any(m == "<" for _, m in draws) else ""
         out.append({"budget": budget, "value": value, "mark": mark, "low": float(low), "high": float(high),
-                    "low_mark": "<" if low <= budgets[0] / budget and any(m == "<" for _, m in draws) else "",
-                    "high_mark": ">" if high >= budgets[-1] / budget and any(m == ">" for _, m in draws) else ""})
+                    "low_mark": edge(low), "high_mark": edge(high)})
     return out
 
 

@@ -48,4 +48,4 @@ def test_the_bootstrap_interval_spans_the_seed_noise_around_the_multiplier_of_th
     assert noisy[2]["high"] == 2 and noisy[2]["high_mark"] == ">" and noisy[2]["low_mark"] == ""
     for e in exact[:3]:
         assert e["low"] == pytest.approx(2) and e["high"] == pytest.approx(2)
-    assert exact[3]["mark"] == ">" and exact[3]["high_mark"] == ">" and exact[3]["low_mark"] == ""
+    assert exact[3]["mark"] == exact[3]["low_mark"] == exact[3]["high_mark"] == ">"  # every resample beyond 8,000

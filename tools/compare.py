@@ -373,23 +373,29 @@ def write_budgets(c, base, results, results_dir):
 
 
 def plot_multipliers(c, base, results, path):
-    """Multiplier against budget, one line per run with its interval shaded; log axes, 1 = the baseline."""
+    """Multiplier against budget, one line per run with its interval shaded; log budgets, 1 = the baseline. A value
+    beyond the measured budgets is an open triangle at its bound (^: at least, v: at most), off the line."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    from helpers.plotting import distinct_styles, save
+    from helpers.plotting import distinct_styles, save, wrap
 
     fig, ax = plt.subplots(figsize=(8, 5))
     runs = [r for r in results if r != base]
     for run, (color, ls) in zip(runs, distinct_styles(len(runs))):
         m = [v["multiplier"] for v in results[run]["budgets"].values()]
-        ax.plot(c.budgets, [x["value"] for x in m], color=color, ls=ls, marker="o", label=run)
+        ax.plot(c.budgets, [np.nan if x["mark"] else x["value"] for x in m], color=color, ls=ls, marker="o", label=run)
         ax.fill_between(c.budgets, [x["low"] for x in m], [x["high"] for x in m], color=color, alpha=0.15)
-        for b, x in zip(c.budgets, m):  # an open marker: the value is at the edge of the measured range
+        for b, x in zip(c.budgets, m):
             if x["mark"]:
                 ax.plot(b, x["value"], marker="^" if x["mark"] == ">" else "v", color=color, ms=10, mfc="none")
     ax.axhline(1, color="black", lw=1.5)
-    ax.set(xscale="log", yscale="log", xlabel="budget (iterations)", ylabel="compute multiplier (baseline steps / steps)",
-           title=f"compare {c.name}: multiplier vs `{base}`, 90% interval over seeds; ^ v: beyond the measured budgets")
+    ax.set(xscale="log", xticks=c.budgets, xlabel="budget (iterations)",
+           ylabel="compute multiplier (baseline steps / steps)",
+           title=wrap(f"compare {c.name}: multiplier against {base}, 90% interval over seeds shaded, "
+                      f"open triangles: beyond the measured budgets (^ at least, v at most)", 70))
+    ax.xaxis.set_major_formatter(ScalarFormatter())  # the budgets as plain numbers on the log axis
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=8)
     return save(fig, path)
 
