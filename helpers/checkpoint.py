@@ -163,6 +163,18 @@ def current_hashes(ref):
     return {n: sha256_file(os.path.join(folder, n)) for n in hf_dir_files(folder)}
 
 
+def check_base(ref, now, path, where):
+    """A one-line error when the base that ref records is missing (now None) or its files changed since."""
+    if now is None:
+        raise UserError(f"{path} holds only the trained parameters of a model based on {where}, which is missing: "
+                        f"put that base back there, or train again on a base that exists")
+    if now != ref["sha256"]:
+        name = next(n for n in ref["sha256"] if now.get(n) != ref["sha256"][n])
+        raise UserError(f"{path} holds only the trained parameters of a model based on {where}, whose {name} has "
+                        f"changed since (sha256 {ref['sha256'][name][:12]} then, {now.get(name, 'none')[:12]} now): "
+                        f"put back the base it was trained on, or train again on this one")
+
+
 def with_base(ckpt, path):
     """The whole state dict of an adapter checkpoint: its base (refused in one line when missing or changed
     since: other weights under the same adapters are another model), built as the run built it (a cropped
@@ -170,17 +182,11 @@ def with_base(ckpt, path):
     ref = ckpt["base"]
     hub = ref["kind"] == "hub"
     where = f"{ref['path']} (Hugging Face hub)" if hub else ref["path"]
-    now = None if hub else current_hashes(ref)
-    if not hub and now is None:
-        raise UserError(f"{path} holds only the trained parameters of a model based on {where}, which is missing: "
-                        f"put that base back there (the same file), or train again on a base that exists")
+    if not hub:  # a file or a folder: checked before it is read
+        check_base(ref, current_hashes(ref), path, where)
     base = load_source(ref["path"])  # (a hub name: from the hub, or the copy downloaded before)
-    now = current_hashes(ref) if hub else now
-    if ref["sha256"] and now != ref["sha256"]:
-        name = next(n for n in ref["sha256"] if (now or {}).get(n) != ref["sha256"][n])
-        raise UserError(f"{path} holds only the trained parameters of a model based on {where}, whose {name} has "
-                        f"changed since (sha256 {ref['sha256'][name][:12]} then, {(now or {}).get(name, 'none')[:12]} "
-                        f"now): put back the base it was trained on, or train again on this one")
+    if hub and ref["sha256"]:  # the hub's copy: checked once it is in the cache
+        check_base(ref, current_hashes(ref), path, where)
     with torch.random.fork_rng(devices=[]):  # (building draws the new parts' init: readers' seeds stay as they were)
         model = on_base(GPTConfig(**ckpt["model_args"]), base, ref["spec"])
     unexpected = [k for k in ckpt["model"] if k not in model.state_dict()]
