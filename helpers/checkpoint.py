@@ -144,49 +144,56 @@ def base_reference(spec):
             "sha256": folder and {n: sha256_file(os.path.join(folder, n)) for n in hf_dir_files(folder)}}
 
 
-def hub_snapshot(spec):
-    """The hub cache's folder of spec (its newest download), or None when none is there; never asks the hub."""
+def hub_snapshot(spec, revision=None):
+    """The hub cache's folder of spec at revision (None: its newest download), or None when it is not there;
+    never asks the hub."""
     from huggingface_hub import snapshot_download
     try:
-        return snapshot_download(spec, local_files_only=True)
+        return snapshot_download(spec, revision=revision, local_files_only=True)
     except (OSError, ValueError):
         return None
 
 
-def current_hashes(ref):
-    """The sha256 of the files ref names, as they are now; None when the base is not there."""
+def current_hashes(ref, folder=None):
+    """The sha256 of the files ref names, as they are now (a hub base: in folder, or the newest download);
+    None when the base is not there."""
     if ref["kind"] == "file":
         return {os.path.basename(ref["path"]): sha256_file(ref["path"])} if os.path.isfile(ref["path"]) else None
-    folder = ref["path"] if ref["kind"] == "hf_dir" else hub_snapshot(ref["path"])
+    folder = ref["path"] if ref["kind"] == "hf_dir" else folder or hub_snapshot(ref["path"])
     if folder is None or not os.path.isfile(os.path.join(folder, "config.json")):
         return None
     return {n: sha256_file(os.path.join(folder, n)) for n in hf_dir_files(folder)}
 
 
-def check_base(ref, now, path, where):
+def check_base(ref, now, path):
     """A one-line error when the base that ref records is missing (now None) or its files changed since."""
+    hub = ref["kind"] == "hub"
+    where = f"{ref['path']} (Hugging Face hub)" if hub else ref["path"]
     if now is None:
         raise UserError(f"{path} holds only the trained parameters of a model based on {where}, which is missing: "
                         f"put that base back there, or train again on a base that exists")
     if now != ref["sha256"]:
         name = next(n for n in ref["sha256"] if now.get(n) != ref["sha256"][n])
+        todo = f"download revision {ref['revision']} again" if hub else "put back the base it was trained on"
         raise UserError(f"{path} holds only the trained parameters of a model based on {where}, whose {name} has "
                         f"changed since (sha256 {ref['sha256'][name][:12]} then, {now.get(name, 'none')[:12]} now): "
-                        f"put back the base it was trained on, or train again on this one")
+                        f"{todo}, or train again on this one")
 
 
 def with_base(ckpt, path):
     """The whole state dict of an adapter checkpoint: its base (refused in one line when missing or changed
     since: other weights under the same adapters are another model), built as the run built it (a cropped
-    block_size, new parts at their init), with the checkpoint's trained parameters loaded over it."""
+    block_size, new parts at their init), with the checkpoint's trained parameters loaded over it. A hub
+    base is read from the cached copy of the recorded revision when it is there, else by its name."""
     ref = ckpt["base"]
-    hub = ref["kind"] == "hub"
-    where = f"{ref['path']} (Hugging Face hub)" if hub else ref["path"]
-    if not hub:  # a file or a folder: checked before it is read
-        check_base(ref, current_hashes(ref), path, where)
-    base = load_source(ref["path"])  # (a hub name: from the hub, or the copy downloaded before)
-    if hub and ref["sha256"]:  # the hub's copy: checked once it is in the cache
-        check_base(ref, current_hashes(ref), path, where)
+    if ref["kind"] != "hub":  # a file or a folder: checked before it is read
+        check_base(ref, current_hashes(ref), path)
+        base = load_source(ref["path"])
+    else:
+        folder = ref["revision"] and hub_snapshot(ref["path"], ref["revision"])
+        base = load_source(folder or ref["path"])  # (by its name: from the hub, or the newest download)
+        if ref["sha256"]:
+            check_base(ref, current_hashes(ref, folder), path)
     with torch.random.fork_rng(devices=[]):  # (building draws the new parts' init: readers' seeds stay as they were)
         model = on_base(GPTConfig(**ckpt["model_args"]), base, ref["spec"])
     unexpected = [k for k in ckpt["model"] if k not in model.state_dict()]

@@ -143,7 +143,7 @@ def test_a_changed_or_missing_base_is_refused_in_one_line(hf_gpt2_dir, gpt2_fact
 def test_a_run_folder_base_and_a_hub_name_base(hf_gpt2_dir, gpt2_facts_dir, tmp_path, monkeypatch):
     """A LoRA run on another LoRA run's folder (it trains those adapters further) records that run's
     ckpt.pt, which is rebuilt from its own base in turn; a run on a hub name records the name, the
-    cached copy's revision and the hash of its files."""
+    cached copy's revision and the hash of its files, and is read with that revision."""
     first, second = str(tmp_path / "first"), str(tmp_path / "second")
     train.main(lora_args(hf_gpt2_dir, gpt2_facts_dir, first, "--max_iters=2"))
     train.main(lora_args(first, gpt2_facts_dir, second, "--max_iters=2"))
@@ -152,18 +152,27 @@ def test_a_run_folder_base_and_a_hub_name_base(hf_gpt2_dir, gpt2_facts_dir, tmp_
     a, b = (load_checkpoint(os.path.join(d, "ckpt.pt"))["model"] for d in (first, second))
     assert all(torch.equal(a[k], b[k]) != ("lora_" in k) for k in a)  # the same base, the adapters trained on
 
-    cache = tmp_path / "hub"  # a hub cache holding one download, as huggingface_hub lays it out
-    shutil.copytree(hf_gpt2_dir, cache / "models--some-org--tiny-gpt2" / "snapshots" / "abc123")
-    (cache / "models--some-org--tiny-gpt2" / "refs").mkdir()
-    (cache / "models--some-org--tiny-gpt2" / "refs" / "main").write_text("abc123")
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
-    hub_run = str(tmp_path / "hub_run")
+    repo = tmp_path / "hub" / "models--some-org--tiny-gpt2"  # a hub cache, as huggingface_hub lays it out
+    old, new = "a" * 40, "b" * 40  # two revisions (commit hashes)
+    shutil.copytree(hf_gpt2_dir, repo / "snapshots" / old)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(old)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    hub_run = os.path.join(tmp_path, "hub_run")
     train.main(lora_args("some-org/tiny-gpt2", gpt2_facts_dir, hub_run, "--max_iters=2"))
     ref = raw(hub_run)["base"]
-    assert (ref["kind"], ref["path"], ref["revision"]) == ("hub", "some-org/tiny-gpt2", "abc123")
+    assert (ref["kind"], ref["path"], ref["revision"]) == ("hub", "some-org/tiny-gpt2", old)
     assert set(ref["sha256"]) == {"model.safetensors", "config.json"}
-    load_checkpoint(os.path.join(hub_run, "ckpt.pt"))
-    with open(cache / "models--some-org--tiny-gpt2" / "snapshots" / "abc123" / "config.json", "a") as f:
-        f.write(" ")
-    with pytest.raises(UserError, match=r"some-org/tiny-gpt2 \(Hugging Face hub\), whose config.json has changed"):
+    trained = load_checkpoint(os.path.join(hub_run, "ckpt.pt"))["model"]
+    # the hub's model moves on and is downloaded: the adapters are still read with the revision they were trained on
+    hf = GPT2LMHeadModel.from_pretrained(hf_gpt2_dir)
+    with torch.no_grad():
+        hf.transformer.h[0].mlp.c_fc.weight[0, 0] += 1.0
+    hf.save_pretrained(repo / "snapshots" / new)
+    (repo / "refs" / "main").write_text(new)
+    again = load_checkpoint(os.path.join(hub_run, "ckpt.pt"))["model"]
+    assert all(torch.equal(trained[k], again[k]) for k in trained)
+    shutil.rmtree(repo / "snapshots" / old)  # that revision gone from the cache: the newest is another model
+    with pytest.raises(UserError, match=r"some-org/tiny-gpt2 \(Hugging Face hub\), whose model.safetensors has changed "
+                                        rf"since \(sha256 \w+ then, \w+ now\): download revision {old} again"):
         load_checkpoint(os.path.join(hub_run, "ckpt.pt"))
