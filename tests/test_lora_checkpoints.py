@@ -90,6 +90,20 @@ def test_an_adapter_run_resumes_exactly(lora_runs):
     assert [(r["train_loss"], r["val_loss"]) for r in ra] == [(r["train_loss"], r["val_loss"]) for r in rb]
 
 
+def test_a_whole_lora_checkpoint_from_before_resumes_whole(lora_runs, gpt2_facts_dir, tmp_path):
+    """A LoRA checkpoint that holds the whole model (as written before adapter checkpoints) resumes, and
+    goes on holding the whole model: without a reference, there is no base to rebuild it from."""
+    base, straight, _, _ = lora_runs
+    run = str(tmp_path / "old")
+    shutil.copytree(straight, run)
+    whole = load_checkpoint(os.path.join(run, "ckpt.pt"))
+    del whole["base"]
+    torch.save(whole, os.path.join(run, "ckpt.pt"))
+    train.main(lora_args(base, gpt2_facts_dir, run, "--max_iters=6", "--lr_decay_iters=6", "--init_from=resume"))
+    ckpt = raw(run)
+    assert ckpt["iter_num"] == 6 and "base" not in ckpt and ckpt["model"].keys() == whole["model"].keys()
+
+
 def test_sample_serve_analyze_and_export_read_an_adapter_checkpoint(lora_runs, tmp_path, capsys, monkeypatch):
     _, straight, _, in_memory = lora_runs
     sample.main([f"--out_dir={straight}", "--start=Hello", "--max_new_tokens=5", "--temperature=0", "--device=cpu"])
