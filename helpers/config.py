@@ -199,7 +199,7 @@ class TrainConfig:
     eval_only: bool = False  # evaluate once and exit
     head_scores: bool = False  # every eval also scores each head as previous-token/duplicate/induction head (docs/induction.md)
     always_save_checkpoint: bool = False  # save at every eval, not only when val loss improves
-    init_from: str = "scratch"  # "scratch", "resume" (out_dir/ckpt.pt), or weights to fine-tune: gpt2..gpt2-xl, an HF dir, a run folder
+    init_from: str = "scratch"  # "scratch", "resume" (out_dir/ckpt.pt), or weights to fine-tune: gpt2..gpt2-xl, an HF hub id or dir, a run folder, a checkpoint file
     overwrite: bool = False  # allow a scratch run to replace an existing checkpoint in out_dir
     plot_only: bool = False  # redraw the plots from out_dir/metrics.jsonl and exit
     log_to: str = ""  # also send each metrics row and the config to "tensorboard" (out_dir/tensorboard/), "wandb" or "trackio"; "": metrics.jsonl only
