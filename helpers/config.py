@@ -202,7 +202,7 @@ class TrainConfig:
     init_from: str = "scratch"  # "scratch", "resume" (out_dir/ckpt.pt), or weights to fine-tune: gpt2..gpt2-xl, an HF hub id or dir, a run folder, a checkpoint file
     overwrite: bool = False  # allow a scratch run to replace an existing checkpoint in out_dir
     plot_only: bool = False  # redraw the plots from out_dir/metrics.jsonl and exit
-    log_to: str = ""  # also send each metrics row and the config to "tensorboard" (out_dir/tensorboard/), "wandb" or "trackio"; "": metrics.jsonl only
+    log_to: str = ""  # also log metrics rows and config to "tensorboard" (out_dir/tensorboard/), "wandb", "trackio"; "": off
     log_project: str = ""  # the tracker's project; "": the folder holding out_dir, else "small-gpt-lab"
     log_run_name: str = ""  # the run's name in the tracker; "": out_dir's own name
     log_group: str = ""  # wandb/trackio: the group of related runs (tools/compare.py: the variant); "": none

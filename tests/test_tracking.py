@@ -96,3 +96,10 @@ def test_compare_names_the_sweep_as_project_and_each_variant_as_group_only_when_
         assert (cfg.log_to, cfg.log_project, cfg.log_group) == ("tensorboard", "sweep", run)
     c.log_to, c.common["log_to"], c.runs["wide"]["log_group"] = "", "wandb", "mine"  # a config's own keys win
     assert "--log_to=wandb" in compare.run_args(c, "base", 0) and "--log_group=mine" in compare.run_args(c, "wide", 0)
+
+
+def test_compare_refuses_a_missing_tracker_before_any_run(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    with pytest.raises(UserError, match="pip install wandb$"):
+        compare.main(["--name=sweep", "--runs={'base': {}}", f"--out_root={tmp_path / 'out'}", "--log_to=wandb"])
+    assert not (tmp_path / "out").exists()

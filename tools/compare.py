@@ -275,7 +275,7 @@ def main(argv=None):
         unknown = [r for r in (base, *c.only) if r not in c.runs]
         raise UserError(f"unknown run(s) {', '.join(unknown)}; the config has {', '.join(c.runs)}")
     check_workers(c)
-    check_log_to(c.log_to)
+    check_log_to(c.log_to or c.common.get("log_to", ""))  # a missing tracker: one line before any run
     if c.only:
         c.runs = {r: v for r, v in c.runs.items() if r == base or r in c.only}
     results_dir = os.path.join(c.out_root, c.name)
