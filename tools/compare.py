@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from helpers.checkpoint import atomic_write_text, read_metrics
-from helpers.config import UserError, configure, main_guard
+from helpers.config import UserError, check_log_to, configure, main_guard
 from helpers.launch import cores, train_in_workers
 from helpers.plotting import plot_comparison, position_curve
 from model import GPT, GPTConfig
@@ -62,6 +62,7 @@ class CompareConfig:
     time_min: int = 24 * 60  # a run's time limit in minutes (slurm: --time); a run past it is killed, then retried
     gpus: int = 0  # slurm: GPUs per run
     cpus: int = 1  # slurm: CPUs per run (its threads)
+    log_to: str = ""  # every run also logs to "tensorboard", "wandb" or "trackio": the project is name, the group each run
 
 
 def run_dir(c, run, seed):
@@ -69,8 +70,12 @@ def run_dir(c, run, seed):
 
 
 def run_args(c, run, seed):
-    """A run's train.py arguments: the common keys, the run's keys, the seed."""
-    return [f"--{k}={v}" for k, v in {**c.common, **c.runs[run], "seed": seed}.items()]
+    """A run's train.py arguments: the common keys, the run's keys, the seed. With a tracker (log_to, here or
+    in the keys) the sweep's name is its project and the run its group, so a variant's seeds sit together."""
+    keys = {**c.common, **c.runs[run], "seed": seed, **({"log_to": c.log_to} if c.log_to else {})}
+    if keys.get("log_to"):
+        keys = {"log_project": c.name, "log_group": run, **keys}  # (unless the keys name their own)
+    return [f"--{k}={v}" for k, v in keys.items()]
 
 
 def default_workers(gpus):
@@ -270,6 +275,7 @@ def main(argv=None):
         unknown = [r for r in (base, *c.only) if r not in c.runs]
         raise UserError(f"unknown run(s) {', '.join(unknown)}; the config has {', '.join(c.runs)}")
     check_workers(c)
+    check_log_to(c.log_to or c.common.get("log_to", ""))  # a missing tracker: one line before any run
     if c.only:
         c.runs = {r: v for r, v in c.runs.items() if r == base or r in c.only}
     results_dir = os.path.join(c.out_root, c.name)
