@@ -1,7 +1,8 @@
 """lm-eval itself (the pinned package, through its Python API) scores a model of this repo two ways and
 gets the same per-item loglikelihoods: the folder tools/export.py writes (`--model hf`, its own
 tokenizer), and the same model served by tools/serve.py (`--model local-completions`, the server's
-logprobs). For a GPT-2-token model, a character model and a trained-BPE model, on a tiny local task."""
+logprobs). For a GPT-2-token model, a character model and a trained-BPE model, on tiny local tasks:
+loglikelihood, multiple choice, and greedy generation with more stop strings than OpenAI allows."""
 
 import json
 import os
@@ -37,16 +38,21 @@ TASKS = {
                "metric_list:\n  - metric: acc\n",
     "tiny_mc": "output_type: multiple_choice\ndoc_to_text: '{{question}}'\ndoc_to_choice: '{{choices}}'\n"
                "doc_to_target: '{{answer}}'\nmetric_list:\n  - metric: acc\n",
+    # greedy generation with more stop strings than OpenAI's 4 (lm-eval adds the end-of-text text to them)
+    "tiny_gen": "output_type: generate_until\ndoc_to_text: '{{context}}'\ndoc_to_target: '{{continuation}}'\n"
+                "generation_kwargs:\n  until: [\"\\n\", '?', 'Q:', 'A:', '!', ' Vorin']\n  max_gen_toks: 8\n"
+                "metric_list:\n  - metric: exact_match\n",
 }
+ITEMS = {"tiny_ll": LL, "tiny_mc": MC, "tiny_gen": LL}
 
 
 @pytest.fixture(scope="module")
 def task_manager(tmp_path_factory):
-    """lm-eval's task index over two task YAMLs in a temp folder, reading local JSON lines, nothing else."""
+    """lm-eval's task index over the task YAMLs in a temp folder, reading local JSON lines, nothing else."""
     from lm_eval.tasks import TaskManager
 
     folder = tmp_path_factory.mktemp("tasks")
-    for name, items in (("tiny_ll", LL), ("tiny_mc", MC)):
+    for name, items in ITEMS.items():
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in items))
         (folder / f"{name}.yaml").write_text(
             f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {folder / name}.jsonl\n"
@@ -101,12 +107,13 @@ def exported(request, tmp_path_factory):
 
 
 def evaluate(model, model_args, task_manager):
-    """lm-eval's simple_evaluate on both tiny tasks: {task: [per-item (loglikelihood, is_greedy) lists]}."""
+    """lm-eval's simple_evaluate on the tiny tasks: {task: per item, its answers: (loglikelihood, is_greedy)
+    for each continuation or choice, or the generated text}."""
     import lm_eval
 
-    out = lm_eval.simple_evaluate(model=model, model_args=model_args, tasks=["tiny_ll", "tiny_mc"],
+    out = lm_eval.simple_evaluate(model=model, model_args=model_args, tasks=list(TASKS),
                                   task_manager=task_manager, log_samples=True, batch_size=1, device="cpu")
-    return {task: [[tuple(r[0]) for r in s["resps"]] for s in sorted(samples, key=lambda s: s["doc_id"])]
+    return {task: [[r[0] for r in s["resps"]] for s in sorted(samples, key=lambda s: s["doc_id"])]
             for task, samples in out["samples"].items()}
 
 
@@ -128,11 +135,11 @@ def test_lm_eval_scores_the_export_and_the_server_alike(exported, task_manager):
                                                 "tokenizer": folder, "max_length": BLOCK}, task_manager)
     finally:
         srv.stop()
-    assert [len(served[t]) for t in TASKS] == [len(LL), len(MC)]
-    for task in TASKS:
-        for want, got in zip(local[task], served[task]):
-            assert [ll for ll, _ in got] == pytest.approx([ll for ll, _ in want], abs=1e-4), task
-            assert [greedy for _, greedy in got] == [greedy for _, greedy in want], task
+    assert {t: len(served[t]) for t in TASKS} == {t: len(items) for t, items in ITEMS.items()}
+    for want, got in zip(local["tiny_ll"] + local["tiny_mc"], served["tiny_ll"] + served["tiny_mc"]):
+        assert [ll for ll, _ in got] == pytest.approx([ll for ll, _ in want], abs=1e-4)
+        assert [greedy for _, greedy in got] == [greedy for _, greedy in want]
+    assert served["tiny_gen"] == local["tiny_gen"]
 
 
 def test_the_exported_tokenizer_gives_the_repos_ids_offline(exported):
@@ -174,3 +181,4 @@ def test_a_character_vocabulary_has_no_gpt2_special_ids(tmp_path):
     assert config.get("pad_token_id") is None and json.load(open(tmp_path / "c" / "config.json"))["vocab_size"] == 27
     hf = AutoTokenizer.from_pretrained(str(tmp_path / "c"))
     assert hf.eos_token_id == hf.bos_token_id == 27 and hf("a cab")["input_ids"] == [1, 0, 3, 1, 2]
+    assert hf("a!")["input_ids"] == [1, 27]  # a character outside the vocabulary (a stop string lm-eval encodes)

@@ -39,7 +39,7 @@ from prepare.common import EOT, CharTokenizer, get_tokenizer
 EXPORTABLE = {"block_size", "vocab_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "attn_impl", "mlp_act",
               "tie_dims", "lora_rank", "lora_alpha", "n_kv_head"}
 HF_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
-UNKNOWN = "<unk>"  # a character or word outside the vocabulary: encoding it fails, as it does in this repo
+UNKNOWN = "<unk>"  # a word outside a vocabulary with an end-of-text token: encoding it fails, as it does in this repo
 MARKER = ".exported-by-small-gpt-lab"  # in every folder export writes: --overwrite replaces only such a folder
 
 
@@ -99,7 +99,10 @@ def hf_tokenizer(meta, max_length):
     if meta["tokenizer"] == "bpe":  # trained with HF tokenizers: its own file
         hf = Tokenizer.from_str(tok.json)
     elif isinstance(tok, CharTokenizer):  # one vocabulary entry per character (or word)
-        hf = Tokenizer(models.WordLevel({u: i for i, u in enumerate(tok.chars)}, unk_token=UNKNOWN))
+        vocab = {u: i for i, u in enumerate(tok.chars)}
+        if tok.eot_token is None:  # the end-of-text token added below also stands for a character outside the
+            vocab[EOT] = tok.n_vocab  # vocabulary, so that lm-eval can encode any stop string (the model never sees it)
+        hf = Tokenizer(models.WordLevel(vocab, unk_token=EOT if EOT in vocab else UNKNOWN))
         if tok.name == "char":  # split into single characters, joined back with nothing between
             hf.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
             hf.decoder = decoders.Fuse()
@@ -114,7 +117,7 @@ def hf_tokenizer(meta, max_length):
         hf = converter.converted()
     if tok.eot_token is None:  # lm-eval needs a bos/eos token to exist: one past the vocabulary, never in the data
         hf.add_special_tokens([AddedToken(EOT, special=True, normalized=False)])
-    eot = hf.id_to_token(tok.n_vocab if tok.eot_token is None else tok.eot_token)
+    eot = EOT if tok.eot_token is None else hf.id_to_token(tok.eot_token)
     return PreTrainedTokenizerFast(tokenizer_object=hf, model_max_length=max_length, bos_token=eot, eos_token=eot,
                                    clean_up_tokenization_spaces=False)
 
