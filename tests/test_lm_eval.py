@@ -61,7 +61,8 @@ def task_manager(tmp_path_factory):
 
 
 def trained(meta, steps=40):
-    """A tiny GPT in meta's tokens, trained a few steps on DOCS (each followed by end-of-text)."""
+    """A tiny GPT in meta's tokens, trained a few steps on DOCS, each followed by end-of-text (a newline
+    for characters, which have none)."""
     tok = get_tokenizer(meta)
     end = tok.encode("\n") if tok.eot_token is None else [tok.eot_token]  # characters: a newline between documents
     stream = [t for d in DOCS for t in tok.encode(d) + end]
