@@ -3,7 +3,7 @@ Experiment tracking: each metrics.jsonl row also goes to a tracker, to follow an
 
     python train.py --log_to=tensorboard     # event files in out_dir/tensorboard/: tensorboard --logdir out-facts
     python train.py --log_to=wandb           # Weights & Biases (pip install wandb); WANDB_MODE=offline stays local
-    python train.py --log_to=trackio         # trackio, local-first, the wandb API (pip install trackio): trackio show
+    python train.py --log_to=trackio         # trackio: local-first, the wandb API; trackio show
 
 metrics.jsonl stays the record: train.py appends each eval's row there, then hands the same row to
 the tracker, with the row's iter as the step. The tracker gets the row's numbers (a bool as 0 or 1);

@@ -1,12 +1,13 @@
 """Experiment tracking (helpers/tracking.py): TensorBoard's own reader sees metrics.jsonl's rows, a missing
 tracker is one line before anything is written, and compare.py groups a sweep's runs."""
 
+import json
 import os
+import subprocess
 import sys
-import types
 
 import pytest
-from conftest import train_args
+from conftest import ROOT, train_args
 
 import train
 from helpers.checkpoint import read_metrics
@@ -71,20 +72,23 @@ def test_runs_are_named_by_their_folders_unless_given():
     assert run_names(TrainConfig(out_dir="a/b", log_project="p", log_run_name="r")) == ("p", "r")
 
 
-def test_wandb_and_trackio_get_the_project_group_config_and_each_row_at_its_iter(tmp_path, monkeypatch):
-    """What train.py hands a tracker with the wandb API (both packages are optional installs, absent here:
-    this records the calls, it is not the tracker)."""
-    calls = []
-    run = types.SimpleNamespace(log=lambda d, step: calls.append(("log", d, step)),
-                                finish=lambda: calls.append(("finish",)))
-    module = types.SimpleNamespace(init=lambda **kw: calls.append(("init", kw)) or run)
-    monkeypatch.setitem(sys.modules, "trackio", module)
-    cfg = TrainConfig(out_dir=str(tmp_path / "sweep" / "base_s0"), log_to="trackio", log_group="base")
-    tracker = Tracker(cfg, {"train": {"seed": 0}})
-    tracker.log({"iter": 10, "val_loss": 1.5, "reached_target": False, "ms_per_iter": None, "position_loss": [1.0]})
-    tracker.finish()
-    assert calls == [("init", {"project": "sweep", "name": "base_s0", "group": "base", "config": {"train": {"seed": 0}}}),
-                     ("log", {"val_loss": 1.5, "reached_target": 0.0}, 10), ("finish",)]
+def test_trackio_local_store_holds_every_metrics_row_the_config_and_the_group(facts_dir, tmp_path):
+    """trackio itself (local-first: a SQLite store under TRACKIO_DIR, no network) gets each row at its iter.
+    Run in subprocesses: trackio reads TRACKIO_DIR when it is imported. (wandb shares this code path.)"""
+    out, store = tmp_path / "sweep" / "base_s0", tmp_path / "trackio"
+    env = {**os.environ, "TRACKIO_DIR": str(store), "OMP_NUM_THREADS": "1"}
+    args = train_args(facts_dir, str(out), "--log_to=trackio", "--log_group=base", "--eval_interval=2", "--max_iters=4")
+    subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], env=env, check=True, capture_output=True)
+    read = ("import json; from trackio.sqlite_storage import SQLiteStorage as S; "
+            "print(json.dumps([S.get_logs('sweep', 'base_s0'), S.get_run_config('sweep', 'base_s0')], default=str))")
+    logs, config = json.loads(subprocess.run([sys.executable, "-c", read], env=env, check=True,
+                                                     capture_output=True, text=True).stdout)
+    rows = read_metrics(str(out))
+    assert [entry["step"] for entry in logs] == [r["iter"] for r in rows] == [0, 2, 4]
+    for entry, row in zip(logs, rows):
+        assert {k: entry[k] for k in scalars(row)} == pytest.approx(scalars(row))  # every number, as written
+        assert "position_loss" not in entry  # lists stay in metrics.jsonl and its plots
+    assert config["_Group"] == "base" and config["train"]["max_iters"] == 4 and config["model"]["n_layer"] == 2
 
 
 def test_compare_names_the_sweep_as_project_and_each_variant_as_group_only_when_tracking():
