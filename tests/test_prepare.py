@@ -168,6 +168,7 @@ def test_train_sample_and_analyze_on_a_bpe_dataset(bpe_shakespeare, tmp_path, ca
     import train
     from conftest import train_args
     from helpers.checkpoint import read_metrics
+    from helpers.config import UserError
     from tools import analyze
 
     data_dir, out = bpe_shakespeare[0], str(tmp_path / "run")
@@ -182,6 +183,12 @@ def test_train_sample_and_analyze_on_a_bpe_dataset(bpe_shakespeare, tmp_path, ca
     assert capsys.readouterr().out.startswith("ROMEO: señor")
     analyze.main(["tokens", f"--out_dir={out}", "--text=ROMEO: señor, 'tis thee", f"--plot_dir={tmp_path}/plots"])
     assert os.path.exists(tmp_path / "plots" / "tokens.html")
+    # a BPE of the same size learned from other text has other tokens: resuming on it is refused
+    (tmp_path / "other.txt").write_text(shakespeare_head(300_000)[200_000:], encoding="utf-8")
+    shakespeare.main(["--input", str(tmp_path / "other.txt"), "--tokenizer=bpe", "--vocab_size=512",
+                      "--out", str(tmp_path / "other")])
+    with pytest.raises(UserError, match=r"holds bpe \(vocab 512\), learned from other text"):
+        train.main(train_args(str(tmp_path / "other"), out, "--init_from=resume", "--max_iters=20"))
 
 
 @pytest.mark.parametrize("argv, says", [(["--vocab_size=256"], "at least 257"),
