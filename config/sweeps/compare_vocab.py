@@ -16,7 +16,8 @@
 # the iterations that take as long as the characters' _CHAR_ITERS. _STEP_COST is each run's step time over the
 # characters', from the --bench command above (bench.md: each run's steps alternate with the characters' in one
 # process, so the ratio holds on a loaded machine); each run's cosine schedule decays over its own iterations.
-# A budget of 1,000 character steps keeps the 15 runs within about half an hour of one core. Evals (train and
+# A budget of 1,000 character steps: the 15 runs took 89 min of run time, two at a time on a loaded 2-core machine.
+# Evals (train and
 # val, the recipe's 20 batches each, at 0, at 80% of a run and at its end: the late change says whether a
 # run still improves) come on top and cost more for the larger vocabularies (GPT-2's: ~9x a character eval).
 import config.train_shakespeare_char_fast as fast
