@@ -339,8 +339,16 @@ def save_metrics_row(out_dir, row):
 
 
 def same_tokens(meta_a, meta_b):
-    """Whether two datasets (or a checkpoint's and a dataset's meta) use the same tokenizer and vocabulary."""
-    return (meta_a["tokenizer"], meta_a["vocab_size"]) == (meta_b["tokenizer"], meta_b["vocab_size"])
+    """Whether two datasets (or a checkpoint's and a dataset's meta) use the same tokenizer and vocabulary.
+    Two trained BPEs of one size are the same only with the same tokens and merges (learned from the same text)."""
+    if (meta_a["tokenizer"], meta_a["vocab_size"]) != (meta_b["tokenizer"], meta_b["vocab_size"]):
+        return False
+    return meta_a["tokenizer"] != "bpe" or bpe_model(meta_a) == bpe_model(meta_b)
+
+
+def bpe_model(meta):
+    """A trained BPE's tokens and merges, from the tokenizer.json a meta carries."""
+    return json.loads(meta["tokenizer_json"])["model"]
 
 
 def resolve_model(cfg, mcfg, given, meta, data_dir):
@@ -402,8 +410,10 @@ def check_tokens(ckpt, meta, what, data_dir):
     """A one-line error when a model was trained on other tokens than the dataset holds."""
     if ckpt.get("meta") and not same_tokens(ckpt["meta"], meta):
         raise UserError(f"{what} was trained on {ckpt['meta']['tokenizer']} tokens (vocab {ckpt['meta']['vocab_size']}) "
-                        f"but {data_dir} holds {meta['tokenizer']} (vocab {meta['vocab_size']}): use a dataset "
-                        f"prepared with the model's tokenizer")
+                        f"but {data_dir} holds {meta['tokenizer']} (vocab {meta['vocab_size']})"
+                        + (", learned from other text" if meta["tokenizer"] == ckpt["meta"]["tokenizer"] == "bpe"
+                           else "")
+                        + ": use a dataset prepared with the model's tokenizer")
 
 
 def build_model(mcfg, ckpt=None, base=None, base_name="", freeze_base=False):

@@ -156,7 +156,8 @@ def label(tok, i):
     """A token as a readable label: newlines and spaces made visible (padding ids past the tokenizer's as <id>)."""
     if i >= tok.n_vocab:
         return f"<{i}>"
-    return tok.decode([i]).replace("\n", "↵").replace(" ", "␣")
+    text = tok.decode_bytes([i]).decode("utf-8", "backslashreplace")  # a byte-level piece of a character: \xe2
+    return text.replace("\n", "↵").replace(" ", "␣")
 
 
 def short(text, n=30):

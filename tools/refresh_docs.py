@@ -46,6 +46,8 @@ EXPERIMENTS = {
     "compare_datasets": Experiment("out-compare/datasets", ("results.md", "results.json", "val_loss.png",
                                                             "position_loss.png"),
                                    "python tools/compare.py config/sweeps/compare_datasets.py"),
+    "compare_vocab": Experiment("out-compare/vocab", ("results.md", "results.json", "bench.md"),
+                                "python tools/compare.py config/sweeps/compare_vocab.py (and --bench=True first)"),
     "grokking": Experiment("out-compare/grokking", ("results.md", "results.json", "accuracy.png", "val_loss.png"),
                            "python tools/compare.py config/sweeps/compare_grokking.py"),
     "shakespeare_char_tangent": Experiment(
