@@ -122,17 +122,22 @@ class Forgetting(nn.Module):
     Selective forgetting (forget_fraction < 1): the questions of the term are about the forget set only, and
     the closed-book questions about retain-set people keep their LM loss, so the retain set is rehearsed as
     before. A closed-book document is a run of questions of qa_len tokens each, with the person's first and
-    last name at name_at and name_at + 1: a target belongs to the question it falls in.
+    last name at name_at and name_at + 1: a target belongs to the question it falls in. retain_weight > 0 adds
+    retain_weight x the answer loss (cross-entropy) on batch_size closed-book questions about the retain set
+    (retain_prompts, retain_answers): the retain half of TOFU's gradient difference, a direct pull to keep them.
 
     Wraps the GPT for train.py's step, which announces it: forward(x, y) returns (None, LM loss + weight x
     forgetting term); the questions are drawn with the batches' generator, so a resumed run continues exactly.
     """
 
     def __init__(self, model, prompts, candidates, starts, weight, batch_size, generator, retain=None, qa_len=8,
-                 name_at=2):
+                 name_at=2, retain_weight=0.0, retain_prompts=None, retain_answers=None):
         super().__init__()
         self.model, self.weight, self.batch_size, self.generator = model, weight, batch_size, generator
-        self.qa_len, self.name_at = qa_len, name_at
+        self.qa_len, self.name_at, self.retain_weight = qa_len, name_at, retain_weight
+        if retain_weight:
+            self.register_buffer("retain_prompts", retain_prompts, persistent=False)  # (R, T) the retain set's questions
+            self.register_buffer("retain_answers", retain_answers, persistent=False)  # (R,) their answers
         V = len(starts)
         retain = torch.zeros(V, V, dtype=torch.bool) if retain is None else retain
         self.register_buffer("prompts", prompts, persistent=False)  # (M, T) every closed-book question to forget
@@ -153,13 +158,20 @@ class Forgetting(nn.Module):
         _, loss = self.model(x, y, reduction="none", **kw)  # (B, T)
         lm = loss.sum() / (y != -1).sum().clamp(min=1)
         pick = torch.randint(len(self.prompts), (self.batch_size,), generator=self.generator).to(x.device)
-        return None, lm + self.weight * forgetting_term(self.model, self.prompts[pick], self.candidates[pick])
+        loss = lm + self.weight * forgetting_term(self.model, self.prompts[pick], self.candidates[pick])
+        if self.retain_weight:
+            pick = torch.randint(len(self.retain_prompts), (self.batch_size,), generator=self.generator).to(x.device)
+            logits, _ = self.model(self.retain_prompts[pick], last_only=True)
+            loss = loss + self.retain_weight * F.cross_entropy(logits[:, -1].float(), self.retain_answers[pick])
+        return None, loss
 
     def describe(self):
         kept = " and the retain set's closed-book questions" if self.retain.any() else ""
         about = " about the forget set" if kept else ""
+        pull = (f" + {self.retain_weight:g} x the answer loss on {self.batch_size} closed-book questions about the "
+                f"retain set") if self.retain_weight else ""
         return (f"the LM loss on open-book and counterfactual documents{kept} + {self.weight:g} x the forgetting "
-                f"term on {self.batch_size} closed-book questions{about} (helpers/knowledge.py Forgetting)")
+                f"term on {self.batch_size} closed-book questions{about}{pull} (helpers/knowledge.py Forgetting)")
 
 
 class Knowledge(Extra):
@@ -170,22 +182,27 @@ class Knowledge(Extra):
     a forget set and a retain set (prepare/world.py forget_split, from the world's seed), adds their
     closed-book metrics, and points the forgetting loss at the forget set."""
 
-    def __init__(self, data_dir, meta, device, forget_weight=0.0, forget_batch_size=64, forget_fraction=1.0):
+    def __init__(self, data_dir, meta, device, forget_weight=0.0, forget_batch_size=64, forget_fraction=1.0,
+                 retain_weight=0.0):
         from prepare.common import get_tokenizer
         from prepare.world import forget_split
 
         self.questions, self.tok, self.device = load_questions(data_dir), get_tokenizer(meta), device
         self.forget_weight, self.forget_batch_size = forget_weight, forget_batch_size
-        self.forget_fraction = forget_fraction
+        self.forget_fraction, self.retain_weight = forget_fraction, retain_weight
         with open(os.path.join(data_dir, "world.json")) as f:
             self.world = json.load(f)
         self.forget, self.retain = forget_split(self.world, forget_fraction, meta["generator"]["seed"])
         if forget_weight and not self.forget:
             raise UserError(f"forget_fraction={forget_fraction} of {len(self.world['people'])} people rounds to no "
                             f"one to forget: raise it")
+        if retain_weight and not self.retain:
+            raise UserError(f"retain_weight needs a retain set, and forget_fraction={forget_fraction} leaves no one "
+                            f"in it: lower forget_fraction")
 
     @classmethod
-    def of(cls, data_dir, meta, device, forget_weight=0.0, forget_batch_size=64, forget_fraction=1.0):
+    def of(cls, data_dir, meta, device, forget_weight=0.0, forget_batch_size=64, forget_fraction=1.0,
+           retain_weight=0.0):
         """The dataset's Knowledge, or None when it is not a fixed world (forget_weight then refuses it)."""
         if load_questions(data_dir) is None:
             if forget_weight or forget_fraction != 1:
@@ -193,7 +210,7 @@ class Knowledge(Extra):
                                 f"world.json), which {data_dir} is not: run `python prepare/world.py` and pass "
                                 f"--dataset=world")
             return None
-        return cls(data_dir, meta, device, forget_weight, forget_batch_size, forget_fraction)
+        return cls(data_dir, meta, device, forget_weight, forget_batch_size, forget_fraction, retain_weight)
 
     def metrics(self, model):
         out = knowledge_metrics(model, self.tok, self.questions, device=self.device)
@@ -228,11 +245,15 @@ class Knowledge(Extra):
         retain = torch.zeros(V, V, dtype=torch.bool)  # [first, last]: a retain-set person's name
         for name in self.retain:
             retain[tuple(self.tok.encode(name))] = True
+        kept = closed_book_questions(self.world, self.retain)  # for retain_weight: every retain-set question
+        kept_prompts = torch.tensor([self.tok.encode(q["prompt"]) for q in kept]) if kept else None
+        kept_answers = torch.tensor([self.tok.encode(q["answer"])[0] for q in kept]) if kept else None
         name = self.world["people"][0]  # where a name sits in a question, and a question's length with its answer
         prompt = self.tok.encode(question(name, "city")[0])
         return Forgetting(model, torch.tensor(prompts), torch.stack(candidates), starts, weight, batch_size,
-                          generator, retain, qa_len=len(prompt) + 2,
-                          name_at=prompt.index(self.tok.encode(name)[0])).to(self.device)
+                          generator, retain, qa_len=len(prompt) + 2, name_at=prompt.index(self.tok.encode(name)[0]),
+                          retain_weight=self.retain_weight, retain_prompts=kept_prompts,
+                          retain_answers=kept_answers).to(self.device)
 
 
 def plot_knowledge(out_dir, plot_dir):

@@ -154,6 +154,8 @@ def test_forget_weight_needs_a_fixed_world(facts_dir, tmp_path):
         train.main(train_args(facts_dir, str(tmp_path / "out"), "--forget_fraction=0.5", "--max_iters=1"))
     with pytest.raises(UserError, match=r"forget_fraction must be in \(0, 1\]"):
         train.main(train_args(facts_dir, str(tmp_path / "out"), "--forget_fraction=0"))
+    with pytest.raises(UserError, match="retain_weight must be >= 0"):
+        train.main(train_args(facts_dir, str(tmp_path / "out"), "--retain_weight=1.0"))
 
 
 def test_the_forget_split_is_deterministic_disjoint_nested_and_whole_at_one(world_dir):
@@ -221,6 +223,14 @@ def test_selective_forgetting_forgets_only_the_forget_set_and_rehearses_the_reta
     assert "retain set's closed-book questions" in f.describe()
     m = k.metrics(model)
     assert 0 <= m["forget_closed_book"] <= 1 and 0 <= m["retain_closed_book"] <= 1
+    # retain_weight: + the answer loss on questions about the retain set, drawn after the forget set's
+    plain = f(x, y)[1]
+    k.retain_weight = 1.0
+    pulled = k.objective(model, 1.0, 8, torch.Generator().manual_seed(0))
+    assert {" ".join(tok.decode(p.tolist()).split()[2:4]) for p in pulled.retain_prompts} == retain
+    assert pulled(x, y)[1].item() > plain.item() + 0.1 and "about the retain set" in pulled.describe()
+    with pytest.raises(UserError, match="retain set"):
+        Knowledge(world_dir, meta, "cpu", 1.0, 8, forget_fraction=1.0, retain_weight=1.0)
 
 
 def test_retrieval_recall_on_a_known_store(tmp_path):
@@ -269,8 +279,9 @@ def test_one_command_writes_the_table_for_every_arm(tmp_path, monkeypatch):
         "--name=tiny", f"--out_root={tmp_path / 'out'}", f"--data_dir={tmp_path / 'world'}", "--seeds=(0, 1)",
         "--data={" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]}" for a in TINY_WORLD) + "}",
         f"--base={keys()}", f"--forgetting={keys('--forget_weight=1.0')}", f"--priming={keys('--priming_dim=8')}",
-        f"--lora={keys('--lora_rank=2')}", "--forget_fractions=(0.3, 0.7)"])
-    for arm in ("forgetting", "continued", "base"):
+        f"--lora={keys('--lora_rank=2')}", "--forget_fractions=(0.3, 0.7)",
+        "--selective_arms={'forget_retain': {'retain_weight': 1.0}}"])
+    for arm in ("forgetting", "forget_retain", "continued", "base"):
         for f in ("0.3", "0.7"):
             for metric in knowledge.SELECTIVE:
                 assert 0 <= sel[arm][f][metric]["mean"] <= 1 and len(sel[arm][f][metric]["values"]) == 2

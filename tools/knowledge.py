@@ -84,6 +84,7 @@ class KnowledgeConfig:
     lora: dict = field(default_factory=dict)  # train.py keys of the LoRA run (lora_rank, max_iters, ...)
     retrieval_k: int = 2  # facts lines retrieved per question
     forget_fractions: tuple[float, ...] = ()  # (): the arms table; fractions: the selective-forgetting sweep instead
+    selective_arms: dict = field(default_factory=dict)  # more arms of the sweep: {name: train.py keys added to forgetting's}
     device: str = "cpu"  # where training and evaluation run
     data_dir: str = ""  # where the world goes; "" = data/knowledge_<name>
     out_root: str = "out-knowledge"  # where experiments go
@@ -226,21 +227,28 @@ def plot_curves(c, path, title):
     save(fig, path)
 
 
-def fraction_run(f):
-    return f"forgetting_f{f:g}"
+def fraction_run(arm, f):
+    return f"{arm}_f{f:g}"
+
+
+def forgetting_arms(c):
+    """{arm: its train.py keys on top of c.forgetting's}: forgetting, and selective_arms."""
+    return {"forgetting": {}, **c.selective_arms}
 
 
 def selective_seed(c, data_dir, seed, questions, tok, splits):
     """Selective forgetting, one seed: train (or reuse) the base, the control and a forgetting fine-tune per
     fraction; returns ({arm: {fraction: metrics}}, train seconds per run). Scores kept in selective.json."""
     root = os.path.join(c.out_root, c.name, f"s{seed}")
-    runs = ("base", "continued", *map(fraction_run, c.forget_fractions))
+    arms = forgetting_arms(c)
+    runs = ("base", "continued", *(fraction_run(a, f) for a in arms for f in c.forget_fractions))
     dirs = {r: os.path.join(root, r) for r in runs}
     common = {"data_dir": data_dir, "device": c.device, "seed": seed}
     seconds = {"base": train_or_reuse(dirs["base"], args({**common, **c.base})),
                "continued": fine_tune(c, common, dirs, "continued", forget_weight=0.0)}
-    for f in c.forget_fractions:
-        seconds[fraction_run(f)] = fine_tune(c, common, dirs, fraction_run(f), forget_fraction=f)
+    for arm, keys in arms.items():
+        for f in c.forget_fractions:
+            seconds[fraction_run(arm, f)] = fine_tune(c, common, dirs, fraction_run(arm, f), forget_fraction=f, **keys)
     stamp = os.path.join(root, "selective.json")
     evaluated = {"runs": {r: read_stamp(d) for r, d in dirs.items()}, "splits": splits}
     if os.path.exists(stamp) and json.load(open(stamp))["evaluated"] == evaluated:
@@ -250,9 +258,9 @@ def selective_seed(c, data_dir, seed, questions, tok, splits):
     w = json.load(open(os.path.join(data_dir, "world.json")))
     reading = [q for q in questions if q["kind"] == "open_book_new"]
     scores = {}
-    for arm in ("forgetting", "continued", "base"):
+    for arm in (*arms, "continued", "base"):
         for f in c.forget_fractions:
-            model = models[fraction_run(f) if arm == "forgetting" else arm]
+            model = models[fraction_run(arm, f) if arm in arms else arm]
             split = splits[f"{f:g}"]
             m = split_metrics(model, tok, w, split["forget"], split["retain"], c.device)
             m["open_book_new"] = round(score(model, tok, reading, [q["facts"] for q in reading], c.device)["acc"], 5)
@@ -265,12 +273,14 @@ def plot_selective(results, fractions, path, title):
     """forget, retain and reading accuracy against the forget fraction: both arms and the base, mean ± std."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
     styles = {"forgetting": dict(color="#c44e52", marker="o"), "continued": dict(color="#4c72b0", marker="s"),
-              "base": dict(color="gray", marker=".", ls=":")}
+              "base": dict(color="gray", marker=".", ls=":", alpha=0.6)}
+    arms = [a for a in results["arms"] if a not in styles] + list(styles)
     for ax, metric in zip(axes, SELECTIVE):
-        for arm, style in styles.items():
+        for i, arm in enumerate(arms):
             rows = [results[arm][f"{f:g}"][metric] for f in fractions]
-            ax.errorbar(fractions, [r["mean"] for r in rows], yerr=[r["std"] or 0 for r in rows], capsize=3,
-                        label=arm, **style)
+            shift = 0.012 * (i - (len(arms) - 1) / 2)  # side by side, so the error bars do not hide each other
+            ax.errorbar([f + shift for f in fractions], [r["mean"] for r in rows], yerr=[r["std"] or 0 for r in rows],
+                        capsize=3, label=arm, **styles.get(arm, dict(marker="^")))
         if metric != "open_book_new":
             ax.axhline(results["chance"], color="k", ls=":", lw=1, label=f"chance ({results['chance']:.2f})")
         ax.set(xlabel="forget fraction (share of the people to forget)", title=metric, ylim=(0, 1.05),
@@ -297,10 +307,13 @@ def selective(c, data_dir, questions, tok, argv):
         per_seed.append(scores)
         seconds.append(secs)
         print(f"seed {s}: " + "; ".join(f"f={f:g} " + " ".join(
-            f"{arm} " + "/".join(f"{scores[arm][f'{f:g}'][m]:.2f}" for m in SELECTIVE) for arm in ("forgetting", "continued"))
+            f"{arm} " + "/".join(f"{scores[arm][f'{f:g}'][m]:.2f}" for m in SELECTIVE) for arm in scores)
             for f in c.forget_fractions))
+    arms = (*forgetting_arms(c), "continued", "base")
     results = {arm: {f"{f:g}": summarize([s[arm][f"{f:g}"] for s in per_seed], SELECTIVE)
-                     for f in c.forget_fractions} for arm in ("forgetting", "continued", "base")}
+                     for f in c.forget_fractions} for arm in arms}
+    results["arms"] = {a: {**c.forgetting, **keys} for a, keys in forgetting_arms(c).items()}
+    results["arms"].update(continued={**c.forgetting, "forget_weight": 0.0}, base=c.base)
     results["chance"] = round(float(np.mean([1 / len(values) for _, _, values in world.ATTRIBUTES])), 4)
     results["splits"] = {f: {"world_seed": seed, "forget_people": len(v["forget"]), "retain_people": len(v["retain"]),
                              "forget": v["forget"]} for f, v in splits.items()}
@@ -317,7 +330,7 @@ def selective(c, data_dir, questions, tok, argv):
              "|---:|---:|---|" + "---:|" * len(SELECTIVE)]
     for f in c.forget_fractions:
         sp = results["splits"][f"{f:g}"]
-        for arm in ("forgetting", "continued", "base"):
+        for arm in arms:
             lines.append(f"| {f:g} | {sp['forget_people']} / {sp['retain_people']} | {arm} | "
                          + " | ".join(ms(results[arm][f"{f:g}"][m]) for m in SELECTIVE) + " |")
     t = results["timings"]["train_s"]
