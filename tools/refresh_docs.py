@@ -90,7 +90,8 @@ EXPERIMENTS = {
                                   "python tools/knowledge.py config/sweeps/knowledge.py"),
     "knowledge_selective": Experiment(
         "out-knowledge/world/selective", ("results.md", "results.json", "selective.png"),
-        "python tools/knowledge.py config/sweeps/knowledge.py --forget_fractions=\"(0.1, 0.5, 0.9)\""),
+        "python tools/knowledge.py config/sweeps/knowledge.py --forget_fractions=\"(0.1, 0.5, 0.9)\" "
+        "--selective_arms=\"{'forget_retain': {'retain_weight': 1.0}}\""),
 }
 
 
