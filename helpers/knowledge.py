@@ -158,7 +158,8 @@ class Forgetting(nn.Module):
         _, loss = self.model(x, y, reduction="none", **kw)  # (B, T)
         lm = loss.sum() / (y != -1).sum().clamp(min=1)
         pick = torch.randint(len(self.prompts), (self.batch_size,), generator=self.generator).to(x.device)
-        loss = lm + self.weight * forgetting_term(self.model, self.prompts[pick], self.candidates[pick])
+        loss = lm + self.weight * forgetting_term(self.model, self.prompts[pick], self.candidates[pick]) \
+            if self.weight else lm  # (weight 0 with retain_weight: the forget set is only left unrehearsed)
         if self.retain_weight:
             pick = torch.randint(len(self.retain_prompts), (self.batch_size,), generator=self.generator).to(x.device)
             logits, _ = self.model(self.retain_prompts[pick], last_only=True)
@@ -170,8 +171,10 @@ class Forgetting(nn.Module):
         about = " about the forget set" if kept else ""
         pull = (f" + {self.retain_weight:g} x the answer loss on {self.batch_size} closed-book questions about the "
                 f"retain set") if self.retain_weight else ""
-        return (f"the LM loss on open-book and counterfactual documents{kept} + {self.weight:g} x the forgetting "
-                f"term on {self.batch_size} closed-book questions{about}{pull} (helpers/knowledge.py Forgetting)")
+        push = (f" + {self.weight:g} x the forgetting term on {self.batch_size} closed-book questions{about}"
+                if self.weight else "")
+        return (f"the LM loss on open-book and counterfactual documents{kept}{push}{pull} "
+                f"(helpers/knowledge.py Forgetting)")
 
 
 class Knowledge(Extra):
@@ -223,8 +226,8 @@ class Knowledge(Extra):
                        if k in row)
 
     def loss(self, model, generator):
-        """The forgetting loss around model when forget_weight is set (Forgetting), else None."""
-        if self.forget_weight:
+        """The forgetting loss around model when forget_weight or retain_weight is set (Forgetting), else None."""
+        if self.forget_weight or self.retain_weight:
             return self.objective(model, self.forget_weight, self.forget_batch_size, generator)
 
     def objective(self, model, weight, batch_size, generator):

@@ -154,7 +154,7 @@ def test_forget_weight_needs_a_fixed_world(facts_dir, tmp_path):
         train.main(train_args(facts_dir, str(tmp_path / "out"), "--forget_fraction=0.5", "--max_iters=1"))
     with pytest.raises(UserError, match=r"forget_fraction must be in \(0, 1\]"):
         train.main(train_args(facts_dir, str(tmp_path / "out"), "--forget_fraction=0"))
-    with pytest.raises(UserError, match="retain_weight must be >= 0"):
+    with pytest.raises(UserError, match="needs a retain set"):
         train.main(train_args(facts_dir, str(tmp_path / "out"), "--retain_weight=1.0"))
 
 
@@ -231,6 +231,12 @@ def test_selective_forgetting_forgets_only_the_forget_set_and_rehearses_the_reta
     assert pulled(x, y)[1].item() > plain.item() + 0.1 and "about the retain set" in pulled.describe()
     with pytest.raises(UserError, match="retain set"):
         Knowledge(world_dir, meta, "cpu", 1.0, 8, forget_fraction=1.0, retain_weight=1.0)
+    # forget_weight 0 with retain_weight: the same LM loss and pull, no forgetting term
+    neglect = Knowledge(world_dir, meta, "cpu", 0.0, 8, forget_fraction=0.5, retain_weight=1.0).loss(
+        model, torch.Generator().manual_seed(0))
+    assert isinstance(neglect, Forgetting) and "forgetting term" not in neglect.describe()
+    lm = model(x, y.masked_fill(f.starts[x[:, 0]][:, None] & ~f.kept(x), -1))[1]
+    assert lm.item() < neglect(x, y)[1].item() < pulled(x, y)[1].item()
 
 
 def test_retrieval_recall_on_a_known_store(tmp_path):
