@@ -32,12 +32,13 @@ the same keys; each seed's scores are kept in eval.json beside them, recomputed 
 
 Selective forgetting (TOFU, Maini et al. 2024: forget quality on a forget set, model utility on a retain set):
 
-    python tools/knowledge.py config/sweeps/knowledge.py --forget_fractions="(0.1, 0.5, 0.9)" --selective_arms="{'forget_retain': {'retain_weight': 1.0}}"
+    python tools/knowledge.py config/sweeps/knowledge.py --forget_fractions="(0.1, 0.5, 0.9)" --selective_arms="{'forget_retain': {'retain_weight': 1.0}, 'neglect_retain': {'forget_weight': 0.0, 'retain_weight': 1.0}}"
 
 runs, in place of the table above, per seed the same base and `continued` control (reused) and one fine-tune
 per fraction and arm: forgetting (forget_fraction: that share of the people is the forget set, prepare/world.py
 forget_split; the rest, the retain set, keeps its closed-book LM loss) and each of selective_arms (more
-train.py keys on top; here forget_retain adds retain_weight). Every arm is scored per fraction on
+train.py keys on top; here forget_retain adds retain_weight, and neglect_retain, its control, sets
+forget_weight=0). Every arm is scored per fraction on
 forget_closed_book and retain_closed_book (every closed-book question about each set's people, no facts) and
 open_book_new (reading: held-out people, facts in context). `continued` is the control for every fraction:
 the same 300 steps from the same base with forget_weight=0, which rehearses the retain set's closed-book
@@ -281,7 +282,7 @@ def plot_selective(results, fractions, path, title):
             rows = [results[arm][f"{f:g}"][metric] for f in fractions]
             shift = 0.012 * (i - (len(arms) - 1) / 2)  # side by side, so the error bars do not hide each other
             ax.errorbar([f + shift for f in fractions], [r["mean"] for r in rows], yerr=[r["std"] or 0 for r in rows],
-                        capsize=3, label=arm, **styles.get(arm, dict(marker="^", color=f"C{2 + i}")))
+                        capsize=3, label=arm, **styles.get(arm, dict(marker="^", color=("#55a868", "#8172b3", "#937860")[i % 3])))
         if metric != "open_book_new":
             ax.axhline(results["chance"], color="k", ls=":", lw=1, label=f"chance ({results['chance']:.2f})")
         ax.set(xlabel="forget fraction (share of the people to forget)", title=metric, ylim=(0, 1.05),
