@@ -245,6 +245,8 @@ class TrainConfig:
     # forgetting (helpers/knowledge.py, on prepare/world.py's fixed world): push out facts available elsewhere
     forget_weight: float = 0.0  # 0: off; w: LM loss on open-book documents only, + w x KL(uniform over candidates || p) on closed-book questions
     forget_batch_size: int = 64  # closed-book questions per step for the forgetting term
+    forget_fraction: float = 1.0  # share of the world's people in the forget set (prepare/world.py forget_split); 1: all of them
+    retain_weight: float = 0.0  # 0: off; w: + w x the answer loss on closed-book questions about the retain set (needs forget_fraction < 1; works with forget_weight=0 too)
 
 
 # The main job's model (`python train.py`): small enough to train on a laptop CPU in a few minutes.
@@ -312,7 +314,12 @@ def check_train_config(c):
     if c.forget_weight < 0 or c.forget_batch_size < 1:
         raise UserError(f"forget_weight must be >= 0 (0 = off) and forget_batch_size >= 1, "
                         f"got {c.forget_weight} and {c.forget_batch_size}")
-    if c.forget_weight and (c.freeze_base or not c.respect_doc_boundaries):
+    if not 0 < c.forget_fraction <= 1:
+        raise UserError(f"forget_fraction must be in (0, 1] (the share of people to forget), got {c.forget_fraction}")
+    if c.retain_weight < 0 or (c.retain_weight and c.forget_fraction == 1):
+        raise UserError(f"retain_weight must be >= 0 (0 = off) and needs a retain set (forget_fraction < 1), got "
+                        f"retain_weight={c.retain_weight}, forget_fraction={c.forget_fraction}")
+    if (c.forget_weight or c.retain_weight) and (c.freeze_base or not c.respect_doc_boundaries):
         raise UserError("forget_weight finds closed-book documents by their first token: keep "
                         "respect_doc_boundaries=True and freeze_base=False")
     if c.freeze_base and not c.respect_doc_boundaries:

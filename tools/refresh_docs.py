@@ -90,6 +90,11 @@ EXPERIMENTS = {
                                    "python tools/prime.py config/sweeps/priming_one_fact.py"),
     "knowledge_world": Experiment("out-knowledge/world", ("results.md", "results.json", "arms.png", "curves.png"),
                                   "python tools/knowledge.py config/sweeps/knowledge.py"),
+    "knowledge_selective": Experiment(
+        "out-knowledge/world/selective", ("results.md", "results.json", "selective.png"),
+        "python tools/knowledge.py config/sweeps/knowledge.py --forget_fractions=\"(0.1, 0.5, 0.9)\" "
+        "--selective_arms=\"{'forget_retain': {'retain_weight': 1.0}, 'neglect_retain': {'forget_weight': 0.0, "
+        "'retain_weight': 1.0}}\""),
 }
 
 
