@@ -11,6 +11,7 @@ every position of the context (in-context learning shows up as that curve bendin
 sequence) and the mean probability given to the correct next token. The plots are drawn from it,
 into out_dir. `python train.py --help` lists every key. What an experiment adds (its metrics, batches,
 loss or stopping rule) comes in through its extra (helpers/extras.py), built from the config.
+With --log_to each row also goes to TensorBoard, wandb or trackio (helpers/tracking.py).
 """
 
 import math
@@ -33,6 +34,7 @@ from helpers.induction import icl_score
 from helpers.knowledge import plot_knowledge
 from helpers.optim import count_nonfinite, make_optimizer, project_tangent
 from helpers.plotting import plot_run
+from helpers.tracking import Tracker
 
 
 # --- the schedule and the step: the loop below calls them each iteration (tools/bench.py times train_step) ---
@@ -157,6 +159,8 @@ def main(argv=None):
     if writes:  # config.json, and metrics.jsonl afresh (on resume: its rows up to the checkpoint)
         start_run_folder(out_dir, config_record, keep_until=iter_num if resumed else None,
                          rows_from=os.path.dirname(cfg.resume_from) if cfg.resume_from else None)  # a branch: its trunk's
+    # log_to: each metrics row also goes to tensorboard, wandb or trackio (helpers/tracking.py); "": nowhere else
+    tracker = Tracker(cfg if writes else None, config_record, resumed_at=iter_num if resumed else None)
     if master:
         print(f"{model.get_num_params() / 1e6:.2f}M parameters | {tokens_per_iter:,} tokens per iteration "
               f"({grad_accum} accumulation steps x {world} processes x {batch_size} x {mcfg.block_size}) "
@@ -199,6 +203,7 @@ def main(argv=None):
                 if cfg.eval_only:
                     break
                 save_metrics_row(out_dir, row)
+                tracker.log(row)  # the same row, at its iter (log_to)
                 # a non-finite eval is never the best, and its model is never saved
                 if math.isfinite(m["val_loss"]) and (m["val_loss"] < best_val_loss or cfg.always_save_checkpoint):
                     best_val_loss = min(best_val_loss, m["val_loss"])
@@ -236,6 +241,7 @@ def main(argv=None):
     # --- plots: loss per position, loss curves, mean probability of the target ---
     if writes:
         extras.finish(iter_num)  # e.g. the race: the target not reached
+        tracker.finish()
         print(f"done in {time.time() - t_start:.1f}s; best val loss {best_val_loss:.4f}")
         for p in plot_run(out_dir, plot_dir) + plot_knowledge(out_dir, plot_dir):
             print(f"wrote {p}")

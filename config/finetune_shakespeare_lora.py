@@ -1,5 +1,6 @@
 # LoRA fine-tuning of OpenAI's GPT-2 (124M) on tiny Shakespeare: the weights stay frozen, and only rank-8
-# adapters on every attention and MLP matrix train (1.2M numbers, under 1% of the model). Prepare the data:
+# adapters on every attention and MLP matrix train (1.2M numbers, under 1% of the model). ckpt.pt holds
+# the adapters and a reference to gpt2 (14 MB, not 512; docs/checkpoints.md). Prepare the data:
 #   TIKTOKEN_CACHE_DIR=../shared/data/tiktoken_cache python prepare/shakespeare.py --input ../shared/data/tinyshakespeare.txt
 #   python train.py config/finetune_shakespeare_lora.py
 #   python tools/export.py --out_dir=out-shakespeare-lora --to=hf-shakespeare-lora   # adapters merged in

@@ -9,6 +9,7 @@
     plotting    the figures drawn from metrics.jsonl
     device      device, precision, DDP processes
     launch      train.py runs started as processes, and reused when finished (the sweep tools)
+    tracking    each metrics row also sent to TensorBoard, wandb or trackio (log_to)
     induction   induction heads: each head's scores on repeated random tokens, the in-context-learning score
     circuits    direct logit attribution, activation and path patching, through model.py's hook points
     knowledge   the fixed world's closed- and open-book metrics, and the forgetting loss

@@ -1,7 +1,9 @@
 """
 Checkpoint I/O: what a run folder holds, written so that nothing already there is ever half-written.
 
-    out_dir/ckpt.pt        model, optimizer, configs, dataset meta, iteration, RNG states
+    out_dir/ckpt.pt        model, optimizer, configs, dataset meta, iteration, RNG states; a run that
+                           trains parts added to a frozen base (LoRA, freeze_base) stores only those
+                           parts and names its base, with the sha256 of the base's files
     out_dir/config.json    the resolved configuration of the run
     out_dir/metrics.jsonl  one JSON line per evaluation (the plots are drawn from it)
 
@@ -13,6 +15,7 @@ no temp file behind; a temp file left by a killed save is removed when the next 
 
 import errno
 import glob
+import hashlib
 import json
 import math
 import os
@@ -104,7 +107,101 @@ def load_checkpoint(path):
             from None
     # checkpoints from torch.compile'd models (e.g. nanoGPT's) carry an _orig_mod. prefix
     ckpt["model"] = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
+    if "base" in ckpt:  # adapters only: every reader gets the whole model, rebuilt from the base
+        ckpt["model"] = with_base(ckpt, path)
     return ckpt
+
+
+# --- adapter checkpoints: what a LoRA or freeze_base run trains, beside a reference to its frozen base ---
+
+def sha256_file(path):
+    """The sha256 of a file's bytes, in hex."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def hf_dir_files(folder):
+    """The files of an HF directory that decide its model: the weights (safetensors or .bin, shards and their
+    index) and config.json."""
+    names = [n for n in sorted(os.listdir(folder)) if n.endswith((".safetensors", ".bin", ".index.json"))]
+    return names + ["config.json"]
+
+
+def base_reference(spec):
+    """What an adapter checkpoint records about its base, with the sha256 of the files it was read from
+    (hashed once, when the run starts): a checkpoint file or a run folder's ckpt.pt ("file"), an HF
+    directory ("hf_dir"), or a hub name ("hub": the files of the copy downloaded into the hub's cache,
+    and its revision; no hash when no copy is there, then only the name is checked)."""
+    if os.path.isfile(os.path.join(spec, "ckpt.pt")) or os.path.isfile(spec):
+        path = os.path.abspath(os.path.join(spec, "ckpt.pt") if os.path.isdir(spec) else spec)
+        return {"kind": "file", "spec": spec, "path": path, "sha256": {os.path.basename(path): sha256_file(path)}}
+    if os.path.isfile(os.path.join(spec, "config.json")):
+        path = os.path.abspath(spec)
+        return {"kind": "hf_dir", "spec": spec, "path": path,
+                "sha256": {n: sha256_file(os.path.join(path, n)) for n in hf_dir_files(path)}}
+    folder = hub_snapshot(spec)
+    return {"kind": "hub", "spec": spec, "path": spec, "revision": folder and os.path.basename(folder),
+            "sha256": folder and {n: sha256_file(os.path.join(folder, n)) for n in hf_dir_files(folder)}}
+
+
+def hub_snapshot(spec, revision=None):
+    """The hub cache's folder of spec at revision (None: its newest download), or None when it is not there;
+    never asks the hub."""
+    from huggingface_hub import snapshot_download
+    try:
+        return snapshot_download(spec, revision=revision, local_files_only=True)
+    except (OSError, ValueError):
+        return None
+
+
+def current_hashes(ref, folder=None):
+    """The sha256 of the files ref names, as they are now (a hub base: in folder, or the newest download);
+    None when the base is not there."""
+    if ref["kind"] == "file":
+        return {os.path.basename(ref["path"]): sha256_file(ref["path"])} if os.path.isfile(ref["path"]) else None
+    folder = ref["path"] if ref["kind"] == "hf_dir" else folder or hub_snapshot(ref["path"])
+    if folder is None or not os.path.isfile(os.path.join(folder, "config.json")):
+        return None
+    return {n: sha256_file(os.path.join(folder, n)) for n in hf_dir_files(folder)}
+
+
+def check_base(ref, now, path):
+    """A one-line error when the base that ref records is missing (now None) or its files changed since."""
+    hub = ref["kind"] == "hub"
+    where = f"{ref['path']} (Hugging Face hub)" if hub else ref["path"]
+    if now is None:
+        raise UserError(f"{path} holds only the trained parameters of a model based on {where}, which is missing: "
+                        f"put that base back there, or train again on a base that exists")
+    if now != ref["sha256"]:
+        name = next(n for n in ref["sha256"] if now.get(n) != ref["sha256"][n])
+        todo = f"download revision {ref['revision']} again" if hub else "put back the base it was trained on"
+        raise UserError(f"{path} holds only the trained parameters of a model based on {where}, whose {name} has "
+                        f"changed since (sha256 {ref['sha256'][name][:12]} then, {now.get(name, 'none')[:12]} now): "
+                        f"{todo}, or train again on this one")
+
+
+def with_base(ckpt, path):
+    """The whole state dict of an adapter checkpoint: its base (refused in one line when missing or changed
+    since: other weights under the same adapters are another model), built as the run built it (a cropped
+    block_size, new parts at their init), with the checkpoint's trained parameters loaded over it. A hub
+    base is read from the cached copy of the recorded revision when it is there, else by its name."""
+    ref = ckpt["base"]
+    if ref["kind"] != "hub":  # a file or a folder: checked before it is read
+        check_base(ref, current_hashes(ref), path)
+        base = load_source(ref["path"])
+    else:
+        folder = ref["revision"] and hub_snapshot(ref["path"], ref["revision"])
+        base = load_source(folder or ref["path"])  # (by its name: from the hub, or the newest download)
+        if ref["sha256"]:
+            check_base(ref, current_hashes(ref, folder), path)
+    with torch.random.fork_rng(devices=[]):  # (building draws the new parts' init: readers' seeds stay as they were)
+        model = on_base(GPTConfig(**ckpt["model_args"]), base, ref["spec"])
+    unexpected = [k for k in ckpt["model"] if k not in model.state_dict()]
+    if unexpected:
+        raise UserError(f"could not read checkpoint {path}: its parameters {unexpected[:3]} are not in the model "
+                        f"its model_args describe; it is corrupt")
+    model.load_state_dict(ckpt["model"], strict=False)
+    return model.state_dict()
 
 
 def model_from_checkpoint(ckpt, **overrides):
@@ -242,8 +339,16 @@ def save_metrics_row(out_dir, row):
 
 
 def same_tokens(meta_a, meta_b):
-    """Whether two datasets (or a checkpoint's and a dataset's meta) use the same tokenizer and vocabulary."""
-    return (meta_a["tokenizer"], meta_a["vocab_size"]) == (meta_b["tokenizer"], meta_b["vocab_size"])
+    """Whether two datasets (or a checkpoint's and a dataset's meta) use the same tokenizer and vocabulary.
+    Two trained BPEs of one size are the same only with the same tokens and merges (learned from the same text)."""
+    if (meta_a["tokenizer"], meta_a["vocab_size"]) != (meta_b["tokenizer"], meta_b["vocab_size"]):
+        return False
+    return meta_a["tokenizer"] != "bpe" or bpe_model(meta_a) == bpe_model(meta_b)
+
+
+def bpe_model(meta):
+    """A trained BPE's tokens and merges, from the tokenizer.json a meta carries."""
+    return json.loads(meta["tokenizer_json"])["model"]
 
 
 def resolve_model(cfg, mcfg, given, meta, data_dir):
@@ -305,8 +410,10 @@ def check_tokens(ckpt, meta, what, data_dir):
     """A one-line error when a model was trained on other tokens than the dataset holds."""
     if ckpt.get("meta") and not same_tokens(ckpt["meta"], meta):
         raise UserError(f"{what} was trained on {ckpt['meta']['tokenizer']} tokens (vocab {ckpt['meta']['vocab_size']}) "
-                        f"but {data_dir} holds {meta['tokenizer']} (vocab {meta['vocab_size']}): use a dataset "
-                        f"prepared with the model's tokenizer")
+                        f"but {data_dir} holds {meta['tokenizer']} (vocab {meta['vocab_size']})"
+                        + (", learned from other text" if meta["tokenizer"] == ckpt["meta"]["tokenizer"] == "bpe"
+                           else "")
+                        + ": use a dataset prepared with the model's tokenizer")
 
 
 def build_model(mcfg, ckpt=None, base=None, base_name="", freeze_base=False):
@@ -318,30 +425,48 @@ def build_model(mcfg, ckpt=None, base=None, base_name="", freeze_base=False):
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
     else:
-        model = GPT(replace(mcfg, block_size=base["model_args"]["block_size"]))
-        missing, unexpected = model.load_state_dict(base["model"], strict=False)
-        if unexpected or any(not k.startswith("bias_layers.") and not k.endswith(NEW_PARAMS) for k in missing):
-            raise UserError(f"{base_name} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
-        if mcfg.block_size < model.config.block_size:
-            model.crop_block_size(mcfg.block_size)
+        model = on_base(mcfg, base, base_name)
     trainable = "bias_layers." if freeze_base else "lora_" if mcfg.lora_rank else None
     if trainable:
         for name, p in model.named_parameters():
             p.requires_grad = trainable in name
+    # what save_checkpoint stores in place of the frozen base: a reference to it, kept when resuming
+    model.base_ref = ckpt.get("base") if ckpt is not None else \
+        base_reference(base_name) if base is not None and trainable else None
+    return model
+
+
+def on_base(mcfg, base, base_name):
+    """A GPT of config mcfg holding base's weights; the parts mcfg adds (adapters, bias layers) at their init."""
+    model = GPT(replace(mcfg, block_size=base["model_args"]["block_size"]))
+    missing, unexpected = model.load_state_dict(base["model"], strict=False)
+    if unexpected or any(not k.startswith("bias_layers.") and not k.endswith(NEW_PARAMS) for k in missing):
+        raise UserError(f"{base_name} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    if mcfg.block_size < model.config.block_size:
+        model.crop_block_size(mcfg.block_size)
     return model
 
 
 def save_checkpoint(path, model, optimizer, config_record, meta, iter_num, best_val_loss, gen, device_type):
     """Everything needed to continue exactly: weights, optimizer, configs, data meta, random streams.
-    Weights that are not finite are never saved: the checkpoint there stays the last good one."""
-    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    Weights that are not finite are never saved: the checkpoint there stays the last good one. A model
+    built on a frozen base (model.base_ref, set by build_model) saves only its trainable parameters and
+    the reference to the base (the optimizer holds state for those alone); load_checkpoint rebuilds it."""
+    state = model.state_dict()
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise UserError(f"the weights are not finite ({bad[0]}, ...): not saving them over {path}; the run diverged, "
                         f"try a lower --learning_rate or --grad_clip")
-    ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": config_record["model"],
+    base_ref = getattr(model, "base_ref", None)
+    if base_ref is not None:
+        trained = {n for n, p in model.named_parameters() if p.requires_grad}
+        state = {k: v for k, v in state.items() if k in trained}
+    ckpt = {"model": state, "optimizer": optimizer.state_dict(), "model_args": config_record["model"],
             "config": config_record, "iter_num": iter_num, "best_val_loss": best_val_loss, "meta": meta,
             "rng": {"torch": torch.get_rng_state(), "batches": gen.get_state(),
                     "cuda": torch.cuda.get_rng_state() if device_type == "cuda" else None}}
+    if base_ref is not None:
+        ckpt["base"] = base_ref
 
     def write(tmp):
         with open(tmp, "wb") as f:  # through a Python file, a full disk is an OSError that says so

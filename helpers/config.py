@@ -15,13 +15,16 @@ read the same ones. The network's keys are model.GPTConfig's.
 import ast
 import dataclasses
 import difflib
+import importlib.util
 import inspect
+import os
 import re
 import sys
 import types
 import typing
 from dataclasses import dataclass
 
+from helpers.tracking import TRACKERS
 from model import GPTConfig
 
 
@@ -36,9 +39,15 @@ class Interrupted(UserError):
 
 
 def main_guard(main):
-    """Run main(); turn UserError into `error: ...` on stderr and its exit status (2; Interrupted: 130)."""
+    """Run main(); turn UserError into `error: ...` on stderr and its exit status (2; Interrupted: 130).
+    A reader that stops early (`python train.py --help | head`) ends the script quietly, as the Python
+    docs advise for SIGPIPE: stdout goes to devnull, so nothing fails again at exit, and the status is 1."""
     try:
         main()
+        sys.stdout.flush()  # what is still buffered: a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.status)
@@ -100,8 +109,9 @@ def parse_cli_value(raw, t):
         return raw  # coerce() then reports the type mismatch
 
 
-def configure(defaults, argv=None, description=""):
-    """Parse argv into copies of the dataclass instances in `defaults`.
+def configure(defaults, argv=None, description="", prog=None):
+    """Parse argv into copies of the dataclass instances in `defaults`. prog: the command --help names
+    (default: the calling script, from the repository root, e.g. train.py or tools/compare.py).
 
     Returns (list of new instances, set of keys the user set). Raises UserError on any bad input.
     """
@@ -115,7 +125,9 @@ def configure(defaults, argv=None, description=""):
             owner[f.name], types_[f.name] = i, hints[f.name]
 
     if "--help" in argv or "-h" in argv:
-        print_help(defaults, description)
+        caller = inspect.currentframe().f_back.f_code.co_filename
+        print_help(defaults, description, prog or os.path.relpath(caller, os.path.dirname(os.path.dirname(__file__))))
+        sys.stdout.flush()  # (a closed pipe raises here, inside main_guard)
         sys.exit(0)
 
     def lookup(key):
@@ -161,9 +173,9 @@ def configure(defaults, argv=None, description=""):
     return out, set(values)
 
 
-def print_help(defaults, description):
+def print_help(defaults, description, prog):
     print(description.strip() + "\n" if description else "", end="")
-    print("usage: [config/file.py ...] [--key=value ...]\n")
+    print(f"usage: {prog} [config/file.py ...] [--key=value ...]\n")
     for d in defaults:
         comments = field_comments(type(d))
         print(f"{type(d).__name__}:")
@@ -187,9 +199,13 @@ class TrainConfig:
     eval_only: bool = False  # evaluate once and exit
     head_scores: bool = False  # every eval also scores each head as previous-token/duplicate/induction head (docs/induction.md)
     always_save_checkpoint: bool = False  # save at every eval, not only when val loss improves
-    init_from: str = "scratch"  # "scratch", "resume" (out_dir/ckpt.pt), or weights to fine-tune: gpt2..gpt2-xl, an HF dir, a run folder
+    init_from: str = "scratch"  # "scratch", "resume" (out_dir/ckpt.pt), or weights to fine-tune: gpt2..gpt2-xl, an HF hub id or dir, a run folder, a checkpoint file
     overwrite: bool = False  # allow a scratch run to replace an existing checkpoint in out_dir
     plot_only: bool = False  # redraw the plots from out_dir/metrics.jsonl and exit
+    log_to: str = ""  # also log metrics rows and config to "tensorboard" (out_dir/tensorboard/), "wandb", "trackio"; "": off
+    log_project: str = ""  # the tracker's project; "": the folder holding out_dir, else "small-gpt-lab"
+    log_run_name: str = ""  # the run's name in the tracker; "": out_dir's own name
+    log_group: str = ""  # wandb/trackio: the group of related runs (tools/compare.py: the variant); "": none
     # data
     dataset: str = "facts"  # reads data/<dataset>/{train,val}.bin and meta.json
     data_dir: str = ""  # "" means data/<dataset> next to train.py
@@ -234,10 +250,20 @@ class TrainConfig:
     # forgetting (helpers/knowledge.py, on prepare/world.py's fixed world): push out facts available elsewhere
     forget_weight: float = 0.0  # 0: off; w: LM loss on open-book documents only, + w x KL(uniform over candidates || p) on closed-book questions
     forget_batch_size: int = 64  # closed-book questions per step for the forgetting term
+    forget_fraction: float = 1.0  # share of the world's people in the forget set (prepare/world.py forget_split); 1: all of them
+    retain_weight: float = 0.0  # 0: off; w: + w x the answer loss on closed-book questions about the retain set (needs forget_fraction < 1; works with forget_weight=0 too)
 
 
 # The main job's model (`python train.py`): small enough to train on a laptop CPU in a few minutes.
 MAIN_JOB_MODEL = GPTConfig(block_size=384, vocab_size=58, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False)
+
+
+def check_log_to(log_to):
+    """An unknown tracker, or one whose package is missing, in one line before anything is written."""
+    if log_to not in ("", *TRACKERS):
+        raise UserError(f"log_to must be '' (metrics.jsonl only), {', '.join(map(repr, TRACKERS))}; got {log_to!r}")
+    if log_to and importlib.util.find_spec(log_to) is None:  # (looked up, not imported: wandb is slow to import)
+        raise UserError(f"log_to={log_to} needs the {log_to} package, which is not installed: pip install {log_to}")
 
 
 def cooldown_start(c):
@@ -251,6 +277,7 @@ def check_train_config(c):
         raise UserError("out_dir is empty: give a folder, e.g. --out_dir=out-facts")
     if not c.init_from:
         raise UserError("init_from must be 'scratch', 'resume', or a model to fine-tune (gpt2, a run folder, an HF directory)")
+    check_log_to(c.log_to)
     if c.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise UserError(f"dtype must be auto, float32, bfloat16 or float16, got {c.dtype!r}")
     for name in ("batch_size", "gradient_accumulation_steps", "eval_interval", "log_interval"):
@@ -315,7 +342,12 @@ def check_train_config(c):
     if c.forget_weight < 0 or c.forget_batch_size < 1:
         raise UserError(f"forget_weight must be >= 0 (0 = off) and forget_batch_size >= 1, "
                         f"got {c.forget_weight} and {c.forget_batch_size}")
-    if c.forget_weight and (c.freeze_base or not c.respect_doc_boundaries):
+    if not 0 < c.forget_fraction <= 1:
+        raise UserError(f"forget_fraction must be in (0, 1] (the share of people to forget), got {c.forget_fraction}")
+    if c.retain_weight < 0 or (c.retain_weight and c.forget_fraction == 1):
+        raise UserError(f"retain_weight must be >= 0 (0 = off) and needs a retain set (forget_fraction < 1), got "
+                        f"retain_weight={c.retain_weight}, forget_fraction={c.forget_fraction}")
+    if (c.forget_weight or c.retain_weight) and (c.freeze_base or not c.respect_doc_boundaries):
         raise UserError("forget_weight finds closed-book documents by their first token: keep "
                         "respect_doc_boundaries=True and freeze_base=False")
     if c.freeze_base and not c.respect_doc_boundaries:

@@ -86,7 +86,8 @@ def make_extras(cfg, data_dir, meta, device):
     from helpers.induction import HeadScores
     from helpers.knowledge import Knowledge
 
-    extras = [Knowledge.of(data_dir, meta, device, cfg.forget_weight, cfg.forget_batch_size)]  # a fixed world
+    extras = [Knowledge.of(data_dir, meta, device, cfg.forget_weight, cfg.forget_batch_size,  # a fixed world
+                           cfg.forget_fraction, cfg.retain_weight)]
     if cfg.freeze_base:
         extras.append(Priming())
     if cfg.full_batch:

@@ -8,6 +8,10 @@ at the answer is the answer: every answer is one token) and answer loss (nats):
     open_book_new          held-out people, their facts given: what the model reads
     counterfactual_follow  group B, facts that contradict the world given: the share of answers that
                            follow the context; counterfactual_memory is the share that follow memory
+With forget_fraction < 1 (selective forgetting: only a forget set of the world's people counts as available
+outside the model) two more, on every closed-book question about each set's people, no facts given:
+    forget_closed_book     the forget set: what the forgetting loss was told to push out (toward chance)
+    retain_closed_book     the retain set: what it was not told to touch (should hold)
 train.py appends them to metrics.jsonl at every eval when the dataset has questions (Knowledge, its
 extra; plot: knowledge.png); tools/knowledge.py measures them for every way of supplying the facts.
 """
@@ -77,6 +81,25 @@ def knowledge_metrics(model, tok, questions, facts=lambda q: q["facts"], device=
     return out
 
 
+def closed_book_questions(world, names):
+    """Every closed-book question (each attribute) about names, in the form score() takes."""
+    from prepare.world import ATTRIBUTES, question
+
+    return [{"prompt": question(n, attr)[0], "answer": world["attributes"][n][attr], "candidates": values}
+            for n in names for attr, _, values in ATTRIBUTES]
+
+
+def split_metrics(model, tok, world, forget, retain, device="cpu"):
+    """{forget_closed_book, retain_closed_book} exact match (and _loss, nats) over every closed-book question
+    about the forget set's and the retain set's people; a set with no people is left out."""
+    out = {}
+    for metric, names in (("forget_closed_book", forget), ("retain_closed_book", retain)):
+        if names:
+            s = score(model, tok, closed_book_questions(world, names), device=device)
+            out[metric], out[f"{metric}_loss"] = round(s["acc"], 5), round(s["loss"], 5)
+    return out
+
+
 def forgetting_term(model, prompts, candidates):
     """KL(uniform over the candidates || p) at the end of each prompt: 0 when the model spreads its answer
     evenly over the candidate answers (it does not know), log(k) and more when it is sure of one.
@@ -96,72 +119,125 @@ class Forgetting(nn.Module):
     candidate answers. It confirms the idea when closed_book falls toward chance while open_book_new holds
     and counterfactual_follow rises: the knowledge left the weights and reading did not suffer.
 
+    Selective forgetting (forget_fraction < 1): the questions of the term are about the forget set only, and
+    the closed-book questions about retain-set people keep their LM loss, so the retain set is rehearsed as
+    before. A closed-book document is a run of questions of qa_len tokens each, with the person's first and
+    last name at name_at and name_at + 1: a target belongs to the question it falls in. retain_weight > 0 adds
+    retain_weight x the answer loss (cross-entropy) on batch_size closed-book questions about the retain set
+    (retain_prompts, retain_answers): the retain half of TOFU's gradient difference, a direct pull to keep them.
+
     Wraps the GPT for train.py's step, which announces it: forward(x, y) returns (None, LM loss + weight x
     forgetting term); the questions are drawn with the batches' generator, so a resumed run continues exactly.
     """
 
-    def __init__(self, model, prompts, candidates, starts, weight, batch_size, generator):
+    def __init__(self, model, prompts, candidates, starts, weight, batch_size, generator, retain=None, qa_len=8,
+                 name_at=2, retain_weight=0.0, retain_prompts=None, retain_answers=None):
         super().__init__()
         self.model, self.weight, self.batch_size, self.generator = model, weight, batch_size, generator
-        self.register_buffer("prompts", prompts, persistent=False)  # (M, T) every closed-book question
+        self.qa_len, self.name_at, self.retain_weight = qa_len, name_at, retain_weight
+        if retain_weight:
+            self.register_buffer("retain_prompts", retain_prompts, persistent=False)  # (R, T) the retain set's questions
+            self.register_buffer("retain_answers", retain_answers, persistent=False)  # (R,) their answers
+        V = len(starts)
+        retain = torch.zeros(V, V, dtype=torch.bool) if retain is None else retain
+        self.register_buffer("prompts", prompts, persistent=False)  # (M, T) every closed-book question to forget
         self.register_buffer("candidates", candidates, persistent=False)  # (M, vocab) bool
         self.register_buffer("starts", starts, persistent=False)  # (vocab,) bool: tokens a closed-book doc starts with
+        self.register_buffer("retain", retain, persistent=False)  # (vocab, vocab) bool: [first, last] a retained name
+
+    def kept(self, x):
+        """(B, T) bool: targets of a closed-book window that fall in a question about a retain-set person."""
+        T = x.shape[1]
+        first = torch.arange(T, device=x.device) // self.qa_len * self.qa_len + self.name_at  # its question's name
+        inside = first + 1 < T
+        return self.retain[x[:, first.clamp(max=T - 1)], x[:, (first + 1).clamp(max=T - 1)]] & inside
 
     def forward(self, x, y, **kw):
         closed = self.starts[x[:, 0]]  # (B,) windows of closed-book documents (they start at the document's start)
-        y = y.masked_fill(closed[:, None], -1)
+        y = y.masked_fill(closed[:, None] & ~self.kept(x), -1)  # no loss, but on the retain set's questions
         _, loss = self.model(x, y, reduction="none", **kw)  # (B, T)
         lm = loss.sum() / (y != -1).sum().clamp(min=1)
         pick = torch.randint(len(self.prompts), (self.batch_size,), generator=self.generator).to(x.device)
-        return None, lm + self.weight * forgetting_term(self.model, self.prompts[pick], self.candidates[pick])
+        loss = lm + self.weight * forgetting_term(self.model, self.prompts[pick], self.candidates[pick]) \
+            if self.weight else lm  # (weight 0 with retain_weight: the forget set is only left unrehearsed)
+        if self.retain_weight:
+            pick = torch.randint(len(self.retain_prompts), (self.batch_size,), generator=self.generator).to(x.device)
+            logits, _ = self.model(self.retain_prompts[pick], last_only=True)
+            loss = loss + self.retain_weight * F.cross_entropy(logits[:, -1].float(), self.retain_answers[pick])
+        return None, loss
 
     def describe(self):
-        return (f"the LM loss on open-book and counterfactual documents + {self.weight:g} x the forgetting term "
-                f"on {self.batch_size} closed-book questions (helpers/knowledge.py Forgetting)")
+        kept = " and the retain set's closed-book questions" if self.retain.any() else ""
+        about = " about the forget set" if kept else ""
+        pull = (f" + {self.retain_weight:g} x the answer loss on {self.batch_size} closed-book questions about the "
+                f"retain set") if self.retain_weight else ""
+        push = (f" + {self.weight:g} x the forgetting term on {self.batch_size} closed-book questions{about}"
+                if self.weight else "")
+        return (f"the LM loss on open-book and counterfactual documents{kept}{push}{pull} "
+                f"(helpers/knowledge.py Forgetting)")
 
 
 class Knowledge(Extra):
     """A fixed-world dataset's val questions, its world (world.json) and tokenizer, on a device.
 
     train.py's extra (helpers/extras.py) on such a dataset: METRICS at every eval, and with
-    forget_weight the forgetting loss in place of the model's own."""
+    forget_weight the forgetting loss in place of the model's own. forget_fraction < 1 splits the people into
+    a forget set and a retain set (prepare/world.py forget_split, from the world's seed), adds their
+    closed-book metrics, and points the forgetting loss at the forget set."""
 
-    def __init__(self, data_dir, meta, device, forget_weight=0.0, forget_batch_size=64):
+    def __init__(self, data_dir, meta, device, forget_weight=0.0, forget_batch_size=64, forget_fraction=1.0,
+                 retain_weight=0.0):
         from prepare.common import get_tokenizer
+        from prepare.world import forget_split
 
         self.questions, self.tok, self.device = load_questions(data_dir), get_tokenizer(meta), device
         self.forget_weight, self.forget_batch_size = forget_weight, forget_batch_size
+        self.forget_fraction, self.retain_weight = forget_fraction, retain_weight
         with open(os.path.join(data_dir, "world.json")) as f:
             self.world = json.load(f)
+        self.forget, self.retain = forget_split(self.world, forget_fraction, meta["generator"]["seed"])
+        if forget_weight and not self.forget:
+            raise UserError(f"forget_fraction={forget_fraction} of {len(self.world['people'])} people rounds to no "
+                            f"one to forget: raise it")
+        if retain_weight and not self.retain:
+            raise UserError(f"retain_weight needs a retain set, and forget_fraction={forget_fraction} leaves no one "
+                            f"in it: lower forget_fraction")
 
     @classmethod
-    def of(cls, data_dir, meta, device, forget_weight=0.0, forget_batch_size=64):
+    def of(cls, data_dir, meta, device, forget_weight=0.0, forget_batch_size=64, forget_fraction=1.0,
+           retain_weight=0.0):
         """The dataset's Knowledge, or None when it is not a fixed world (forget_weight then refuses it)."""
         if load_questions(data_dir) is None:
-            if forget_weight:
-                raise UserError(f"forget_weight needs a fixed-world dataset (questions.jsonl and world.json), "
-                                f"which {data_dir} is not: run `python prepare/world.py` and pass --dataset=world")
+            if forget_weight or forget_fraction != 1:
+                raise UserError(f"forget_weight and forget_fraction need a fixed-world dataset (questions.jsonl and "
+                                f"world.json), which {data_dir} is not: run `python prepare/world.py` and pass "
+                                f"--dataset=world")
             return None
-        return cls(data_dir, meta, device, forget_weight, forget_batch_size)
+        return cls(data_dir, meta, device, forget_weight, forget_batch_size, forget_fraction, retain_weight)
 
     def metrics(self, model):
-        return knowledge_metrics(model, self.tok, self.questions, device=self.device)
+        out = knowledge_metrics(model, self.tok, self.questions, device=self.device)
+        if self.forget_fraction < 1:
+            out.update(split_metrics(model, self.tok, self.world, self.forget, self.retain, self.device))
+        return out
 
     def summary(self, row):
-        return "".join(f", {k} {row[k]:.3f}" for k in METRICS if k in row)
+        return "".join(f", {k} {row[k]:.3f}" for k in (*METRICS, "forget_closed_book", "retain_closed_book")
+                       if k in row)
 
     def loss(self, model, generator):
-        """The forgetting loss around model when forget_weight is set (Forgetting), else None."""
-        if self.forget_weight:
+        """The forgetting loss around model when forget_weight or retain_weight is set (Forgetting), else None."""
+        if self.forget_weight or self.retain_weight:
             return self.objective(model, self.forget_weight, self.forget_batch_size, generator)
 
     def objective(self, model, weight, batch_size, generator):
-        """Forgetting around model: every closed-book question about every person of the world."""
+        """Forgetting around model: every closed-book question about every person of the forget set (the
+        whole world by default); the retain set's closed-book questions keep their LM loss."""
         from prepare.world import ATTRIBUTES, QUESTION_WORDS, question
 
         V = model.config.vocab_size
         prompts, candidates = [], []
-        for name in self.world["people"]:
+        for name in self.forget:
             for attr, _, _ in ATTRIBUTES:
                 prompt, values = question(name, attr)
                 prompts.append(self.tok.encode(prompt))
@@ -169,8 +245,18 @@ class Knowledge(Extra):
                 candidates[-1][[self.tok.encode(v)[0] for v in values]] = True
         starts = torch.zeros(V, dtype=torch.bool)
         starts[[self.tok.encode(w)[0] for w in QUESTION_WORDS]] = True
+        retain = torch.zeros(V, V, dtype=torch.bool)  # [first, last]: a retain-set person's name
+        for name in self.retain:
+            retain[tuple(self.tok.encode(name))] = True
+        kept = closed_book_questions(self.world, self.retain)  # for retain_weight: every retain-set question
+        kept_prompts = torch.tensor([self.tok.encode(q["prompt"]) for q in kept]) if kept else None
+        kept_answers = torch.tensor([self.tok.encode(q["answer"])[0] for q in kept]) if kept else None
+        name = self.world["people"][0]  # where a name sits in a question, and a question's length with its answer
+        prompt = self.tok.encode(question(name, "city")[0])
         return Forgetting(model, torch.tensor(prompts), torch.stack(candidates), starts, weight, batch_size,
-                          generator).to(self.device)
+                          generator, retain, qa_len=len(prompt) + 2, name_at=prompt.index(self.tok.encode(name)[0]),
+                          retain_weight=self.retain_weight, retain_prompts=kept_prompts,
+                          retain_answers=kept_answers).to(self.device)
 
 
 def plot_knowledge(out_dir, plot_dir):

@@ -116,10 +116,13 @@ def plot_icl(rows, title):
     heads = [r for r in rows if "head_scores" in r]
     fig, axes = plt.subplots(1, 2 if heads else 1, figsize=(13 if heads else 7.5, 4.5), squeeze=False)
     ax = axes[0][0]
-    icl = [(r["iter"], r["icl_score"]) for r in rows if r.get("icl_score") is not None]
-    ax.plot(*zip(*icl), marker=".")
+    scored = [r for r in rows if r.get("icl_score") is not None]
+    ax.plot([r["iter"] for r in scored], [r["icl_score"] for r in scored], marker=".")
     ax.axhline(0, color="black", lw=0.8)
-    ax.set(xlabel="iteration", ylabel="ICL score (nats): loss at 0.9 T - loss at 0.1 T", title="in-context learning")
+    T = len(scored[-1]["position_loss"])  # the positions the score was read from: the context length
+    ax.set(xlabel="iteration", ylabel="ICL score (nats): loss at 0.9 T - loss at 0.1 T",
+           title=f"in-context learning (T = {T}, the context length)\n"
+                 "below 0 is better: later positions predicted better than early ones")
     if heads:
         ax2 = axes[0][1]
         scores = np.array([r["head_scores"]["induction"] for r in heads])  # (evals, L, H)

@@ -5,15 +5,19 @@ A dataset directory data/<name>/ holds, for each split (train, val):
   <split>.bin        the token ids back to back, uint16 when vocab_size <= 65535 else uint32
   <split>.docs.npy   int64 (n_docs, 2): each document's first token offset and its prefix length
                      (the "preloaded context" part, e.g. the facts block; 0 when a dataset has none)
-and one meta.json: vocab_size, dtype, tokenizer ("char" with its `chars`, "words" with its `words`, or
-a tiktoken encoding), eot_id (the end-of-text token written after every document, or null),
-max_token_id (the largest id in the bins, which train.py checks against the model's vocab_size without
-reading them), and per split the token count, document count and UTF-8 byte count (for bits per byte).
+and one meta.json: vocab_size, dtype, tokenizer ("char" with its `chars`, "words" with its `words`, "bpe"
+with its whole HF tokenizers JSON in `tokenizer_json`, or a tiktoken encoding), eot_id (the end-of-text
+token written after every document, or null), max_token_id (the largest id in the bins, which train.py
+checks against the model's vocab_size without reading them), and per split the token count, document
+count and UTF-8 byte count (for bits per byte).
+A "bpe" dataset also gets that JSON as a plain tokenizer.json beside meta.json, which
+`tokenizers.Tokenizer.from_file` and `transformers.AutoTokenizer.from_pretrained(<the directory>)` load.
 
 Everything is written under temporary names and renamed at the end, so an interrupted prepare never
 leaves a half-written dataset behind, and an existing dataset is replaced only by a complete one.
 """
 
+import functools
 import json
 import os
 import sys
@@ -97,7 +101,7 @@ class TiktokenTokenizer:
 
 
 class BPETokenizer:
-    """A byte-level BPE trained on one dataset with HF tokenizers (prepare/ --vocab_size). The whole
+    """A byte-level BPE trained on one dataset with HF tokenizers (train_bpe, prepare/ --tokenizer=bpe). The whole
     tokenizer.json travels in meta.json under "tokenizer_json", so a checkpoint carries it too."""
 
     name = "bpe"
@@ -110,19 +114,67 @@ class BPETokenizer:
         self.n_vocab = self.hf.get_vocab_size()
         self.eot_token = self.hf.token_to_id(EOT)  # None when the vocabulary has no end-of-text token
 
+    @functools.cached_property
+    def token_bytes(self):
+        """Each token's exact bytes, by id: byte-level characters mapped back to bytes, special tokens as UTF-8.
+        Built on first use (transformers takes seconds to import, and only decode_bytes needs it)."""
+        from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2's byte <-> character map
+
+        back = {ch: b for b, ch in bytes_to_unicode().items()}
+        special = {t.content for t in self.hf.get_added_tokens_decoder().values()}
+        vocab = sorted(self.hf.get_vocab().items(), key=lambda kv: kv[1])
+        return [t.encode("utf-8") if t in special else bytes(back[ch] for ch in t) for t, _ in vocab]
+
     def encode(self, text):
         return self.hf.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts, num_threads=8):
+        """encode() of each text, in parallel on tokenizers' own threads (num_threads is not used)."""
+        return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
 
     def decode(self, ids):
         return self.hf.decode([int(i) for i in ids], skip_special_tokens=False)
 
     def decode_bytes(self, ids):
-        """The exact bytes of ids: each byte-level token's characters mapped back to their bytes."""
-        from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2's byte <-> character map
+        """The exact bytes of ids (decode() replaces a character cut in the middle)."""
+        try:
+            return b"".join(self.token_bytes[int(i)] for i in ids)
+        except IndexError:
+            top = max(int(i) for i in ids)
+            raise ValueError(f"token id {top} is not in this vocabulary of {self.n_vocab}") from None
 
-        back = {ch: b for b, ch in bytes_to_unicode().items()}
-        toks = (self.hf.id_to_token(int(i)) for i in ids)
-        return b"".join(t.encode("utf-8") if t == EOT else bytes(back[ch] for ch in t) for t in toks)
+
+def check_bpe_size(vocab_size, special_tokens=()):
+    """A ValueError that says what to do unless vocab_size holds every byte, the special tokens and one merge."""
+    least = 256 + len(special_tokens) + 1
+    if vocab_size < least:
+        raise ValueError(f"--vocab_size must be at least {least} (256 bytes + {len(special_tokens)} special "
+                         f"token(s) + 1 merge), got {vocab_size}")
+
+
+def train_bpe(texts, vocab_size, special_tokens=()):
+    """A byte-level BPE of vocab_size tokens (256 bytes, the special tokens, then merges) learned from texts.
+
+    GPT-2's recipe with HF tokenizers: the text is split by GPT-2's regex (words with their leading space,
+    numbers, punctuation runs), each piece is UTF-8 bytes shown as 256 printable characters, and every
+    byte is in the vocabulary whether or not the text has it, so any text encodes. The same texts and
+    size give the same tokenizer (ties between pair counts are broken by the pair, not by chance).
+    Pass the train split only, so val scores text the tokenizer has not seen. Too small a size, or a
+    text with too few distinct pairs to reach it, is a ValueError that says what to do.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    check_bpe_size(vocab_size, special_tokens)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(special_tokens), show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    if tok.get_vocab_size() < vocab_size:
+        raise ValueError(f"the training text has only enough distinct pairs for a vocabulary of {tok.get_vocab_size()}"
+                         f", not {vocab_size}: give a smaller --vocab_size or more text")
+    return BPETokenizer(tok.to_str())
 
 
 EOT = "<|endoftext|>"  # the end-of-text token's text, as in GPT-2
@@ -172,10 +224,13 @@ def write_records(out_dir, records, split_names, tokenizer, name, extra_meta=Non
             "eot_id": eot, "splits": {}}
     if isinstance(tokenizer, CharTokenizer):  # char and word vocabularies travel with the data
         meta[tokenizer.key] = tokenizer.chars
+    if isinstance(tokenizer, BPETokenizer):  # so does a trained BPE, also as a plain tokenizer.json for other tools
+        meta["tokenizer_json"] = tokenizer.json
     meta.update(extra_meta or {})
 
     tmp = {s: {k: os.path.join(out_dir, f".{s}.{k}.tmp") for k in ("bin", "index", "docs.npy")} for s in split_names}
-    tmp_paths = [p for t in tmp.values() for p in t.values()] + [os.path.join(out_dir, ".meta.json.tmp")]
+    tmp_paths = [p for t in tmp.values() for p in t.values()] + [os.path.join(out_dir, ".tokenizer.json.tmp"),
+                                                                  os.path.join(out_dir, ".meta.json.tmp")]
     files = {}
     ok = False
     try:
@@ -204,11 +259,18 @@ def write_records(out_dir, records, split_names, tokenizer, name, extra_meta=Non
         meta["max_token_id"] = max_id
         with open(tmp_paths[-1], "w") as f:
             json.dump(meta, f, indent=1)
+        if "tokenizer_json" in meta:
+            with open(tmp_paths[-2], "w", encoding="utf-8") as f:
+                f.write(meta["tokenizer_json"])
         # all files complete: move them into place (meta.json last, so it only ever describes
         # bins that are already there)
         for s in split_names:
             os.replace(tmp[s]["bin"], os.path.join(out_dir, f"{s}.bin"))
             os.replace(tmp[s]["docs.npy"], os.path.join(out_dir, f"{s}.docs.npy"))
+        if "tokenizer_json" in meta:
+            os.replace(tmp_paths[-2], os.path.join(out_dir, "tokenizer.json"))
+        elif os.path.exists(os.path.join(out_dir, "tokenizer.json")):  # an older BPE dataset's, no longer true
+            os.remove(os.path.join(out_dir, "tokenizer.json"))
         os.replace(tmp_paths[-1], os.path.join(out_dir, "meta.json"))
         ok = True
     finally:

@@ -17,7 +17,7 @@ is here and common to all of them:
   wherever it is (and is dropped), a line for which the script's `line_rule` holds starts a new one,
   and the end of a file ends the last one. Documents are stripped of surrounding whitespace (unless
   the script says otherwise) and whitespace-only documents are dropped.
-- End of text. With a tiktoken tokenizer the end-of-text token (50256 for GPT-2) is written after
+- End of text. With a tiktoken or trained BPE tokenizer the end-of-text token (50256 for GPT-2) is written after
   every document, the last included, as in GPT-2's training data; the document index
   (<split>.docs.npy) gives each document's first token and prefix length. `--tokenizer char` has no
   such token: documents follow each other directly and only the index separates them.
@@ -38,6 +38,9 @@ is here and common to all of them:
 - `--tokenizer char`: the data is read twice, first to collect the characters. The vocabulary is the
   sorted set of characters of both splits, so every val character has a token; characters seen only
   in val (the model never trains on them) are listed in meta.json as `val_only_chars`.
+- `--tokenizer bpe --vocab_size N`: a byte-level BPE of N tokens, `<|endoftext|>` included, is trained
+  first on the train documents only (with --max_tokens, on the train share of that many characters),
+  then used like GPT-2's (common.train_bpe); data/<name>_bpe<N>/ also gets it as tokenizer.json.
 - Errors in what the user asked (missing file, unreachable hub, empty split) end in one line
   `error: ...` that says what to do, and leave no output behind (an older dataset stays intact).
 """
@@ -53,10 +56,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from prepare.common import (CharTokenizer, EmptySplitError, TiktokenTokenizer, default_out_dir, dtype_for,
-                            get_tokenizer, write_records)
+from prepare.common import (EOT, CharTokenizer, EmptySplitError, TiktokenTokenizer, check_bpe_size, default_out_dir,
+                            dtype_for, get_tokenizer, train_bpe, write_records)
 
-EOT_TEXT = "<|endoftext|>"
+EOT_TEXT = EOT
 BATCH_CHARS = 1 << 20  # characters per tokenization batch (a few batches are in flight at once)
 
 
@@ -102,7 +105,9 @@ def parser(doc, source):
                         "default: one per CPU but one, at most 8")
     p.add_argument("--num_threads", type=int, default=1,
                    help="threads per process for tiktoken's encode_ordinary_batch (1 = plain encode_ordinary)")
-    p.add_argument("--tokenizer", default="gpt2", help="gpt2 (= r50k_base), another tiktoken encoding, or char")
+    p.add_argument("--tokenizer", default="gpt2",
+                   help="gpt2 (= r50k_base), another tiktoken encoding, char, or bpe (trained here: needs --vocab_size)")
+    p.add_argument("--vocab_size", type=int, default=None, help="with --tokenizer bpe: its vocabulary size")
     p.add_argument("--val_fraction", type=float, default=source.val_fraction,
                    help="held-out share of documents when there is no validation split; share of --max_tokens")
     p.add_argument("--seed", type=int, default=0, help="which documents are held out")
@@ -114,7 +119,8 @@ def parser(doc, source):
 
 def dataset_name(source, args):
     name = source.name + ("_local" if args.data_files and source.hub_id else "")
-    return name if args.tokenizer == "gpt2" else f"{name}_{args.tokenizer}"
+    label = f"bpe{args.vocab_size}" if args.tokenizer == "bpe" else args.tokenizer
+    return name if args.tokenizer == "gpt2" else f"{name}_{label}"
 
 
 def fail(msg):
@@ -488,6 +494,13 @@ def run(source, args, extra_meta=None):
         fail("--num_proc and --num_threads must be at least 1")
     if not args.data_files and not args.hub_id:
         fail("this script has no hub dataset: pass local files")
+    if (args.tokenizer == "bpe") != (args.vocab_size is not None):
+        fail("--tokenizer bpe needs --vocab_size (e.g. 2048), and --vocab_size needs --tokenizer bpe")
+    if args.tokenizer == "bpe":
+        try:
+            check_bpe_size(args.vocab_size, (EOT,))
+        except ValueError as e:
+            fail(e)
     name = dataset_name(source, args)
     out = args.out or default_out_dir(name)
     stream_list = streams(source, args)
@@ -506,6 +519,15 @@ def run(source, args, extra_meta=None):
         tok = CharTokenizer(sorted(chr(c) for c in seen["train"] | seen["val"]))
         spec = {"tokenizer": "char", "chars": tok.chars}
         meta_extra["val_only_chars"] = "".join(sorted(chr(c) for c in seen["val"] - seen["train"]))
+    elif args.tokenizer == "bpe":  # learned from the train documents, read once as code points
+        code_points = records(stream_list, Codepoints(), "codepoints", args, f"{name}: BPE text")
+        train_texts = (ids.astype("<u4").tobytes().decode("utf-32-le") for split, ids, _, _ in code_points
+                       if split == "train")
+        try:
+            tok = train_bpe(train_texts, args.vocab_size, special_tokens=(EOT,))
+        except ValueError as e:
+            fail(e)
+        spec = {"tokenizer": "bpe", "tokenizer_json": tok.json}
     else:
         try:
             tok = TiktokenTokenizer(args.tokenizer)

@@ -30,6 +30,8 @@ Beside the bins it writes what the metrics and the arms of tools/knowledge.py re
                    the world's answer)
   library.jsonl    the external store: one facts line per person as the world is now (held-out people,
                    and group B's updated facts), for retrieval and LoRA
+forget_split splits the people of the world into a forget set and a retain set (selective forgetting,
+helpers/knowledge.py); it changes nothing written here.
 
     python prepare/world.py                                  # data/world: 300 people, 100 held out
     python prepare/world.py --people=2000 --held_out=200 --out data/world_big
@@ -103,6 +105,16 @@ def make_world(seed, people, held_out, n_parts, group_size):
     updates = {n: random_attributes(rng, avoid=attributes[n]) for n in group_b}
     return {"people": world, "held_out": held, "fresh": names[people + held_out:], "attributes": attributes,
             "group_a": group_a, "group_b": group_b, "updates": updates}
+
+
+def forget_split(w, fraction, seed):
+    """(forget, retain): the people of the world split for selective forgetting, each in world order. The
+    forget set, round(fraction x people) of them, counts as available outside the model (the forgetting
+    loss pushes it out); the retain set is not. Drawn from the world's seed (seed + 4), and nested: the
+    forget set of a smaller fraction is part of a larger one's. fraction 1 forgets everyone."""
+    order = random.Random(seed + 4).sample(w["people"], len(w["people"]))
+    chosen = set(order[:round(fraction * len(order))])
+    return [n for n in w["people"] if n in chosen], [n for n in w["people"] if n not in chosen]
 
 
 def qa(name, attrs, rng):

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import shutil
 
 import numpy as np
@@ -223,3 +224,18 @@ def test_bootstrap_range_is_the_middle_95_percent_of_the_values():
     lo, hi = analyze.bootstrap_range(values)
     assert lo == pytest.approx(0.025, abs=0.01) and hi == pytest.approx(0.975, abs=0.01)
     assert analyze.bootstrap_range(torch.full((8,), 3.0)) == pytest.approx((3.0, 3.0))
+
+
+def layer_numbers(fig):
+    """The layer numbers a figure's titles and tick labels name ("layer 1 head 0", "into layer 1", ...)."""
+    texts = [t.get_text() for ax in fig.axes for t in [ax.title, *ax.get_yticklabels(), *ax.get_xticklabels()]]
+    return {int(n) for t in texts for n in re.findall(r"\blayer (\d+)", t)}
+
+
+def test_attention_lens_and_patch_number_the_layers_alike_from_0(tiny_run, tmp_path, monkeypatch):
+    drawn = {}
+    monkeypatch.setattr(analyze, "save", lambda fig, path: drawn.setdefault(os.path.basename(path), fig) and path)
+    for tool in ("attention", "lens", "patch"):
+        analyze.main([tool, f"--out_dir={tiny_run}", f"--plot_dir={tmp_path}", *TOOL_ARGS[tool]])
+    for name in ("attention.png", "lens.png", "lens_loss.png", "patch.png"):
+        assert layer_numbers(drawn[name]) == {0, 1}, name  # the tiny model's two layers, as L0H0 and L1H0 name them

@@ -129,6 +129,16 @@ def test_help_lists_every_key_with_default_and_description():
         line = next(line for line in out.splitlines() if line.strip().startswith(f"--{key} "))
         assert len(line.split()) >= 3, line  # key, default, description
     assert "warmup steps" in out and "width of the residual stream" in out
+    assert "\nusage: train.py [config/file.py ...] [--key=value ...]\n" in out  # the program, as typed
+
+
+def test_help_into_a_reader_that_stopped_early_ends_without_a_traceback():
+    read, write = os.pipe()
+    os.close(read)  # `python train.py --help | head` once head has its lines: every write fails (EPIPE)
+    r = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, stdout=write, stderr=subprocess.PIPE,
+                       text=True)
+    os.close(write)
+    assert (r.returncode, r.stderr) == (1, "")  # the Python docs' SIGPIPE advice: quiet, status 1
 
 
 def test_cli_error_is_one_line_with_nonzero_exit():

@@ -382,3 +382,34 @@ def test_the_hub_path_on_a_local_dataset_repository(tmp_path, streaming):
     wikitext.main(["--hub_id", str(repo), "--out", str(tmp_path / "w"), "--hub_config=default"] + ONE)
     _, docs = read(tmp_path / "w")
     assert [d[0] for d in docs["train"]] == ["".join(lines[:5]), "".join(lines[5:])]
+
+
+def test_a_trained_bpe_learns_from_the_train_documents_and_ends_each_with_eot(tmp_path, monkeypatch):
+    learned_from = []
+
+    def train_bpe(texts, *args, **kwargs):  # the real training, on the texts it was given (kept to look at)
+        learned_from.extend(texts)
+        return common.train_bpe(learned_from, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "train_bpe", train_bpe)
+    path = shared_file("tinystories_validation_head.txt")
+    tinystories.main(["--data_files", path, "--tokenizer=bpe", "--vocab_size=400", "--out", str(tmp_path / "a")] + ONE)
+    meta, docs = read(tmp_path / "a")  # every document decodes, ends with the end-of-text token, bytes add up
+    tok = common.get_tokenizer(meta)
+    assert (meta["name"], meta["tokenizer"], meta["vocab_size"]) == ("tinystories_local_bpe400", "bpe", 400)
+    assert meta["eot_id"] == tok.eot_token == tok.hf.token_to_id(common.EOT)
+    assert learned_from == [d[0] for d in docs["train"]]  # the train documents, none of val
+    assert open(tmp_path / "a" / "tokenizer.json", encoding="utf-8").read() == meta["tokenizer_json"]
+    # two tokenizer processes get the tokenizer from meta and write the same bins
+    tinystories.main(["--data_files", path, "--tokenizer=bpe", "--vocab_size=400", "--out", str(tmp_path / "b"),
+                      "--num_proc=2", "--num_threads=2"])
+    for f in ("train.bin", "val.bin", "train.docs.npy", "val.docs.npy", "tokenizer.json"):
+        assert open(tmp_path / "b" / f, "rb").read() == open(tmp_path / "a" / f, "rb").read()
+
+
+def test_bpe_needs_a_vocab_size_that_holds_every_byte(tmp_path):
+    for extra, says in (([], "--tokenizer bpe needs --vocab_size"), (["--vocab_size=257"], "at least 258")):
+        with pytest.raises(SystemExit, match=says):
+            text.main(["--input", shared_file("tinystories_sample_cs336.txt"), "--tokenizer=bpe", *extra,
+                       "--out", str(tmp_path / "o")] + ONE)
+    assert not os.path.exists(tmp_path / "o")

@@ -209,3 +209,33 @@ def test_the_helpers_package_docstring_lists_every_helpers_module():
     import helpers
 
     assert_names_exactly(set(re.findall(r"^    (\w+)  ", helpers.__doc__, re.M)), "helpers", "helpers/__init__.py")
+
+
+def readme_section(heading):
+    text = open(os.path.join(ROOT, "README.md")).read()
+    return text.split(f"\n## {heading}\n")[1].split("\n## ")[0]
+
+
+def test_the_readme_lists_every_plot_a_run_draws(tiny_run, tmp_path):
+    from helpers.plotting import plot_run
+
+    section = readme_section("What the main job leaves behind")
+    for path in plot_run(tiny_run, str(tmp_path)):
+        assert f"`{os.path.basename(path)}`" in section, f"README's run folder table has no {os.path.basename(path)}"
+
+
+def test_the_readme_says_which_prepare_scripts_download_and_how_to_give_a_local_file():
+    text = open(os.path.join(ROOT, "README.md")).read()
+    for script in sorted(set(re.findall(r"python (prepare/\w+\.py)", text))):
+        if "read_text_or_download" in open(os.path.join(ROOT, script)).read():
+            assert re.search(rf"`{script}` downloads", text), f"README does not say that {script} downloads"
+            assert f"python {script} --input " in text, f"README does not give {script}'s --input form"
+
+
+def test_init_from_is_documented_with_every_source_load_source_accepts():
+    from helpers.config import TrainConfig, field_comments
+
+    row = next(line for line in open(os.path.join(ROOT, "docs", "training.md")) if line.startswith("| `init_from` |"))
+    for where, text in (("docs/training.md", row), ("TrainConfig's comment", field_comments(TrainConfig)["init_from"])):
+        for source in ("scratch", "resume", "gpt2", "gpt2-xl", "hub id", "HF", "run folder", "checkpoint file"):
+            assert source in text, f"{where} does not name {source!r} among init_from's sources"

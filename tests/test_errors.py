@@ -434,6 +434,32 @@ def _(w):
     w.monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(w.tmp_path))  # nothing downloaded before
     return said(lambda: train.main(train_args(w.facts_dir, w.out, "--init_from=gpt2")), w.capsys)
 
+def lora_on_a_copy(w):
+    """A LoRA run (its ckpt.pt: adapters and a reference) on a copy of the tiny run: (base folder, LoRA folder)."""
+    base, lora = copy(w.tiny_run, w.tmp_path / "base"), str(w.tmp_path / "lora")
+    train.main(train_args(w.facts_dir, lora, f"--init_from={base}", "--lora_rank=2", "--max_iters=2",
+                          "--eval_interval=2", "--always_save_checkpoint=True"))
+    w.capsys.readouterr()
+    return base, lora
+
+
+@case("adapter-base-changed")
+def _(w):
+    base, lora = lora_on_a_copy(w)
+    ckpt = torch.load(f"{base}/ckpt.pt", weights_only=True)
+    ckpt["model"]["lm_head.weight"][0, 0] += 1.0  # (tied: the token embedding too)
+    torch.save(ckpt, f"{base}/ckpt.pt")
+    return said(lambda: sample.main([f"--out_dir={lora}", "--device=cpu", "--max_new_tokens=2"]), w.capsys)
+
+
+@case("adapter-base-missing")
+def _(w):
+    base, lora = lora_on_a_copy(w)
+    shutil.rmtree(base)
+    return said(lambda: train.main(train_args(w.facts_dir, lora, "--init_from=resume", "--lora_rank=2",
+                                              "--max_iters=4")), w.capsys)
+
+
 def test_the_table_has_a_row_for_every_case_and_a_case_for_every_row():
     assert sorted(table()) == sorted(CASES)
 

@@ -97,9 +97,9 @@ def test_metrics_score_a_hand_made_answer_set():
     assert flat["acc"] == 0.0 and flat["loss"] == pytest.approx(50.0, abs=1e-3)
 
 
-def tiny_gpt(vocab):
+def tiny_gpt(vocab, block_size=16):
     torch.manual_seed(0)
-    return GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=vocab, bias=False))
+    return GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=block_size, vocab_size=vocab, bias=False))
 
 
 def test_forgetting_term_is_zero_when_the_answer_is_uniform_over_the_candidates_and_pulls_otherwise():
@@ -150,6 +150,93 @@ def test_forget_weight_needs_a_fixed_world(facts_dir, tmp_path):
         train.main(train_args(facts_dir, str(tmp_path / "out"), "--forget_weight=1.0", "--max_iters=1"))
     with pytest.raises(UserError, match="forget_weight must be >= 0"):
         train.main(train_args(facts_dir, str(tmp_path / "out"), "--forget_weight=-1.0"))
+    with pytest.raises(UserError, match="fixed-world"):
+        train.main(train_args(facts_dir, str(tmp_path / "out"), "--forget_fraction=0.5", "--max_iters=1"))
+    with pytest.raises(UserError, match=r"forget_fraction must be in \(0, 1\]"):
+        train.main(train_args(facts_dir, str(tmp_path / "out"), "--forget_fraction=0"))
+    with pytest.raises(UserError, match="needs a retain set"):
+        train.main(train_args(facts_dir, str(tmp_path / "out"), "--retain_weight=1.0"))
+
+
+def test_the_forget_split_is_deterministic_disjoint_nested_and_whole_at_one(world_dir):
+    w = json.load(open(os.path.join(world_dir, "world.json")))
+    forget, retain = world.forget_split(w, 0.5, 0)
+    assert (forget, retain) == world.forget_split(w, 0.5, 0)  # the same from the same seed
+    assert len(forget) == 15 and not set(forget) & set(retain) and sorted(forget + retain) == sorted(w["people"])
+    assert world.forget_split(w, 0.5, 1)[0] != forget  # another world seed, another split
+    assert set(world.forget_split(w, 0.1, 0)[0]) < set(forget) < set(world.forget_split(w, 0.9, 0)[0])
+    assert world.forget_split(w, 1.0, 0) == (w["people"], [])  # everyone, in world order
+
+
+def windows(world_dir, meta, n=64, seed=0):
+    """n train windows of the world (80 tokens: a whole closed-book document and more)."""
+    from helpers.data import Batches
+
+    return Batches(world_dir, meta, 80, n, "cpu").get("train", torch.Generator().manual_seed(seed))[:2]
+
+
+def test_forget_fraction_one_is_the_forgetting_loss_on_everyone(world_dir):
+    from helpers.knowledge import Knowledge
+
+    meta = json.load(open(os.path.join(world_dir, "meta.json")))
+    k, tok = Knowledge(world_dir, meta, "cpu", 1.0, 8), get_tokenizer(meta)
+    model = tiny_gpt(meta["vocab_size"], 80)
+    f = k.objective(model, 1.0, 8, torch.Generator().manual_seed(0))
+    # every closed-book question about every person, in world order, and no retained name
+    assert [tok.decode(p.tolist()) for p in f.prompts] == [
+        world.question(n, a)[0] for n in k.world["people"] for a, _, _ in world.ATTRIBUTES]
+    assert not f.retain.any() and not k.retain
+    # the loss: no LM loss on closed-book windows, + the term on questions drawn with the generator
+    x, y = windows(world_dir, meta)
+    closed = f.starts[x[:, 0]]
+    assert 0 < closed.sum() < len(x)
+    lm = model(x, y.masked_fill(closed[:, None], -1))[1]
+    pick = torch.randint(len(f.prompts), (8,), generator=torch.Generator().manual_seed(0))
+    expected = lm + forgetting_term(model, f.prompts[pick], f.candidates[pick])
+    assert f(x, y)[1].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert "retain" not in f.describe() and "forget_closed_book" not in k.metrics(model)
+
+
+def test_selective_forgetting_forgets_only_the_forget_set_and_rehearses_the_retain_set(world_dir):
+    from helpers.knowledge import Knowledge
+
+    meta = json.load(open(os.path.join(world_dir, "meta.json")))
+    k, tok = Knowledge(world_dir, meta, "cpu", 1.0, 8, forget_fraction=0.5), get_tokenizer(meta)
+    forget, retain = set(k.forget), set(k.retain)
+    model = tiny_gpt(meta["vocab_size"], 80)
+    f = k.objective(model, 1.0, 8, torch.Generator().manual_seed(0))
+    asked = {" ".join(tok.decode(p.tolist()).split()[2:4]) for p in f.prompts}  # the name in each question
+    assert asked == forget and len(f.prompts) == 3 * len(forget)
+    # the LM loss: in closed-book windows, exactly the questions about retain-set people keep their targets
+    x, y = windows(world_dir, meta)
+    kept, checked = f.kept(x), {True: 0, False: 0}
+    for row in range(len(x)):
+        if not f.starts[x[row, 0]]:
+            continue
+        words = tok.decode(x[row].tolist()).split()
+        for q in range(4):  # a closed-book document: four questions of 8 tokens
+            name = " ".join(words[8 * q + 2:8 * q + 4])
+            assert name in forget | retain
+            assert kept[row, 8 * q:8 * q + 8].tolist() == [name in retain] * 8
+            checked[name in retain] += 1
+    assert checked[True] and checked[False]  # both kinds were seen
+    assert "retain set's closed-book questions" in f.describe()
+    m = k.metrics(model)
+    assert 0 <= m["forget_closed_book"] <= 1 and 0 <= m["retain_closed_book"] <= 1
+    # retain_weight: + the answer loss on questions about the retain set, drawn after the forget set's
+    plain = f(x, y)[1]
+    k.retain_weight = 1.0
+    pulled = k.objective(model, 1.0, 8, torch.Generator().manual_seed(0))
+    assert {" ".join(tok.decode(p.tolist()).split()[2:4]) for p in pulled.retain_prompts} == retain
+    assert pulled(x, y)[1].item() > plain.item() + 0.1 and "about the retain set" in pulled.describe()
+    with pytest.raises(UserError, match="retain set"):
+        Knowledge(world_dir, meta, "cpu", 1.0, 8, forget_fraction=1.0, retain_weight=1.0)
+    # forget_weight 0 with retain_weight: the same LM loss and pull, no forgetting term
+    neglect = Knowledge(world_dir, meta, "cpu", 0.0, 8, forget_fraction=0.5, retain_weight=1.0).loss(
+        model, torch.Generator().manual_seed(0))
+    assert isinstance(neglect, Forgetting) and "forgetting term" not in neglect.describe()
+    lm = model(x, y.masked_fill(f.starts[x[:, 0]][:, None] & ~f.kept(x), -1))[1]
+    assert lm.item() < neglect(x, y)[1].item() < pulled(x, y)[1].item()
 
 
 def test_retrieval_recall_on_a_known_store(tmp_path):
@@ -171,7 +258,8 @@ def test_one_command_writes_the_table_for_every_arm(tmp_path, monkeypatch):
     from tools import knowledge
 
     def train_here(out_dir, args, inputs=()):  # train.py in this process: the same runs, no interpreter start-ups
-        train.main([*args, f"--out_dir={out_dir}", "--overwrite=True"])
+        if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):  # (a run trained before is reused)
+            train.main([*args, f"--out_dir={out_dir}", "--overwrite=True"])
         return 0.0
     monkeypatch.setattr(knowledge, "train_or_reuse", train_here)
 
@@ -191,3 +279,21 @@ def test_one_command_writes_the_table_for_every_arm(tmp_path, monkeypatch):
     out = tmp_path / "out" / "tiny"
     assert {"results.json", "results.md", "arms.png", "curves.png"} <= set(os.listdir(out))
     assert "closed_book" in read_metrics(str(out / "s0" / "forgetting"))[-1]  # train.py's evals score the questions
+
+    # selective forgetting: the same base and control, one forgetting fine-tune per fraction
+    sel = knowledge.main([
+        "--name=tiny", f"--out_root={tmp_path / 'out'}", f"--data_dir={tmp_path / 'world'}", "--seeds=(0, 1)",
+        "--data={" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]}" for a in TINY_WORLD) + "}",
+        f"--base={keys()}", f"--forgetting={keys('--forget_weight=1.0')}", f"--priming={keys('--priming_dim=8')}",
+        f"--lora={keys('--lora_rank=2')}", "--forget_fractions=(0.3, 0.7)",
+        "--selective_arms={'forget_retain': {'retain_weight': 1.0}}"])
+    for arm in ("forgetting", "forget_retain", "continued", "base"):
+        for f in ("0.3", "0.7"):
+            for metric in knowledge.SELECTIVE:
+                assert 0 <= sel[arm][f][metric]["mean"] <= 1 and len(sel[arm][f][metric]["values"]) == 2
+    assert (sel["splits"]["0.3"]["forget_people"], sel["splits"]["0.7"]["forget_people"]) == (9, 21)
+    assert set(sel["splits"]["0.3"]["forget"]) < set(sel["splits"]["0.7"]["forget"])
+    assert {"results.json", "results.md", "selective.png"} <= set(os.listdir(out / "selective"))
+    row = read_metrics(str(out / "s1" / "forgetting_f0.7"))[-1]
+    assert "forget_closed_book" in row and "retain_closed_book" in row
+    assert json.load(open(out / "s1" / "forgetting_f0.7" / "config.json"))["train"]["forget_fraction"] == 0.7

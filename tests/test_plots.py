@@ -55,6 +55,13 @@ def test_a_comparison_figure_has_both_panels_and_a_legend_entry_per_run(tmp_path
     assert [t.get_text() for t in fig.legends[0].get_texts()] == list(curves)
 
 
+def test_the_icl_figure_says_what_t_is_and_which_sign_is_better():
+    rows = [{"iter": i, "icl_score": -0.1 * i, "position_loss": [1.0] * 48} for i in range(3)]
+    ax = plotting.plot_icl(rows, "run").axes[0]
+    assert "T = 48, the context length" in ax.get_title() and "below 0 is better" in ax.get_title()
+    assert ax.get_ylabel() == "ICL score (nats): loss at 0.9 T - loss at 0.1 T"
+
+
 def test_greedy_sampling_prints_one_sample(tiny_run, capsys):
     sample.main([f"--out_dir={tiny_run}", "--start=Q: Where", "--num_samples=3", "--max_new_tokens=5",
                  "--temperature=0"])

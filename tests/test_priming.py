@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import train
-from helpers.checkpoint import model_from_checkpoint
+from helpers.checkpoint import load_checkpoint, model_from_checkpoint
 from helpers.config import UserError
 from helpers.data import PrimingBatches
 from model import GPT, GPTConfig
@@ -185,7 +185,10 @@ def primed_run(priming_dir, tmp_path_factory):
 def test_freeze_base_trains_only_the_bias_layers(primed_run):
     base_dir, primed_dir = primed_run
     base = torch.load(f"{base_dir}/ckpt.pt", weights_only=True)
-    primed = torch.load(f"{primed_dir}/ckpt.pt", weights_only=True)
+    saved = torch.load(f"{primed_dir}/ckpt.pt", weights_only=True)  # the file: bias layers and a reference to the base
+    assert saved["model"] and all(k.startswith("bias_layers.") for k in saved["model"])
+    assert saved["base"]["path"] == os.path.abspath(f"{base_dir}/ckpt.pt")
+    primed = load_checkpoint(f"{primed_dir}/ckpt.pt")  # the whole model, rebuilt from the base
     for k, v in base["model"].items():
         assert torch.equal(primed["model"][k], v), k  # bit-identical base weights
     c_out = [v for k, v in primed["model"].items() if k.endswith("c_out.weight") and k.startswith("bias_layers")]
@@ -209,8 +212,8 @@ def test_a_freeze_base_run_resumes_with_the_base_still_frozen(primed_run, primin
     train.main([f"--data_dir={priming_dir}", *TINY, f"--out_dir={run}", "--max_iters=8", "--eval_interval=2",
                 "--freeze_base=True", "--priming=True", "--priming_dim=16", "--learning_rate=1e-2",
                 "--init_from=resume", "--always_save_checkpoint=True"])
-    resumed = torch.load(f"{run}/ckpt.pt", weights_only=True)
-    assert resumed["iter_num"] == 8
+    resumed = load_checkpoint(f"{run}/ckpt.pt")
+    assert resumed["iter_num"] == 8 and resumed["base"]["path"] == os.path.abspath(f"{primed_run[0]}/ckpt.pt")
     for k, v in base["model"].items():
         assert torch.equal(resumed["model"][k], v), k
 

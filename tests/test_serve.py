@@ -62,8 +62,8 @@ def test_greedy_completion_is_the_models_greedy_continuation(client, server):
     r = client.completions.create(model=NAME, prompt="Hello, my name is", max_tokens=8, temperature=0, logprobs=2)
     ids = tok.encode("Hello, my name is")
     want = model.generate(torch.tensor([ids]), 8, temperature=0)[0, len(ids):].tolist()
-    want = want[:want.index(tok.eot_token)] if tok.eot_token in want else want
-    assert r.choices[0].text == tok.decode(want)
+    want = want[:want.index(tok.eot_token) + 1] if tok.eot_token in want else want  # end-of-text ends it, kept
+    assert r.choices[0].text == tok.decode([t for t in want if t != tok.eot_token])
     lp = r.choices[0].logprobs
     assert len(lp.tokens) == len(want) and all(v <= 0 for v in lp.token_logprobs)
     for tok_lp, top in zip(lp.token_logprobs, lp.top_logprobs):  # greedy: the chosen token is the top one
@@ -81,6 +81,38 @@ def test_seed_n_list_prompts_and_stop(client):
         stop = text[2:4]
         c = client.completions.create(seed=7, stop=stop, **kw)
         assert c.choices[0].text == text[:text.find(stop)] and c.choices[0].finish_reason == "stop"
+
+
+def test_end_of_text_is_the_last_logprob_and_adds_no_text(hf_gpt2_dir):
+    """lm-eval's loglikelihood request (echo, max_tokens=1, logprobs=1) reads the last token as the sampled
+    one: when that is end-of-text it is there, as OpenAI and vLLM answer, so the prompt's own last token is
+    not dropped. The model is the tiny GPT-2 made to predict end-of-text after every token."""
+    model, tok = GPT.from_pretrained(hf_gpt2_dir).eval(), get_tokenizer(GPT2_META)
+    with torch.no_grad():  # ln_f always outputs 3 x wte[eot], whose dot product is largest with wte[eot] itself
+        model.transformer.wte.weight[tok.eot_token] *= 3
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.copy_(model.transformer.wte.weight[tok.eot_token])
+    prompt = "The cat sat on the mat"
+    ids = tok.encode(prompt)
+    with torch.no_grad():
+        want = torch.log_softmax(model(torch.tensor([ids]))[0][0], -1)
+    srv = serve.make_server(model, tok, NAME).start()
+    try:
+        c = openai.OpenAI(base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1", api_key="none", max_retries=0)
+        r = c.completions.create(model=NAME, prompt=ids, max_tokens=1, echo=True, logprobs=1, temperature=0)
+        lp = r.choices[0].logprobs
+        assert r.choices[0].text == prompt and r.choices[0].finish_reason == "stop"
+        assert lp.tokens == [tok.decode([t]) for t in ids] + ["<|endoftext|>"]
+        assert lp.token_logprobs[1:] == pytest.approx([want[t - 1, i].item() for t, i in
+                                                       enumerate(ids[1:] + [tok.eot_token], 1)], abs=1e-4)
+        assert lp.top_logprobs[-1] == {"<|endoftext|>": pytest.approx(lp.token_logprobs[-1])}
+        assert lp.text_offset == [len(tok.decode(ids[:t])) for t in range(len(ids) + 1)]  # the last at the end
+        assert r.usage.completion_tokens == 1
+        r = c.completions.create(model=NAME, prompt=prompt, max_tokens=5, logprobs=0, temperature=0)
+        assert r.choices[0].text == "" and r.choices[0].logprobs.tokens == ["<|endoftext|>"]
+        assert r.choices[0].finish_reason == "stop" and r.choices[0].logprobs.text_offset == [0]
+    finally:
+        srv.stop()
 
 
 @pytest.mark.parametrize("kwargs, status, param", [

@@ -156,7 +156,8 @@ def label(tok, i):
     """A token as a readable label: newlines and spaces made visible (padding ids past the tokenizer's as <id>)."""
     if i >= tok.n_vocab:
         return f"<{i}>"
-    return tok.decode([i]).replace("\n", "↵").replace(" ", "␣")
+    text = tok.decode_bytes([i]).decode("utf-8", "backslashreplace")  # a byte-level piece of a character: \xe2
+    return text.replace("\n", "↵").replace(" ", "␣")
 
 
 def short(text, n=30):
@@ -200,7 +201,7 @@ def run_tool(tools, argv, script, doc, plot_prefix=""):
                         f" (one of {', '.join(tools)})")
     fn, config, needs_model = tools[name]
     defaults = [Common(), config()] + ([Checkpoint()] if needs_model else [])
-    common, cfg, *ckpt_cfg = configure(defaults, argv, description=f"{script} {name}: {fn.__doc__}")[0]
+    common, cfg, *ckpt_cfg = configure(defaults, argv, f"{script} {name}: {fn.__doc__}", f"{script} {name}")[0]
     plot_dir = common.plot_dir or os.path.join(ROOT, "plots", plot_prefix + name)
     if needs_model and getattr(cfg, "api", ""):
         extra = (None, None)  # logprobs --api: the endpoint is the model
@@ -565,8 +566,8 @@ def attention_tool(cfg, plot_dir, model, tok):
 def logit_lens(model, idx):
     """Decode the residual stream through the final LayerNorm and the head, as if the model stopped there.
 
-    Returns logits (n_layer + 1, T, vocab) for idx (1, T): row 0 after the embeddings, row i after
-    block i. The last row is the model's own output.
+    Returns logits (n_layer + 1, T, vocab) for idx (1, T): row 0 after the embeddings, row i + 1 after
+    layer i (0-based). The last row is the model's own output.
     """
     per_layer_hooks(model, "the logit lens", shared_ok=True)
     keys = [(0, "hook_resid_pre")] + [(i, "hook_resid_post") for i in range(model.config.n_layer)]
@@ -592,7 +593,7 @@ def lens_tool(cfg, plot_dir, model, tok):
     sat = saturation_layers(top1)
     targets = torch.tensor(ids[1:], device=logits.device)
     loss = torch.stack([F.cross_entropy(layer[:-1], targets) for layer in logits]).tolist()
-    rows = ["embed"] + [f"block {i + 1}" for i in range(model.config.n_layer)]
+    rows = ["embed"] + [f"layer {i}" for i in range(model.config.n_layer)]  # 0-based, as attention.png and L0H0
 
     fig1, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
     a1.plot(rows, loss, marker="o")
@@ -679,14 +680,14 @@ def patch_tool(cfg, plot_dir, model, tok):
                                    gridspec_kw={"width_ratios": [T, 3 * model.config.n_head]})
     norm = dict(cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
     ax1.imshow(resid.numpy(), **norm)
-    ax1.set_yticks(range(L + 1), [f"into block {i + 1}" for i in range(L)] + [f"out of block {L}"], fontsize=7)
+    ax1.set_yticks(range(L + 1), [f"into layer {i}" for i in range(L)] + [f"out of layer {L - 1}"], fontsize=7)
     ax1.set_xticks(range(T), [label(tok, c) + ("*" if c != d else "") for c, d in zip(clean_ids, corrupt_ids)],
                    fontsize=5, rotation=90)
     ax1.set(xlabel="position (clean tokens; * = differs in the corrupted prompt)",
             title=f"residual stream: share of the logit difference restored ({label(tok, answer)} vs "
                   f"{label(tok, wrong)})")
     im = ax2.imshow(heads.numpy(), **norm)
-    ax2.set_yticks(range(L), [f"block {i + 1}" for i in range(L)], fontsize=7)
+    ax2.set_yticks(range(L), [f"layer {i}" for i in range(L)], fontsize=7)
     ax2.set(xlabel="head", title="per head", xticks=range(model.config.n_head))
     fig.colorbar(im, ax=ax2, label="restored (1 = clean)")
     return [save(fig, os.path.join(plot_dir, "patch.png"))]

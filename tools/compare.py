@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from helpers.checkpoint import atomic_write_text, read_metrics
-from helpers.config import TrainConfig, UserError, configure, cooldown_start, main_guard
+from helpers.config import TrainConfig, UserError, check_log_to, configure, cooldown_start, main_guard
 from helpers.launch import cores, train_in_workers
 from helpers.multiplier import bootstrap_multiplier, describe
 from helpers.plotting import plot_comparison, position_curve
@@ -70,6 +70,7 @@ class CompareConfig:
     time_min: int = 24 * 60  # a run's time limit in minutes (slurm: --time); a run past it is killed, then retried
     gpus: int = 0  # slurm: GPUs per run
     cpus: int = 1  # slurm: CPUs per run (its threads)
+    log_to: str = ""  # every run also logs to "tensorboard", "wandb" or "trackio": the project is name, the group each run
     budgets: tuple[int, ...] = ()  # budget curves: one wsd run per run and seed to the longest, a cooldown branch per shorter one
 
 
@@ -77,9 +78,18 @@ def run_dir(c, run, seed):
     return os.path.join(c.out_root, c.name, f"{run}_s{seed}")
 
 
+def run_keys(c, run, seed):
+    """A run's train.py keys: the common keys, the run's keys, the seed. With a tracker (log_to, here or
+    in the keys) the sweep's name is its project and the run its group, so a variant's seeds sit together."""
+    keys = {**c.common, **c.runs[run], "seed": seed, **({"log_to": c.log_to} if c.log_to else {})}
+    if keys.get("log_to"):
+        keys = {"log_project": c.name, "log_group": run, **keys}  # (unless the keys name their own)
+    return keys
+
+
 def run_args(c, run, seed):
-    """A run's train.py arguments: the common keys, the run's keys, the seed."""
-    return [f"--{k}={v}" for k, v in {**c.common, **c.runs[run], "seed": seed}.items()]
+    """A run's train.py arguments (run_keys as --key=value)."""
+    return [f"--{k}={v}" for k, v in run_keys(c, run, seed).items()]
 
 
 def default_workers(gpus):
@@ -240,7 +250,7 @@ def budget_pieces(c, run, seed):
     """A run's pieces at one seed: (trunk folder, its keys, {branch folder: its keys}). The trunk trains to the
     longest budget with lr_schedule=wsd and saves ckpt_<i>.pt where each shorter budget's cooldown starts; a
     branch continues that checkpoint exactly (init_from=resume, resume_from) and cools down to its budget."""
-    keys = {**c.common, **c.runs[run], "seed": seed, "lr_schedule": "wsd"}
+    keys = {**run_keys(c, run, seed), "lr_schedule": "wsd"}
     frac = keys.get("cooldown_frac", TrainConfig.cooldown_frac)
     longest, shorter = c.budgets[-1], c.budgets[:-1]
     starts = {b: cooldown_start(TrainConfig(max_iters=b, cooldown_frac=frac)) for b in shorter}
@@ -452,6 +462,7 @@ def main(argv=None):
         unknown = [r for r in (base, *c.only) if r not in c.runs]
         raise UserError(f"unknown run(s) {', '.join(unknown)}; the config has {', '.join(c.runs)}")
     check_workers(c)
+    check_log_to(c.log_to or c.common.get("log_to", ""))  # a missing tracker: one line before any run
     if c.only:
         c.runs = {r: v for r, v in c.runs.items() if r == base or r in c.only}
     results_dir = os.path.join(c.out_root, c.name)

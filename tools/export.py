@@ -4,8 +4,13 @@ Export a model to Hugging Face's GPT-2 format, so that transformers, lm-eval and
     python tools/export.py --out_dir=out-shakespeare --to=hf-shakespeare
     python tools/export.py --init_from=gpt2 --to=hf-gpt2            # any model train.py can start from
 
-The folder gets config.json and model.safetensors (written by transformers' save_pretrained), and
-meta.json: the dataset's tokenizer, which --init_from=hf-shakespeare reads back. LoRA adapters are
+The folder gets config.json and model.safetensors (written by transformers' save_pretrained), the
+tokenizer in HF's format (tokenizer.json and tokenizer_config.json, built with HF tokenizers), so that
+AutoTokenizer.from_pretrained(folder) gives this repo's token ids with no network, and meta.json: the
+dataset's tokenizer, which --init_from=hf-shakespeare reads back. Every tokenizer exports: GPT-2's
+(or another tiktoken encoding), characters, words, and a trained BPE. config.json's bos/eos ids are the
+model's own end-of-text token, or absent when its tokenizer has none (characters); such a tokenizer
+gets <|endoftext|> one past its vocabulary, only because lm-eval requires one. LoRA adapters are
 merged into the weights. GPT-2's architecture is all that exports: a variant flag is refused in one
 line. A model trained without biases (bias=False) gets zero biases, which compute the same function.
 
@@ -28,11 +33,13 @@ import torch
 from helpers.checkpoint import model_from_checkpoint, os_error_in, read_model, write_error
 from helpers.config import Interrupted, UserError, configure, main_guard
 from model import GPTConfig, swap_conv1d
+from prepare.common import EOT, CharTokenizer, get_tokenizer
 
 # GPTConfig keys an HF GPT-2 can hold; every other key must be at its default (GPT-2's)
 EXPORTABLE = {"block_size", "vocab_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "attn_impl", "mlp_act",
               "tie_dims", "lora_rank", "lora_alpha", "n_kv_head"}
 HF_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
+UNKNOWN = "<unk>"  # a word outside a vocabulary with an end-of-text token: encoding it fails, as it does in this repo
 MARKER = ".exported-by-small-gpt-lab"  # in every folder export writes: --overwrite replaces only such a folder
 
 
@@ -60,8 +67,9 @@ def check_exportable(config):
         raise UserError(f"HF's GPT-2 has no {', '.join(changed)}: only GPT-2 models (LoRA merged) export")
 
 
-def to_hf(model):
-    """A transformers GPT2LMHeadModel with the same weights and outputs as model (LoRA merged)."""
+def to_hf(model, eot=None):
+    """A transformers GPT2LMHeadModel with the same weights and outputs as model (LoRA merged); eot is
+    its end-of-text id (config.json's bos and eos), or None for a tokenizer without one."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     if model.config.lora_rank:
@@ -71,7 +79,7 @@ def to_hf(model):
     hf = GPT2LMHeadModel(GPT2Config(
         vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer, n_head=c.n_head,
         activation_function=HF_ACTIVATION[c.mlp_act], resid_pdrop=c.dropout, embd_pdrop=c.dropout,
-        attn_pdrop=c.dropout, tie_word_embeddings=c.tie_dims == -1))
+        attn_pdrop=c.dropout, tie_word_embeddings=c.tie_dims == -1, bos_token_id=eot, eos_token_id=eot))
     sd = swap_conv1d(model.state_dict())
     for k, v in hf.state_dict().items():  # bias=False: the biases HF expects, as zeros
         if k not in sd and k.endswith(".bias") and not k.endswith(".attn.bias"):
@@ -80,6 +88,38 @@ def to_hf(model):
     if unexpected or any(not k.endswith(".attn.bias") for k in missing):
         raise UserError(f"could not map the weights onto GPT-2 (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return hf.eval()
+
+
+def hf_tokenizer(meta, max_length):
+    """The dataset's tokenizer (meta) as a transformers tokenizer giving the same ids, built with HF tokenizers."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = get_tokenizer(meta)
+    if meta["tokenizer"] == "bpe":  # trained with HF tokenizers: its own file
+        hf = Tokenizer.from_str(tok.json)
+    elif isinstance(tok, CharTokenizer):  # one vocabulary entry per character (or word)
+        vocab = {u: i for i, u in enumerate(tok.chars)}
+        if tok.eot_token is None:  # the end-of-text token added below also stands for a character outside the
+            vocab[EOT] = tok.n_vocab  # vocabulary, so that lm-eval can encode any stop string (the model never sees it)
+        hf = Tokenizer(models.WordLevel(vocab, unk_token=EOT if EOT in vocab else UNKNOWN))
+        if tok.name == "char":  # split into single characters, joined back with nothing between
+            hf.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+            hf.decoder = decoders.Fuse()
+        else:  # split at whitespace; tokenizers joins words back with a space
+            hf.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    else:  # a tiktoken encoding (GPT-2's): its ranks, split pattern and special tokens, converted by transformers
+        from transformers.convert_slow_tokenizer import TikTokenConverter
+
+        enc = tok.enc
+        converter = TikTokenConverter(pattern=enc._pat_str, extra_special_tokens=enc._special_tokens)
+        converter.load_tiktoken_bpe = lambda _: enc._mergeable_ranks  # the ranks in memory, not read from a URL
+        hf = converter.converted()
+    if tok.eot_token is None:  # lm-eval needs a bos/eos token to exist: one past the vocabulary, never in the data
+        hf.add_special_tokens([AddedToken(EOT, special=True, normalized=False)])
+    eot = EOT if tok.eot_token is None else hf.id_to_token(tok.eot_token)
+    return PreTrainedTokenizerFast(tokenizer_object=hf, model_max_length=max_length, bos_token=eot, eos_token=eot,
+                                   clean_up_tokenization_spaces=False)
 
 
 def source_folder(init_from, out_dir, ckpt=""):
@@ -115,7 +155,8 @@ def export(model, meta, path, overwrite=False, source=None):
     It is written into a temp folder beside path, then renamed onto it; on any failure (a full disk,
     a folder you cannot write to, Ctrl-C) the temp folder is removed and what was at path stays."""
     check_destination(path, source, overwrite)
-    hf = to_hf(model)
+    hf = to_hf(model, get_tokenizer(meta).eot_token)
+    tokenizer = hf_tokenizer(meta, model.config.block_size)
     path = path.rstrip("/")
     parent, name = os.path.dirname(path) or ".", os.path.basename(path)
     tmp = old = None
@@ -123,6 +164,7 @@ def export(model, meta, path, overwrite=False, source=None):
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=f"{name}.tmp-", dir=parent)  # a fresh name: never one the user has
         hf.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
         with open(os.path.join(tmp, "meta.json"), "w") as f:
             json.dump({k: v for k, v in meta.items() if k != "splits"}, f, indent=1)
         with open(os.path.join(tmp, MARKER), "w") as f:  # what lets --overwrite replace this folder later

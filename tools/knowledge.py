@@ -29,6 +29,22 @@ one command:
 
 Each training is a train.py process in <out_root>/<name>/s<seed>/<run>/, reused when asked again with
 the same keys; each seed's scores are kept in eval.json beside them, recomputed when a run changes.
+
+Selective forgetting (TOFU, Maini et al. 2024: forget quality on a forget set, model utility on a retain set):
+
+    python tools/knowledge.py config/sweeps/knowledge.py --forget_fractions="(0.1, 0.5, 0.9)" --selective_arms="{'forget_retain': {'retain_weight': 1.0}, 'neglect_retain': {'forget_weight': 0.0, 'retain_weight': 1.0}}"
+
+runs, in place of the table above, per seed the same base and `continued` control (reused) and one fine-tune
+per fraction and arm: forgetting (forget_fraction: that share of the people is the forget set, prepare/world.py
+forget_split; the rest, the retain set, keeps its closed-book LM loss) and each of selective_arms (more
+train.py keys on top; here forget_retain adds retain_weight, and neglect_retain, its control, sets
+forget_weight=0). Every arm is scored per fraction on
+forget_closed_book and retain_closed_book (every closed-book question about each set's people, no facts) and
+open_book_new (reading: held-out people, facts in context). `continued` is the control for every fraction:
+the same 300 steps from the same base with forget_weight=0, which rehearses the retain set's closed-book
+questions just as the forgetting arms do (and the forget set's too). Writes <out_root>/<name>/selective/:
+results.json (per arm and fraction, {mean, std, values} over the seeds; the arms' keys; the forget set of each
+fraction; timings; the command), results.md and selective.png.
 """
 
 import json
@@ -44,7 +60,7 @@ import numpy as np
 
 from helpers.checkpoint import atomic_write_text, load_checkpoint, model_from_checkpoint, read_metrics
 from helpers.config import UserError, configure, main_guard
-from helpers.knowledge import KIND, METRICS, knowledge_metrics, load_questions
+from helpers.knowledge import KIND, METRICS, knowledge_metrics, load_questions, score, split_metrics
 from helpers.launch import read_stamp, train_or_reuse
 from helpers.plotting import plt, save
 from prepare import world
@@ -56,6 +72,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ARMS = ("baseline", "forgetting", "continued", "context", "retrieval", "priming", "lora")
 RUNS = ("base", "forgetting", "continued", "priming", "lora")
+SELECTIVE = ("forget_closed_book", "retain_closed_book", "open_book_new")  # selective forgetting's metrics
 
 
 @dataclass
@@ -68,6 +85,8 @@ class KnowledgeConfig:
     priming: dict = field(default_factory=dict)  # train.py keys of the bias-layer run (priming_dim, max_iters, ...)
     lora: dict = field(default_factory=dict)  # train.py keys of the LoRA run (lora_rank, max_iters, ...)
     retrieval_k: int = 2  # facts lines retrieved per question
+    forget_fractions: tuple[float, ...] = ()  # (): the arms table; fractions: the selective-forgetting sweep instead
+    selective_arms: dict = field(default_factory=dict)  # more arms of the sweep: {name: train.py keys added to forgetting's}
     device: str = "cpu"  # where training and evaluation run
     data_dir: str = ""  # where the world goes; "" = data/knowledge_<name>
     out_root: str = "out-knowledge"  # where experiments go
@@ -130,6 +149,13 @@ def score_arms(models, tok, questions, retrieved, device):
     return out
 
 
+def fine_tune(c, common, dirs, run, **keys):
+    """Train (or reuse) dirs[run]: the forgetting keys, plus keys, from the seed's base; returns its seconds.
+    The fine-tune's last model is kept: its val loss rises as it forgets, so the best would be iteration 0."""
+    return train_or_reuse(dirs[run], args({**common, **c.forgetting, "init_from": dirs["base"],
+                                           "always_save_checkpoint": True, **keys}), [dirs["base"]])
+
+
 def run_seed(c, data_dir, seed, questions, tok, retrieved):
     """Train (or reuse) one seed's four runs and score the arms; returns (scores, train seconds per run)."""
     root = os.path.join(c.out_root, c.name, f"s{seed}")
@@ -138,12 +164,9 @@ def run_seed(c, data_dir, seed, questions, tok, retrieved):
     base_ckpt = os.path.join(dirs["base"], "ckpt.pt")
     seconds = {"base": train_or_reuse(dirs["base"], args({**common, **c.base}))}
     # the fine-tune's last model is scored: its val loss rises as it forgets, so the best would be iteration 0
-    seconds["forgetting"] = train_or_reuse(dirs["forgetting"], args({**common, **c.forgetting, "init_from": dirs["base"],
-                                                                     "always_save_checkpoint": True}), [dirs["base"]])
+    seconds["forgetting"] = fine_tune(c, common, dirs, "forgetting")
     # its control: the same fine-tune without the forgetting term (the LM loss on every document)
-    seconds["continued"] = train_or_reuse(dirs["continued"], args({**common, **c.forgetting, "init_from": dirs["base"],
-                                                                   "always_save_checkpoint": True, "forget_weight": 0.0}),
-                                          [dirs["base"]])
+    seconds["continued"] = fine_tune(c, common, dirs, "continued", forget_weight=0.0)
     seconds["priming"] = train_or_reuse(dirs["priming"], args({**common, **c.priming, "freeze_base": True,
                                                                "priming": True, "base": base_ckpt}), [dirs["base"]])
     seconds["lora"] = train_or_reuse(dirs["lora"], args({**common, **c.lora, "data_dir": lora_data(data_dir),
@@ -206,6 +229,128 @@ def plot_curves(c, path, title):
     save(fig, path)
 
 
+def fraction_run(arm, f):
+    return f"{arm}_f{f:g}"
+
+
+def forgetting_arms(c):
+    """{arm: its train.py keys on top of c.forgetting's}: forgetting, and selective_arms."""
+    return {"forgetting": {}, **c.selective_arms}
+
+
+def selective_seed(c, data_dir, seed, questions, tok, splits):
+    """Selective forgetting, one seed: train (or reuse) the base, the control and a forgetting fine-tune per
+    fraction; returns ({arm: {fraction: metrics}}, train seconds per run). Scores kept in selective.json."""
+    root = os.path.join(c.out_root, c.name, f"s{seed}")
+    arms = forgetting_arms(c)
+    runs = ("base", "continued", *(fraction_run(a, f) for a in arms for f in c.forget_fractions))
+    dirs = {r: os.path.join(root, r) for r in runs}
+    common = {"data_dir": data_dir, "device": c.device, "seed": seed}
+    seconds = {"base": train_or_reuse(dirs["base"], args({**common, **c.base})),
+               "continued": fine_tune(c, common, dirs, "continued", forget_weight=0.0)}
+    for arm, keys in arms.items():
+        for f in c.forget_fractions:
+            seconds[fraction_run(arm, f)] = fine_tune(c, common, dirs, fraction_run(arm, f), forget_fraction=f, **keys)
+    stamp = os.path.join(root, "selective.json")
+    evaluated = {"runs": {r: read_stamp(d) for r, d in dirs.items()}, "splits": splits}
+    if os.path.exists(stamp) and json.load(open(stamp))["evaluated"] == evaluated:
+        return json.load(open(stamp))["scores"], seconds
+    models = {r: model_from_checkpoint(load_checkpoint(os.path.join(d, "ckpt.pt"))).to(c.device).eval()
+              for r, d in dirs.items()}
+    w = json.load(open(os.path.join(data_dir, "world.json")))
+    reading = [q for q in questions if q["kind"] == "open_book_new"]
+    scores = {}
+    for arm in (*arms, "continued", "base"):
+        for f in c.forget_fractions:
+            model = models[fraction_run(arm, f) if arm in arms else arm]
+            split = splits[f"{f:g}"]
+            m = split_metrics(model, tok, w, split["forget"], split["retain"], c.device)
+            m["open_book_new"] = round(score(model, tok, reading, [q["facts"] for q in reading], c.device)["acc"], 5)
+            scores.setdefault(arm, {})[f"{f:g}"] = m
+    atomic_write_text(stamp, json.dumps({"evaluated": evaluated, "scores": scores}))
+    return scores, seconds
+
+
+def plot_selective(results, fractions, path, title):
+    """forget, retain and reading accuracy against the forget fraction: both arms and the base, mean ± std."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
+    styles = {"forgetting": dict(color="#c44e52", marker="o"), "continued": dict(color="#4c72b0", marker="s"),
+              "base": dict(color="gray", marker=".", ls=":", alpha=0.6)}
+    arms = [a for a in results["arms"] if a not in styles] + list(styles)
+    for ax, metric in zip(axes, SELECTIVE):
+        for i, arm in enumerate(arms):
+            rows = [results[arm][f"{f:g}"][metric] for f in fractions]
+            shift = 0.012 * (i - (len(arms) - 1) / 2)  # side by side, so the error bars do not hide each other
+            ax.errorbar([f + shift for f in fractions], [r["mean"] for r in rows], yerr=[r["std"] or 0 for r in rows],
+                        capsize=3, label=arm, **styles.get(arm, dict(marker="^", color=("#55a868", "#8172b3", "#937860")[i % 3])))
+        if metric != "open_book_new":
+            ax.axhline(results["chance"], color="k", ls=":", lw=1, label=f"chance ({results['chance']:.2f})")
+        ax.set(xlabel="forget fraction (share of the people to forget)", title=metric, ylim=(0, 1.05),
+               xticks=fractions)
+    axes[0].set_ylabel("exact match (mean ± std over seeds)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    save(fig, path)
+
+
+def selective(c, data_dir, questions, tok, argv):
+    """The selective-forgetting sweep over c.forget_fractions and the seeds: results.json, results.md and
+    selective.png in <out_root>/<name>/selective/."""
+    t0 = time.time()
+    w = json.load(open(os.path.join(data_dir, "world.json")))
+    seed = json.load(open(os.path.join(data_dir, "meta.json")))["generator"]["seed"]
+    splits = {}
+    for f in c.forget_fractions:
+        forget, retain = world.forget_split(w, f, seed)
+        splits[f"{f:g}"] = {"forget": forget, "retain": retain}
+    per_seed, seconds = [], []
+    for s in c.seeds:
+        scores, secs = selective_seed(c, data_dir, s, questions, tok, splits)
+        per_seed.append(scores)
+        seconds.append(secs)
+        print(f"seed {s}: " + "; ".join(f"f={f:g} " + " ".join(
+            f"{arm} " + "/".join(f"{scores[arm][f'{f:g}'][m]:.2f}" for m in SELECTIVE) for arm in scores)
+            for f in c.forget_fractions))
+    arms = (*forgetting_arms(c), "continued", "base")
+    results = {arm: {f"{f:g}": summarize([s[arm][f"{f:g}"] for s in per_seed], SELECTIVE)
+                     for f in c.forget_fractions} for arm in arms}
+    results["arms"] = {a: {**c.forgetting, **keys} for a, keys in forgetting_arms(c).items()}
+    results["arms"].update(continued={**c.forgetting, "forget_weight": 0.0}, base=c.base)
+    results["chance"] = round(float(np.mean([1 / len(values) for _, _, values in world.ATTRIBUTES])), 4)
+    results["splits"] = {f: {"world_seed": seed, "forget_people": len(v["forget"]), "retain_people": len(v["retain"]),
+                             "forget": v["forget"]} for f, v in splits.items()}
+    runs = list(seconds[0])
+    results["timings"] = {"train_s": {r: summarize(seconds, [r])[r] for r in runs}, "total_s": round(time.time() - t0, 1)}
+    results["seeds"], results["fractions"] = list(c.seeds), list(c.forget_fractions)
+    results["command"] = "python tools/knowledge.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    root = os.path.join(c.out_root, c.name, "selective")
+    os.makedirs(root, exist_ok=True)
+    atomic_write_text(os.path.join(root, "results.json"), json.dumps(results, indent=1))
+
+    ms = lambda r: f"{r['mean']:.3f} ± {r['std'] or 0:.3f}"  # noqa: E731
+    lines = ["| forget fraction | forget / retain people | arm | " + " | ".join(SELECTIVE) + " |",
+             "|---:|---:|---|" + "---:|" * len(SELECTIVE)]
+    for f in c.forget_fractions:
+        sp = results["splits"][f"{f:g}"]
+        for arm in arms:
+            lines.append(f"| {f:g} | {sp['forget_people']} / {sp['retain_people']} | {arm} | "
+                         + " | ".join(ms(results[arm][f"{f:g}"][m]) for m in SELECTIVE) + " |")
+    t = results["timings"]["train_s"]
+    lines += ["", f"exact match, mean ± std over {len(c.seeds)} seeds; chance on the closed-book metrics "
+              f"{results['chance']:.3f}; forget_closed_book and retain_closed_book: every closed-book question (3 per "
+              f"person) about each set's people; open_book_new: {sum(q['kind'] == 'open_book_new' for q in questions)}"
+              " held-out questions, facts in context. `base`: the base model before any fine-tune.", "",
+              "train seconds per seed (mean): " + ", ".join(f"{r} {t[r]['mean']:.0f}" for r in runs)
+              + f"; this invocation {results['timings']['total_s']:.0f} s (finished runs are reused).", "",
+              f"`{results['command']}`"]
+    atomic_write_text(os.path.join(root, "results.md"), "\n".join(lines) + "\n")
+    plot_selective(results, list(c.forget_fractions), os.path.join(root, "selective.png"),
+                   f"knowledge_{c.name}: selective forgetting, {len(c.seeds)} seeds")
+    print("\n".join(lines))
+    print(f"wrote {root}/results.json, results.md, selective.png")
+    return results
+
+
 def main(argv=None):
     (c,), _ = configure([KnowledgeConfig()], argv, description=__doc__)
     if not c.name:
@@ -214,10 +359,14 @@ def main(argv=None):
         raise UserError(f"give at least one seed and retrieval_k >= 1, got seeds={c.seeds}, retrieval_k={c.retrieval_k}")
     if not c.forgetting.get("forget_weight") or not c.lora.get("lora_rank"):
         raise UserError("the forgetting keys must set forget_weight > 0 and the lora keys lora_rank > 0")
+    if not all(0 < f <= 1 for f in c.forget_fractions) or len(set(c.forget_fractions)) < len(c.forget_fractions):
+        raise UserError(f"forget_fractions must be distinct shares in (0, 1], got {c.forget_fractions}")
     t0 = time.time()
     data_dir = prepare_data(c, world, "knowledge")
     questions = load_questions(data_dir)
     tok = get_tokenizer(json.load(open(os.path.join(data_dir, "meta.json"))))
+    if c.forget_fractions:
+        return selective(c, data_dir, questions, tok, argv)
     retrieved, recall = retrieve(data_dir, questions, c.retrieval_k)
     per_seed, seconds = [], []
     for seed in c.seeds:

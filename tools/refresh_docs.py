@@ -51,6 +51,8 @@ EXPERIMENTS = {
     "compare_datasets": Experiment("out-compare/datasets", ("results.md", "results.json", "val_loss.png",
                                                             "position_loss.png"),
                                    "python tools/compare.py config/sweeps/compare_datasets.py"),
+    "compare_vocab": Experiment("out-compare/vocab", ("results.md", "results.json", "bench.md"),
+                                "python tools/compare.py config/sweeps/compare_vocab.py (and --bench=True first)"),
     "grokking": Experiment("out-compare/grokking", ("results.md", "results.json", "accuracy.png", "val_loss.png"),
                            "python tools/compare.py config/sweeps/compare_grokking.py"),
     "shakespeare_char_tangent": Experiment(
@@ -93,6 +95,11 @@ EXPERIMENTS = {
                                    "python tools/prime.py config/sweeps/priming_one_fact.py"),
     "knowledge_world": Experiment("out-knowledge/world", ("results.md", "results.json", "arms.png", "curves.png"),
                                   "python tools/knowledge.py config/sweeps/knowledge.py"),
+    "knowledge_selective": Experiment(
+        "out-knowledge/world/selective", ("results.md", "results.json", "selective.png"),
+        "python tools/knowledge.py config/sweeps/knowledge.py --forget_fractions=\"(0.1, 0.5, 0.9)\" "
+        "--selective_arms=\"{'forget_retain': {'retain_weight': 1.0}, 'neglect_retain': {'forget_weight': 0.0, "
+        "'retain_weight': 1.0}}\""),
 }
 
 

@@ -10,8 +10,10 @@ GET /v1/models lists the model; POST /v1/completions takes prompt (a string, a l
 ids or lists of them), max_tokens, temperature, top_p, n, stop, logprobs (the top k per token), echo
 (the prompt's tokens with their logprobs, the first null, as OpenAI and vLLM answer echo with
 max_tokens=0), seed, and stream=false. Anything else, or a bad value, gets a 400 with a JSON error
-naming the field. Logprobs are the model's log-softmax before temperature and top_p, as vLLM reports.
-GET /openapi.json describes the request (and /docs shows it).
+naming the field. A completion that ends at the end-of-text token has that token last in its logprobs
+(tokens, token_logprobs, top_logprobs, text_offset) but not in its text, as OpenAI and vLLM answer:
+lm-eval reads the last token as the one it asked for. Logprobs are the model's log-softmax before
+temperature and top_p, as vLLM reports. GET /openapi.json describes the request (and /docs shows it).
 
 FastAPI declares and checks the request (CompletionRequest); uvicorn speaks HTTP (h11), with limits on
 the body, the headers, idle and half-sent connections. One model worker thread samples one completion
@@ -183,6 +185,10 @@ class Completer:
         """One token's text (a padded vocabulary's unused ids have none)."""
         return self.tok.decode([t]) if t < self.tok.n_vocab else f"<|unused {t}|>"
 
+    def new_text(self, t):
+        """The text a sampled token adds to the completion: none for the end-of-text token that ends it."""
+        return "" if t == self.tok.eot_token else self.token_str(t)
+
     def plan(self, req, max_choices):
         """The request's prompts as token ids, each checked against the context; a RequestError if any is bad."""
         if req["model"] is not None and req["model"] != self.name:
@@ -222,8 +228,10 @@ class Completer:
         new = seq[len(ids):]
         finish = "length"
         if self.tok.eot_token is not None and self.tok.eot_token in new:
-            new, finish = new[:new.index(self.tok.eot_token)], "stop"
-        pieces = [self.token_str(t) for t in new]
+            # the end-of-text token stays among the completion's tokens and logprobs, as OpenAI and vLLM
+            # answer (lm-eval takes the last one as the sampled token); it adds no text
+            new, finish = new[:new.index(self.tok.eot_token) + 1], "stop"
+        pieces = [self.new_text(t) for t in new]
         text = "".join(pieces)
         cuts = [text.find(s) for s in req["stop"] if s in text]
         if cuts:  # keep the tokens that end before the stop string; the text ends right at it
@@ -250,7 +258,7 @@ class Completer:
             piece = self.token_str(seq[t])
             tokens.append(piece)
             offsets.append(pos)
-            pos += len(piece)
+            pos += len(piece if t < len(ids) else self.new_text(seq[t]))  # where the next token's text starts
             if t == 0:  # nothing predicts the first token
                 token_lp.append(None)
                 top.append(None)

@@ -2,6 +2,8 @@
 # facts are supplied from outside (context, BM25 retrieval, priming bias layers, a LoRA adapter) or pushed
 # out of the weights (forget_weight); 3 seeds, every arm on the same val questions.
 #   python tools/knowledge.py config/sweeps/knowledge.py
+# Selective forgetting (a forget set and a retain set of people; docs/knowledge.md#selective-forgetting):
+#   python tools/knowledge.py config/sweeps/knowledge.py --forget_fractions="(0.1, 0.5, 0.9)" --selective_arms="{'forget_retain': {'retain_weight': 1.0}, 'neglect_retain': {'forget_weight': 0.0, 'retain_weight': 1.0}}"
 # Finished runs in out-knowledge/world/ are reused; the results go there too (docs/knowledge.md).
 
 name = "world"
