@@ -53,6 +53,8 @@ EXPERIMENTS = {
                                    "python tools/compare.py config/sweeps/compare_datasets.py"),
     "compare_vocab": Experiment("out-compare/vocab", ("results.md", "results.json", "bench.md"),
                                 "python tools/compare.py config/sweeps/compare_vocab.py (and --bench=True first)"),
+    "compare_vocab_long": Experiment("out-compare/vocab_long", ("results.md", "results.json"),
+                                     "python tools/compare.py config/sweeps/compare_vocab_long.py"),
     "grokking": Experiment("out-compare/grokking", ("results.md", "results.json", "accuracy.png", "val_loss.png"),
                            "python tools/compare.py config/sweeps/compare_grokking.py"),
     "shakespeare_char_tangent": Experiment(

@@ -33,8 +33,8 @@ _DATASETS = {"char": "shakespeare_char", "bpe_512": "shakespeare_bpe512", "bpe_2
              "bpe_8192": "shakespeare_bpe8192", "gpt2": "shakespeare"}
 
 
-def _keys(run):
-    n = round(_CHAR_ITERS / _STEP_COST[run] / 10) * 10  # iterations, a multiple of 10 so that 80% is whole
+def _keys(run, char_iters=_CHAR_ITERS):
+    n = round(char_iters / _STEP_COST[run] / 10) * 10  # iterations, a multiple of 10 so that 80% is whole
     return dict(dataset=_DATASETS[run], max_iters=n, lr_decay_iters=n, eval_interval=n * 4 // 5, log_interval=n // 5)
 
 
