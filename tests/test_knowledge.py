@@ -329,6 +329,7 @@ def test_one_command_writes_the_table_for_every_arm(tmp_path, monkeypatch):
         assert cap[run]["iters"] == [0, 2, 4] and len(cap[run]["steps_to_half"]["values"]) == 2
         for metric in knowledge.CAPACITY:
             assert len(cap[run][metric]["values"]) == 2 and all(0 <= v <= 1 for v in cap[run][metric]["mean"])
+    assert "steps_minus_continued" in cap["forget_retain_f0.3"] and "steps_minus_continued" not in cap["continued_f0.3"]
     assert {"results.json", "results.md", "capacity.png"} <= set(os.listdir(out / "capacity_n10"))
     trained = json.load(open(out / "s0" / "capacity_n10_forget_retain_f0.3" / "config.json"))["train"]
     assert (trained["forget_weight"], trained["retain_weight"], trained["forget_fraction"]) == (0.0, 0.0, 0.3)

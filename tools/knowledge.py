@@ -432,6 +432,14 @@ def capacity(c, data_dir, argv):
                                         for v in zip(*(r[mt] for r in runs))],
                                 "values": [r[mt] for r in runs]} for mt in CAPACITY},
                         "train_s": seconds[key]}
+    for key in list(results):  # paired by seed (the same base): each arm's steps minus the control's
+        control = per.get(f"continued_f{key.rsplit('_f', 1)[1]}")
+        if control and not key.startswith("continued_"):
+            d = [a["steps_to_half"] - b["steps_to_half"] for a, b in zip(per[key], control)
+                 if a["steps_to_half"] is not None and b["steps_to_half"] is not None]
+            m, sd = mean_std(d) if d else (float("nan"), float("nan"))
+            results[key]["steps_minus_continued"] = {"mean": None if np.isnan(m) else round(m, 1),
+                                                     "std": None if np.isnan(sd) else round(sd, 1), "values": d}
     results["setup"] = {"new_people": c.new_people, "new_share": c.new_share, "capacity": c.capacity,
                         "train_keys": {**c.forgetting, "forget_weight": 0.0, "retain_weight": 0.0, **c.capacity},
                         "arms": list(c.capacity_arms), "fractions": list(c.forget_fractions)}
@@ -454,6 +462,9 @@ def capacity(c, data_dir, argv):
             else f"not reached (0/{len(c.seeds)})"
         lines.append(f"| {key} | {reach} | " + " | ".join(ms(r["new_closed_book"], iters.index(i)) for i in show)
                      + f" | {ms(r['retain_closed_book'], -1)} | {ms(r['forget_closed_book'], -1)} |")
+    lines += [""] + [f"{key}: steps minus continued's, paired by seed: {r['mean']} ± {r['std'] or 0} "
+                     f"(values {r['values']})" for key in keys
+                     for r in [results[key].get("steps_minus_continued")] if r]
     lines += ["", f"exact match on every closed-book question about the {c.new_people} new people (new), the retain set "
               f"and the forget set, mean ± std over {len(c.seeds)} seeds; steps: the first eval iteration at 0.5.",
               "", f"`{results['command']}`"]
