@@ -12,6 +12,8 @@ With forget_fraction < 1 (selective forgetting: only a forget set of the world's
 outside the model) two more, on every closed-book question about each set's people, no facts given:
     forget_closed_book     the forget set: what the forgetting loss was told to push out (toward chance)
     retain_closed_book     the retain set: what it was not told to touch (should hold)
+And when world.json has new_people (people met after the base, tools/knowledge.py capacity):
+    new_closed_book        every closed-book question about them, no facts given: what was learned since
 train.py appends them to metrics.jsonl at every eval when the dataset has questions (Knowledge, its
 extra; plot: knowledge.png); tools/knowledge.py measures them for every way of supplying the facts.
 """
@@ -219,10 +221,13 @@ class Knowledge(Extra):
         out = knowledge_metrics(model, self.tok, self.questions, device=self.device)
         if self.forget_fraction < 1:
             out.update(split_metrics(model, self.tok, self.world, self.forget, self.retain, self.device))
+        if self.world.get("new_people"):
+            s = score(model, self.tok, closed_book_questions(self.world, self.world["new_people"]), device=self.device)
+            out["new_closed_book"], out["new_closed_book_loss"] = round(s["acc"], 5), round(s["loss"], 5)
         return out
 
     def summary(self, row):
-        return "".join(f", {k} {row[k]:.3f}" for k in (*METRICS, "forget_closed_book", "retain_closed_book")
+        return "".join(f", {k} {row[k]:.3f}" for k in (*METRICS, "forget_closed_book", "retain_closed_book", "new_closed_book")
                        if k in row)
 
     def loss(self, model, generator):

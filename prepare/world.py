@@ -31,7 +31,8 @@ Beside the bins it writes what the metrics and the arms of tools/knowledge.py re
   library.jsonl    the external store: one facts line per person as the world is now (held-out people,
                    and group B's updated facts), for retrieval and LoRA
 forget_split splits the people of the world into a forget set and a retain set (selective forgetting,
-helpers/knowledge.py); it changes nothing written here.
+helpers/knowledge.py); it changes nothing written here. make_world(new_people=n) and capacity_documents
+draw people met only later, and closed-book documents about them (tools/knowledge.py capacity).
 
     python prepare/world.py                                  # data/world: 300 people, 100 held out
     python prepare/world.py --people=2000 --held_out=200 --out data/world_big
@@ -89,8 +90,11 @@ def random_attributes(rng, avoid=None):
     return {k: rng.choice([v for v in values if not avoid or v != avoid[k]]) for k, _, values in ATTRIBUTES}
 
 
-def make_world(seed, people, held_out, n_parts, group_size):
-    """{people, held_out, attributes, group_a, group_b, updates}: the fixed world drawn from seed."""
+def make_world(seed, people, held_out, n_parts, group_size, new_people=0):
+    """{people, held_out, attributes, group_a, group_b, updates}: the fixed world drawn from seed.
+    new_people > 0 adds new_people: people met only after the base's training (tools/knowledge.py capacity),
+    drawn after everything else with the same generator, so the rest of the world is the same as without
+    them. Their names are the last of the fresh names (still fresh in the base's data, with random facts)."""
     first, last = name_parts(n_parts)
     names = [f"{f} {la}" for f in first for la in last]
     if people + held_out > len(names) // 2:
@@ -103,8 +107,14 @@ def make_world(seed, people, held_out, n_parts, group_size):
     order = rng.sample(world, len(world))
     group_a, group_b = order[:group_size], order[group_size:2 * group_size]
     updates = {n: random_attributes(rng, avoid=attributes[n]) for n in group_b}
-    return {"people": world, "held_out": held, "fresh": names[people + held_out:], "attributes": attributes,
-            "group_a": group_a, "group_b": group_b, "updates": updates}
+    out = {"people": world, "held_out": held, "fresh": names[people + held_out:], "attributes": attributes,
+           "group_a": group_a, "group_b": group_b, "updates": updates}
+    if new_people:  # drawn last: nothing above depends on them
+        if new_people > len(names) - people - held_out:
+            raise SystemExit(f"error: {new_people} new people need more names: lower it or raise --name_parts")
+        out["new_people"] = names[len(names) - new_people:]
+        attributes.update({n: random_attributes(rng) for n in out["new_people"]})
+    return out
 
 
 def forget_split(w, fraction, seed):
@@ -115,6 +125,16 @@ def forget_split(w, fraction, seed):
     order = random.Random(seed + 4).sample(w["people"], len(w["people"]))
     chosen = set(order[:round(fraction * len(order))])
     return [n for n in w["people"] if n in chosen], [n for n in w["people"] if n not in chosen]
+
+
+def capacity_documents(w, n, seed, retain, new_share, tok, n_questions=4):
+    """(ids, prefix length, n_bytes) of n closed-book documents for learning the new people: each question
+    is about a new person with probability new_share, else about a person of retain (rehearsal)."""
+    rng = random.Random(seed)
+    for _ in range(n):
+        people = [rng.choice(w["new_people"] if rng.random() < new_share else retain) for _ in range(n_questions)]
+        text = " ".join(qa(p, w["attributes"][p], rng) for p in people)
+        yield tok.encode(text), 0, len(text)
 
 
 def qa(name, attrs, rng):

@@ -43,6 +43,26 @@ def test_the_world_is_the_same_from_the_same_seed_and_differs_from_another(world
     assert open(os.path.join(world_dir, "train.bin"), "rb").read() != open(os.path.join(other, "train.bin"), "rb").read()
 
 
+def test_new_people_leave_the_world_as_it_was_and_are_nobody_in_it(world_dir):
+    w, more = world.make_world(0, 30, 8, 10, 6), world.make_world(0, 30, 8, 10, 6, new_people=12)
+    new = more["new_people"]
+    assert "new_people" not in w and len(new) == len(set(new)) == 12
+    assert not set(new) & (set(w["people"]) | set(w["held_out"]))
+    assert {n: a for n, a in more["attributes"].items() if n not in new} == w["attributes"]
+    assert {k: v for k, v in more.items() if k not in ("new_people", "attributes")} == \
+        {k: v for k, v in w.items() if k != "attributes"}  # people, groups, updates, fresh: as without new people
+    assert json.load(open(os.path.join(world_dir, "world.json"))) == {k: v for k, v in w.items() if k != "fresh"}
+    # capacity documents: closed-book questions about new people and the retain set only, both asked, true answers
+    tok = get_tokenizer(json.load(open(os.path.join(world_dir, "meta.json"))))
+    retain = world.forget_split(more, 0.5, 0)[1]
+    attr = {"live": "city", "do": "job", "keep": "pet"}
+    asked = [words[8 * q:8 * q + 8] for ids, _, _ in world.capacity_documents(more, 50, 1, retain, 0.5, tok)
+             for words in [tok.decode(ids).split()] for q in range(4)]  # four questions of 8 words each
+    names = {" ".join(q[2:4]) for q in asked}
+    assert names <= set(new) | set(retain) and names & set(new) and names & set(retain)
+    assert all(q[6] == more["attributes"][" ".join(q[2:4])][attr[q[4]]] for q in asked)
+
+
 def test_held_out_people_are_never_in_train_and_only_open_book_in_val(world_dir):
     w = json.load(open(os.path.join(world_dir, "world.json")))
     train_text, val_text = read_split(world_dir, "train"), read_split(world_dir, "val")
@@ -297,3 +317,23 @@ def test_one_command_writes_the_table_for_every_arm(tmp_path, monkeypatch):
     row = read_metrics(str(out / "s1" / "forgetting_f0.7"))[-1]
     assert "forget_closed_book" in row and "retain_closed_book" in row
     assert json.load(open(out / "s1" / "forgetting_f0.7" / "config.json"))["train"]["forget_fraction"] == 0.7
+
+    # capacity: the sweep's runs (reused), then the new people learned from forget_retain and from continued
+    cap = knowledge.main([
+        "--name=tiny", f"--out_root={tmp_path / 'out'}", f"--data_dir={tmp_path / 'world'}", "--seeds=(0, 1)",
+        "--data={" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]}" for a in TINY_WORLD) + "}",
+        f"--base={keys()}", f"--forgetting={keys('--forget_weight=1.0')}", f"--priming={keys('--priming_dim=8')}",
+        f"--lora={keys('--lora_rank=2')}", "--forget_fractions=(0.3,)",
+        "--selective_arms={'forget_retain': {'retain_weight': 1.0}}", "--new_people=10"])
+    for run in ("forget_retain_f0.3", "continued_f0.3"):
+        assert cap[run]["iters"] == [0, 2, 4] and len(cap[run]["steps_to_half"]["values"]) == 2
+        for metric in knowledge.CAPACITY:
+            assert len(cap[run][metric]["values"]) == 2 and all(0 <= v <= 1 for v in cap[run][metric]["mean"])
+    assert "steps_minus_continued" in cap["forget_retain_f0.3"] and "steps_minus_continued" not in cap["continued_f0.3"]
+    assert {"results.json", "results.md", "capacity.png"} <= set(os.listdir(out / "capacity_n10"))
+    trained = json.load(open(out / "s0" / "capacity_n10_forget_retain_f0.3" / "config.json"))["train"]
+    assert (trained["forget_weight"], trained["retain_weight"], trained["forget_fraction"]) == (0.0, 0.0, 0.3)
+    assert trained["init_from"].endswith("forget_retain_f0.3")
+    with pytest.raises(UserError, match="new_people needs"):
+        knowledge.main(["--name=tiny", "--new_people=10", "--forgetting={'forget_weight': 1.0}",
+                        "--lora={'lora_rank': 2}"])

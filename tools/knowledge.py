@@ -85,6 +85,10 @@ class KnowledgeConfig:
     priming: dict = field(default_factory=dict)  # train.py keys of the bias-layer run (priming_dim, max_iters, ...)
     lora: dict = field(default_factory=dict)  # train.py keys of the LoRA run (lora_rank, max_iters, ...)
     retrieval_k: int = 2  # facts lines retrieved per question
+    new_people: int = 0  # 0: off; n: after the selective sweep, learn n new people (capacity; needs forget_fractions)
+    capacity_arms: tuple[str, ...] = ("forget_retain", "continued")  # runs the new people are learned from
+    capacity: dict = field(default_factory=dict)  # train.py keys of learning the new people, on top of forgetting's
+    new_share: float = 0.5  # share of the capacity documents' questions about new people; the rest: the retain set
     forget_fractions: tuple[float, ...] = ()  # (): the arms table; fractions: the selective-forgetting sweep instead
     selective_arms: dict = field(default_factory=dict)  # more arms of the sweep: {name: train.py keys added to forgetting's}
     device: str = "cpu"  # where training and evaluation run
@@ -351,6 +355,136 @@ def selective(c, data_dir, questions, tok, argv):
     return results
 
 
+def capacity_data(data_dir, n_new, fraction, new_share):
+    """<data_dir>/capacity_n<n>_f<fraction>_s<new_share>/: the world with n_new new people (prepare/world.py
+    make_world, drawn after the rest, which is checked to be the world of data_dir) and closed-book documents
+    about them and the retain set of fraction (capacity_documents), a quarter as many as the world's train
+    documents. Its world.json has the new people, its questions.jsonl and generator are the world's, so
+    train.py scores new_closed_book beside forget_ and retain_closed_book on it. Written unless it is there."""
+    gen = json.load(open(os.path.join(data_dir, "meta.json")))["generator"]
+    out = os.path.join(data_dir, f"capacity_n{n_new}_f{fraction:g}_s{new_share:g}")
+    stamp = {"generator": gen, "new_people": n_new, "fraction": fraction, "new_share": new_share}
+    if os.path.exists(os.path.join(out, "capacity.json")) and json.load(open(os.path.join(out, "capacity.json"))) == stamp:
+        return out
+    w = world.make_world(gen["seed"], gen["people"], gen["held_out"], gen["name_parts"], gen["group_size"], n_new)
+    old = json.load(open(os.path.join(data_dir, "world.json")))
+    same = {k: v for k, v in w.items() if k not in ("fresh", "new_people")}
+    same["attributes"] = {n: a for n, a in w["attributes"].items() if n not in w["new_people"]}
+    if json.loads(json.dumps(same)) != old:
+        raise UserError(f"the world drawn again with new people differs from {data_dir}/world.json: write the world "
+                        f"again (delete {data_dir}) with this prepare/world.py")
+    _, retain = world.forget_split(w, fraction, gen["seed"])
+    tok = get_tokenizer(json.load(open(os.path.join(data_dir, "meta.json"))))
+    n = max(gen["train_docs"] // 4, 1)
+    write_dataset(out, {"train": world.capacity_documents(w, n, gen["seed"] + 6, retain, new_share, tok),
+                        "val": world.capacity_documents(w, max(n // 20, 1), gen["seed"] + 7, retain, new_share, tok)},
+                  tok, "world_capacity", extra_meta={"generator": gen})
+    atomic_write_text(os.path.join(out, "world.json"), json.dumps({k: v for k, v in w.items() if k != "fresh"}))
+    atomic_write_text(os.path.join(out, "questions.jsonl"), open(os.path.join(data_dir, "questions.jsonl")).read())
+    atomic_write_text(os.path.join(out, "capacity.json"), json.dumps(stamp))
+    return out
+
+
+CAPACITY = ("new_closed_book", "retain_closed_book", "forget_closed_book")  # tracked while the new people are learned
+
+
+def first_reach(rows, metric, level=0.5):
+    """The first eval iteration at which metric is at least level, or None if it never is."""
+    return next((r["iter"] for r in rows if r.get(metric, -1) >= level), None)
+
+
+def capacity(c, data_dir, argv):
+    """Does forgetting free capacity? For each fraction, seed and run of capacity_arms (a forgetting arm of the
+    sweep, or continued), train.py goes on from that run on capacity_data (new people and the retain set,
+    forget_weight=0: the LM loss only), with the forgetting keys and c.capacity on top; the steps to reach
+    new_closed_book 0.5 and the metrics at every eval are compared. Writes <out_root>/<name>/capacity_n<n>/."""
+    t0 = time.time()
+    per, seconds = {}, {}
+    for f in c.forget_fractions:
+        cap_dir = capacity_data(data_dir, c.new_people, f, c.new_share)
+        for seed in c.seeds:
+            root = os.path.join(c.out_root, c.name, f"s{seed}")
+            common = {"data_dir": cap_dir, "device": c.device, "seed": seed}
+            for arm in c.capacity_arms:
+                src = os.path.join(root, arm if arm == "continued" else fraction_run(arm, f))
+                run = os.path.join(root, f"capacity_n{c.new_people}_{fraction_run(arm, f)}")
+                keys = {**common, **c.forgetting, "forget_weight": 0.0, "retain_weight": 0.0, "forget_fraction": f,
+                        "init_from": src, "always_save_checkpoint": True, **c.capacity}
+                secs = train_or_reuse(run, args(keys), [src])
+                rows = [r for r in read_metrics(run) if "new_closed_book" in r]
+                key = f"{arm}_f{f:g}"
+                per.setdefault(key, []).append({"steps_to_half": first_reach(rows, "new_closed_book"),
+                                                "iters": [r["iter"] for r in rows],
+                                                **{m: [r[m] for r in rows] for m in CAPACITY}})
+                seconds.setdefault(key, []).append(secs)
+                print(f"seed {seed} {key}: steps to new_closed_book 0.5: {per[key][-1]['steps_to_half']}; "
+                      + " ".join(f"{m} {per[key][-1][m][-1]:.3f}" for m in CAPACITY))
+    results = {}
+    for key, runs in per.items():
+        reached = [r["steps_to_half"] for r in runs if r["steps_to_half"] is not None]
+        m, sd = mean_std(reached) if reached else (float("nan"), float("nan"))
+        results[key] = {"steps_to_half": {"mean": None if np.isnan(m) else round(m, 1),
+                                          "std": None if np.isnan(sd) else round(sd, 1),
+                                          "values": [r["steps_to_half"] for r in runs], "reached": len(reached)},
+                        "iters": runs[0]["iters"],
+                        **{mt: {"mean": [round(float(np.mean(v)), 4) for v in zip(*(r[mt] for r in runs))],
+                                "std": [round(float(np.std(v, ddof=1)), 4) if len(runs) > 1 else None
+                                        for v in zip(*(r[mt] for r in runs))],
+                                "values": [r[mt] for r in runs]} for mt in CAPACITY},
+                        "train_s": seconds[key]}
+    for key in list(results):  # paired by seed (the same base): each arm's steps minus the control's
+        control = per.get(f"continued_f{key.rsplit('_f', 1)[1]}")
+        if control and not key.startswith("continued_"):
+            d = [a["steps_to_half"] - b["steps_to_half"] for a, b in zip(per[key], control)
+                 if a["steps_to_half"] is not None and b["steps_to_half"] is not None]
+            m, sd = mean_std(d) if d else (float("nan"), float("nan"))
+            results[key]["steps_minus_continued"] = {"mean": None if np.isnan(m) else round(m, 1),
+                                                     "std": None if np.isnan(sd) else round(sd, 1), "values": d}
+    results["setup"] = {"new_people": c.new_people, "new_share": c.new_share, "capacity": c.capacity,
+                        "train_keys": {**c.forgetting, "forget_weight": 0.0, "retain_weight": 0.0, **c.capacity},
+                        "arms": list(c.capacity_arms), "fractions": list(c.forget_fractions)}
+    results["seeds"], results["total_s"] = list(c.seeds), round(time.time() - t0, 1)
+    results["command"] = "python tools/knowledge.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    root = os.path.join(c.out_root, c.name, f"capacity_n{c.new_people}")
+    os.makedirs(root, exist_ok=True)
+    atomic_write_text(os.path.join(root, "results.json"), json.dumps(results, indent=1))
+
+    keys = list(per)
+    iters = results[keys[0]]["iters"]
+    show = [i for i in iters if i in (0, 50, 100, 150, 200, 300) or i == iters[-1]]
+    ms = lambda r, j: f"{r['mean'][j]:.3f} ± {r['std'][j] or 0:.3f}"  # noqa: E731
+    lines = ["| run | steps to new_closed_book 0.5 | " + " | ".join(f"new @{i}" for i in show)
+             + f" | retain @{iters[-1]} | forget @{iters[-1]} |", "|---|---:|" + "---:|" * (len(show) + 2)]
+    for key in keys:
+        r = results[key]
+        st = r["steps_to_half"]
+        reach = f"{st['mean']} ± {st['std'] or 0} ({st['reached']}/{len(c.seeds)} reached)" if st["reached"] \
+            else f"not reached (0/{len(c.seeds)})"
+        lines.append(f"| {key} | {reach} | " + " | ".join(ms(r["new_closed_book"], iters.index(i)) for i in show)
+                     + f" | {ms(r['retain_closed_book'], -1)} | {ms(r['forget_closed_book'], -1)} |")
+    lines += [""] + [f"{key}: steps minus continued's, paired by seed: {r['mean']} ± {r['std'] or 0} "
+                     f"(values {r['values']})" for key in keys
+                     for r in [results[key].get("steps_minus_continued")] if r]
+    lines += ["", f"exact match on every closed-book question about the {c.new_people} new people (new), the retain set "
+              f"and the forget set, mean ± std over {len(c.seeds)} seeds; steps: the first eval iteration at 0.5.",
+              "", f"`{results['command']}`"]
+    atomic_write_text(os.path.join(root, "results.md"), "\n".join(lines) + "\n")
+    fig, axes = plt.subplots(1, len(CAPACITY), figsize=(13, 3.8), sharey=True)
+    for ax, mt in zip(axes, CAPACITY):
+        for key in keys:
+            r = results[key][mt]
+            ax.errorbar(iters, r["mean"], yerr=[s or 0 for s in r["std"]], capsize=2, marker=".", label=key)
+        ax.axhline(0.5, color="k", ls=":", lw=1)
+        ax.set(xlabel="iteration (learning the new people)", title=mt, ylim=(0, 1.05))
+    axes[0].set_ylabel("exact match (mean ± std over seeds)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"knowledge_{c.name}: learning {c.new_people} new people after forgetting, {len(c.seeds)} seeds")
+    save(fig, os.path.join(root, "capacity.png"))
+    print("\n".join(lines))
+    print(f"wrote {root}/results.json, results.md, capacity.png")
+    return results
+
+
 def main(argv=None):
     (c,), _ = configure([KnowledgeConfig()], argv, description=__doc__)
     if not c.name:
@@ -361,10 +495,19 @@ def main(argv=None):
         raise UserError("the forgetting keys must set forget_weight > 0 and the lora keys lora_rank > 0")
     if not all(0 < f <= 1 for f in c.forget_fractions) or len(set(c.forget_fractions)) < len(c.forget_fractions):
         raise UserError(f"forget_fractions must be distinct shares in (0, 1], got {c.forget_fractions}")
+    if c.new_people and (c.new_people < 0 or not c.forget_fractions or 1 in c.forget_fractions
+                         or not 0 < c.new_share <= 1 or not c.capacity_arms
+                         or not set(c.capacity_arms) <= {*forgetting_arms(c), "continued"}):
+        raise UserError(f"new_people needs forget_fractions below 1, new_share in (0, 1] and capacity_arms among "
+                        f"{[*forgetting_arms(c), 'continued']}, got new_people={c.new_people}, forget_fractions="
+                        f"{c.forget_fractions}, new_share={c.new_share}, capacity_arms={c.capacity_arms}")
     t0 = time.time()
     data_dir = prepare_data(c, world, "knowledge")
     questions = load_questions(data_dir)
     tok = get_tokenizer(json.load(open(os.path.join(data_dir, "meta.json"))))
+    if c.new_people:
+        selective(c, data_dir, questions, tok, argv)
+        return capacity(c, data_dir, argv)
     if c.forget_fractions:
         return selective(c, data_dir, questions, tok, argv)
     retrieved, recall = retrieve(data_dir, questions, c.retrieval_k)

@@ -102,6 +102,11 @@ EXPERIMENTS = {
         "python tools/knowledge.py config/sweeps/knowledge.py --forget_fractions=\"(0.1, 0.5, 0.9)\" "
         "--selective_arms=\"{'forget_retain': {'retain_weight': 1.0}, 'neglect_retain': {'forget_weight': 0.0, "
         "'retain_weight': 1.0}}\""),
+    **{f"knowledge_capacity_n{n}": Experiment(
+        f"out-knowledge/world/capacity_n{n}", ("results.md", "results.json", "capacity.png"),
+        "python tools/knowledge.py config/sweeps/knowledge.py --forget_fractions=\"(0.5,)\" "
+        f"--selective_arms=\"{{'forget_retain': {{'retain_weight': 1.0}}}}\" --new_people={n} "
+        "--capacity=\"{'eval_interval': 10, 'eval_iters': 5, 'log_interval': 50}\"") for n in (100, 300)},
 }
 
 

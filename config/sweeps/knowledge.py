@@ -4,6 +4,8 @@
 #   python tools/knowledge.py config/sweeps/knowledge.py
 # Selective forgetting (a forget set and a retain set of people; docs/knowledge.md#selective-forgetting):
 #   python tools/knowledge.py config/sweeps/knowledge.py --forget_fractions="(0.1, 0.5, 0.9)" --selective_arms="{'forget_retain': {'retain_weight': 1.0}, 'neglect_retain': {'forget_weight': 0.0, 'retain_weight': 1.0}}"
+# Does forgetting free capacity? (new people learned after forget_retain and after continued; docs/knowledge.md#capacity):
+#   python tools/knowledge.py config/sweeps/knowledge.py --forget_fractions="(0.5,)" --selective_arms="{'forget_retain': {'retain_weight': 1.0}}" --new_people=100 --capacity="{'eval_interval': 10, 'eval_iters': 5, 'log_interval': 50}"
 # Finished runs in out-knowledge/world/ are reused; the results go there too (docs/knowledge.md).
 
 name = "world"
