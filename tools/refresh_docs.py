@@ -43,10 +43,15 @@ EXPERIMENTS = {
     "compare_shakespeare_char_speed": Experiment(
         "out-compare/shakespeare_char", ("bench.md",),
         "python tools/compare.py config/sweeps/compare_shakespeare_char.py --bench=True"),
+    "compare_shakespeare_char_budgets_small": Experiment(
+        "out-compare/shakespeare_char_budgets_small", ("budgets.md", "budgets.json", "budget_loss.png",
+                                                       "multiplier.png", "bench.md"),
+        "python tools/compare.py config/sweeps/compare_shakespeare_char_budgets.py --name=shakespeare_char_budgets_small "
+        "--budgets=\"(500,1000,2000)\" --only=\"('layer_windows_8_32',)\" (after the same with --bench=True)"),
     "compare_shakespeare_char_budgets": Experiment(
         "out-compare/shakespeare_char_budgets", ("budgets.md", "budgets.json", "budget_loss.png", "multiplier.png",
                                                  "bench.md"),
-        "python tools/compare.py config/sweeps/compare_shakespeare_char_budgets.py --budgets=\"(500,1000,2000)\" "
+        "python tools/compare.py config/sweeps/compare_shakespeare_char_budgets.py --workers=2 "
         "--only=\"('layer_windows_8_32',)\" (after the same with --bench=True)"),
     "compare_datasets": Experiment("out-compare/datasets", ("results.md", "results.json", "val_loss.png",
                                                             "position_loss.png"),
