@@ -337,3 +337,44 @@ def test_one_command_writes_the_table_for_every_arm(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="new_people needs"):
         knowledge.main(["--name=tiny", "--new_people=10", "--forgetting={'forget_weight': 1.0}",
                         "--lora={'lora_rank': 2}"])
+
+
+def test_sizes_score_every_size_and_seed_and_name_the_smallest_reader(tmp_path, monkeypatch):
+    from tools import knowledge
+
+    def train_here(out_dir, args, inputs=()):  # train.py in this process (a run trained before is reused)
+        if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
+            train.main([*args, f"--out_dir={out_dir}", "--overwrite=True"])
+        return 1.0
+    monkeypatch.setattr(knowledge, "train_or_reuse", train_here)
+
+    run = "--max_iters=3", "--lr_decay_iters=3", "--eval_interval=3", "--block_size=48"
+    keys = lambda *extra: "{" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]!r}"  # noqa: E731
+                                          for a in (*TINY_MODEL, *run, *extra)) + "}"
+    sizes = "{'2x32': {}, '1x8': {'n_layer': 1, 'n_embd': 8, 'n_head': 1}, '1x16': {'n_layer': 1, 'n_embd': 16}}"
+    common = ["--name=tiny", f"--out_root={tmp_path / 'out'}", f"--data_dir={tmp_path / 'world'}", "--seeds=(0, 1)",
+              "--data={" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]}" for a in TINY_WORLD) + "}",
+              f"--base={keys()}", f"--forgetting={keys('--forget_weight=1.0')}", f"--lora={keys('--lora_rank=2')}"]
+    results = knowledge.main([*common, f"--sizes={sizes}"])
+    assert results["sizes"] == ["1x8", "1x16", "2x32"]  # by parameters
+    vocab = json.load(open(tmp_path / "world" / "meta.json"))["vocab_size"]
+    for label, (n_layer, d) in {"1x8": (1, 8), "1x16": (1, 16), "2x32": (2, 32)}.items():
+        r = results[label]
+        assert r["params"] == n_layer * (12 * d * d + 13 * d) + 2 * d  # blocks and the final norm (bias=True)
+        assert r["params_total"] - r["params"] == (vocab + 48) * d  # token and position embeddings
+        for metric in knowledge.SIZED:
+            assert len(r[metric]["values"]) == 2 and 0 <= r[metric]["mean"] <= 1 and r[metric]["std"] is not None
+        assert results["reading_every_seed"][label] == (min(r["open_book_new"]["values"]) >= 0.5)
+    assert results["2x32"]["run"] == "base" and results["1x8"]["run"] == "base_1x8"  # the base's own keys: its run
+    a = results["answer"]
+    assert a["memorizer"] == "2x32"
+    for metric in ("open_book_new", "retrieval"):
+        readers = [s for s in results["sizes"] if results[s][metric]["mean"] >= a["memorizer_closed_book"]]
+        assert a[metric]["reader"] == (readers[0] if readers else None)
+        assert set(a[metric]["gap"]) == set(results["sizes"])
+    out = tmp_path / "out" / "tiny"
+    assert {"results.json", "results.md", "sizes.png"} <= set(os.listdir(out / "sizes"))
+    assert {"base", "base_1x8", "base_1x16"} <= set(os.listdir(out / "s1"))
+    assert json.load(open(out / "s1" / "base_1x8" / "config.json"))["model"]["n_embd"] == 8
+    with pytest.raises(UserError, match="sizes needs at least two"):
+        knowledge.main([*common, "--sizes={'1x8': {'n_layer': 1, 'n_embd': 8, 'n_head': 1}}"])

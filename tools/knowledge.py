@@ -45,6 +45,17 @@ the same 300 steps from the same base with forget_weight=0, which rehearses the 
 questions just as the forgetting arms do (and the forget set's too). Writes <out_root>/<name>/selective/:
 results.json (per arm and fraction, {mean, std, values} over the seeds; the arms' keys; the forget set of each
 fraction; timings; the command), results.md and selective.png.
+
+Reader against memorizer, by model size (can a smaller model read the facts a larger one memorizes?):
+
+    python tools/knowledge.py config/sweeps/knowledge_sizes.py
+
+trains, in place of the table above, per seed the base at each of sizes (train.py keys on top of the base's:
+n_layer, n_embd, n_head), all for the base's steps, and scores each on closed_book (memory), open_book_new
+with the facts block in context (reading) and with the retrieval_k facts lines BM25 ranks first (retrieval).
+A size whose keys are the base's is the base's run (reused). Writes <out_root>/<name>/sizes/: results.json
+(per size the parameter counts and {mean, std, values} over the seeds; the smallest reader that matches the
+largest memorizer, or the gap at each size; timings; the command), results.md and sizes.png.
 """
 
 import json
@@ -72,6 +83,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ARMS = ("baseline", "forgetting", "continued", "context", "retrieval", "priming", "lora")
 RUNS = ("base", "forgetting", "continued", "priming", "lora")
+SIZED = ("closed_book", "open_book_new", "retrieval")  # the sizes sweep's metrics: memory, reading, retrieval
 SELECTIVE = ("forget_closed_book", "retain_closed_book", "open_book_new")  # selective forgetting's metrics
 
 
@@ -91,6 +103,7 @@ class KnowledgeConfig:
     new_share: float = 0.5  # share of the capacity documents' questions about new people; the rest: the retain set
     forget_fractions: tuple[float, ...] = ()  # (): the arms table; fractions: the selective-forgetting sweep instead
     selective_arms: dict = field(default_factory=dict)  # more arms of the sweep: {name: train.py keys added to forgetting's}
+    sizes: dict = field(default_factory=dict)  # {}: off; {label: train.py keys on top of base's}: the base at each size instead
     device: str = "cpu"  # where training and evaluation run
     data_dir: str = ""  # where the world goes; "" = data/knowledge_<name>
     out_root: str = "out-knowledge"  # where experiments go
@@ -355,6 +368,137 @@ def selective(c, data_dir, questions, tok, argv):
     return results
 
 
+def size_run(c, keys):
+    """The run folder name of the base at a size: "base" when its keys are the base's (reused), else base_<n>x<d>."""
+    full = {**c.base, **keys}
+    return "base" if full == c.base else f"base_{full['n_layer']}x{full['n_embd']}"
+
+
+def parameters(model):
+    """(non-embedding, total) parameter counts: non-embedding leaves out the token embeddings (tied with the
+    head) and the position embeddings, which a vocabulary this small keeps small anyway."""
+    total = sum(p.numel() for p in model.parameters())
+    emb = model.transformer.wte.weight.numel() + model.transformer.wpe.weight.numel()
+    return total - emb, total
+
+
+def sizes_seed(c, data_dir, seed, questions, tok, retrieved):
+    """Train (or reuse) one seed's base at every size and score it; returns ({label: scores}, train seconds).
+    Scores kept in sizes.json beside the runs, recomputed when a run changes."""
+    root = os.path.join(c.out_root, c.name, f"s{seed}")
+    dirs = {label: os.path.join(root, size_run(c, keys)) for label, keys in c.sizes.items()}
+    common = {"data_dir": data_dir, "device": c.device, "seed": seed}
+    seconds = {label: train_or_reuse(dirs[label], args({**common, **c.base, **keys})) for label, keys in c.sizes.items()}
+    stamp = os.path.join(root, "sizes.json")
+    evaluated = {"runs": {label: read_stamp(d) for label, d in dirs.items()}, "questions": len(questions),
+                 "retrieval_k": c.retrieval_k}
+    if os.path.exists(stamp) and json.load(open(stamp))["evaluated"] == evaluated:
+        return json.load(open(stamp))["scores"], seconds
+    scores = {}
+    for label, d in dirs.items():
+        model = model_from_checkpoint(load_checkpoint(os.path.join(d, "ckpt.pt"))).to(c.device).eval()
+        m = knowledge_metrics(model, tok, questions, device=c.device)  # closed_book bare, open_book_new in context
+        r = knowledge_metrics(model, tok, questions, lambda q: retrieved[q["prompt"]], c.device)
+        non_emb, total = parameters(model)
+        scores[label] = {"closed_book": m["closed_book"], "open_book_new": m["open_book_new"],
+                         "retrieval": r["open_book_new"], "params": non_emb, "params_total": total}
+    atomic_write_text(stamp, json.dumps({"evaluated": evaluated, "scores": scores}))
+    return scores, seconds
+
+
+def reader_vs_memorizer(results, labels):
+    """The smallest size whose reading (context, and retrieval) matches the largest size's closed-book mean,
+    and the parameter ratio; when none does, the gap (reading minus that memory) at every size."""
+    largest = max(labels, key=lambda label: results[label]["params"])
+    memory = results[largest]["closed_book"]["mean"]
+    out = {"memorizer": largest, "memorizer_closed_book": memory}
+    for metric in ("open_book_new", "retrieval"):
+        match = [label for label in labels if results[label][metric]["mean"] >= memory]
+        reader = min(match, key=lambda label: results[label]["params"]) if match else None
+        out[metric] = {"reader": reader,
+                       "param_ratio": round(results[largest]["params"] / results[reader]["params"], 2) if reader else None,
+                       "gap": {label: round(results[label][metric]["mean"] - memory, 4) for label in labels}}
+    return out
+
+
+def plot_sizes(results, labels, path, title):
+    """Closed-book, open-book and retrieval accuracy against the non-embedding parameters, mean ± std."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    xs = [results[label]["params"] for label in labels]
+    for metric, marker in zip(SIZED, ("o", "s", "^")):
+        ax.errorbar(xs, [results[label][metric]["mean"] for label in labels], capsize=3, marker=marker,
+                    yerr=[results[label][metric]["std"] or 0 for label in labels], label=metric)
+    for x, label in zip(xs, labels):
+        ax.annotate(label, (x, 0.02), ha="center", fontsize=8)
+    ax.axhline(results["chance"], color="k", ls=":", lw=1, label=f"chance ({results['chance']:.2f})")
+    ax.set(xscale="log", xlabel="non-embedding parameters (log)", ylabel="exact match (mean ± std over seeds)",
+           ylim=(0, 1.05), title=title)
+    ax.legend(fontsize=8)
+    save(fig, path)
+
+
+def model_sizes(c, data_dir, questions, tok, argv):
+    """The base at every size of c.sizes, every seed: results.json, results.md and sizes.png in
+    <out_root>/<name>/sizes/."""
+    t0 = time.time()
+    retrieved, recall = retrieve(data_dir, questions, c.retrieval_k)
+    per_seed, seconds = [], []
+    for seed in c.seeds:
+        scores, secs = sizes_seed(c, data_dir, seed, questions, tok, retrieved)
+        per_seed.append(scores)
+        seconds.append(secs)
+        print(f"seed {seed}: " + "; ".join(f"{label} " + "/".join(f"{scores[label][m]:.2f}" for m in SIZED)
+                                           for label in c.sizes))
+    labels = sorted(c.sizes, key=lambda label: per_seed[0][label]["params"])
+    results = {label: {"params": per_seed[0][label]["params"], "params_total": per_seed[0][label]["params_total"],
+                       "keys": {**c.base, **c.sizes[label]}, "run": size_run(c, c.sizes[label]),
+                       **summarize([s[label] for s in per_seed], SIZED),
+                       "train_s": summarize(seconds, [label])[label]} for label in labels}
+    closed = [q for q in questions if q["kind"] == "closed_book"]
+    results["chance"] = round(float(np.mean([1 / len(q["candidates"]) for q in closed])), 4)
+    results["retrieval_recall"] = recall
+    results["answer"] = reader_vs_memorizer(results, labels)
+    results["reading_every_seed"] = {label: min(results[label]["open_book_new"]["values"]) >= 0.5 for label in labels}
+    results["sizes"], results["seeds"] = labels, list(c.seeds)
+    results["timings"] = {"train_s": round(sum(sum(s.values()) for s in seconds), 1), "total_s": round(time.time() - t0, 1)}
+    results["command"] = "python tools/knowledge.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    root = os.path.join(c.out_root, c.name, "sizes")
+    os.makedirs(root, exist_ok=True)
+    atomic_write_text(os.path.join(root, "results.json"), json.dumps(results, indent=1))
+
+    ms = lambda r: f"{r['mean']:.3f} ± {r['std'] or 0:.3f} ({', '.join(f'{v:.2f}' for v in r['values'])})"  # noqa: E731
+    lines = ["| size | params (non-emb / total) | " + " | ".join(SIZED) + " | train s per seed |",
+             "|---|---:|" + "---:|" * (len(SIZED) + 1)]
+    for label in labels:
+        r = results[label]
+        lines.append(f"| {label} | {r['params']:,} / {r['params_total']:,} | " + " | ".join(ms(r[m]) for m in SIZED)
+                     + f" | {r['train_s']['mean']:.0f} |")
+    a = results["answer"]
+    lines += ["", f"exact match, mean ± std over {len(c.seeds)} seeds (per seed in brackets); closed_book: no facts "
+              f"(chance {results['chance']:.3f}); open_book_new: held-out people, facts block in context; retrieval: "
+              f"the same questions after the {c.retrieval_k} facts lines BM25 ranks first (recall "
+              f"{recall:.3f}); {len(closed)} questions per metric.", ""]
+    for metric in ("open_book_new", "retrieval"):
+        r = a[metric]
+        lines.append(f"{metric}: " + (f"{r['reader']} is the smallest reader at or above {a['memorizer']}'s closed_book "
+                                      f"({a['memorizer_closed_book']:.3f}), {r['param_ratio']}x fewer parameters"
+                                      if r["reader"] else f"no size reads as well as {a['memorizer']} remembers "
+                                      f"({a['memorizer_closed_book']:.3f})")
+                     + "; gap (reading minus that memory): "
+                     + ", ".join(f"{label} {g:+.3f}" for label, g in r["gap"].items()) + ".")
+    lines += ["", "open_book_new >= 0.5 in every seed: " + ", ".join(
+        f"{label} {'yes' if ok else 'no'}" for label, ok in results["reading_every_seed"].items()) + ".", "",
+              f"Training took {results['timings']['train_s'] / 60:.0f} CPU minutes (as recorded when each run was "
+              f"trained); this invocation {results['timings']['total_s']:.0f} s (finished runs are reused).", "",
+              f"`{results['command']}`"]
+    atomic_write_text(os.path.join(root, "results.md"), "\n".join(lines) + "\n")
+    plot_sizes(results, labels, os.path.join(root, "sizes.png"),
+               f"knowledge_{c.name}: reader vs memorizer by size, {len(c.seeds)} seeds")
+    print("\n".join(lines))
+    print(f"wrote {root}/results.json, results.md, sizes.png")
+    return results
+
+
 def capacity_data(data_dir, n_new, fraction, new_share):
     """<data_dir>/capacity_n<n>_f<fraction>_s<new_share>/: the world with n_new new people (prepare/world.py
     make_world, drawn after the rest, which is checked to be the world of data_dir) and closed-book documents
@@ -501,6 +645,11 @@ def main(argv=None):
         raise UserError(f"new_people needs forget_fractions below 1, new_share in (0, 1] and capacity_arms among "
                         f"{[*forgetting_arms(c), 'continued']}, got new_people={c.new_people}, forget_fractions="
                         f"{c.forget_fractions}, new_share={c.new_share}, capacity_arms={c.capacity_arms}")
+    if c.sizes and (c.forget_fractions or c.new_people or len(c.sizes) < 2
+                    or not all(isinstance(k, dict) and {**c.base, **k}.get("n_layer") and {**c.base, **k}.get("n_embd")
+                               for k in c.sizes.values())):
+        raise UserError(f"sizes needs at least two {{label: train.py keys}} entries (n_layer and n_embd set here or "
+                        f"in base) and no forget_fractions or new_people, got sizes={c.sizes}")
     t0 = time.time()
     data_dir = prepare_data(c, world, "knowledge")
     questions = load_questions(data_dir)
@@ -510,6 +659,8 @@ def main(argv=None):
         return capacity(c, data_dir, argv)
     if c.forget_fractions:
         return selective(c, data_dir, questions, tok, argv)
+    if c.sizes:
+        return model_sizes(c, data_dir, questions, tok, argv)
     retrieved, recall = retrieve(data_dir, questions, c.retrieval_k)
     per_seed, seconds = [], []
     for seed in c.seeds:
