@@ -112,6 +112,10 @@ EXPERIMENTS = {
         "python tools/knowledge.py config/sweeps/knowledge.py --forget_fractions=\"(0.5,)\" "
         f"--selective_arms=\"{{'forget_retain': {{'retain_weight': 1.0}}}}\" --new_people={n} "
         "--capacity=\"{'eval_interval': 10, 'eval_iters': 5, 'log_interval': 50}\"") for n in (100, 300)},
+    "knowledge_sizes": Experiment("out-knowledge/world/sizes", ("results.md", "results.json", "sizes.png"),
+                                  "python tools/knowledge.py config/sweeps/knowledge_sizes.py"),
+    "knowledge_sizes_1000": Experiment("out-knowledge/world_1000/sizes", ("results.md", "results.json", "sizes.png"),
+                                       "python tools/knowledge.py config/sweeps/knowledge_sizes_1000.py"),
 }
 
 
