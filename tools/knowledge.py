@@ -466,7 +466,8 @@ def model_sizes(c, data_dir, questions, tok, argv):
     os.makedirs(root, exist_ok=True)
     atomic_write_text(os.path.join(root, "results.json"), json.dumps(results, indent=1))
 
-    ms = lambda r: f"{r['mean']:.3f} ± {r['std'] or 0:.3f} ({', '.join(f'{v:.2f}' for v in r['values'])})"  # noqa: E731
+    ms = lambda r: (f"{r['mean']:.3f}" + (f" ± {r['std']:.3f}" if r["std"] is not None else "")  # noqa: E731
+                    + f" ({', '.join(f'{v:.3f}' for v in r['values'])})")
     lines = ["| size | params (non-emb / total) | " + " | ".join(SIZED) + " | train s per seed |",
              "|---|---:|" + "---:|" * (len(SIZED) + 1)]
     for label in labels:
@@ -481,7 +482,7 @@ def model_sizes(c, data_dir, questions, tok, argv):
     for metric in ("open_book_new", "retrieval"):
         r = a[metric]
         lines.append(f"{metric}: " + (f"{r['reader']} is the smallest reader at or above {a['memorizer']}'s closed_book "
-                                      f"({a['memorizer_closed_book']:.3f}), {r['param_ratio']}x fewer parameters"
+                                      f"({a['memorizer_closed_book']:.3f}); {a['memorizer']} has {r['param_ratio']}x its parameters"
                                       if r["reader"] else f"no size reads as well as {a['memorizer']} remembers "
                                       f"({a['memorizer_closed_book']:.3f})")
                      + "; gap (reading minus that memory): "
