@@ -433,6 +433,7 @@ def plot_sizes(results, labels, path, title):
     ax.axhline(results["chance"], color="k", ls=":", lw=1, label=f"chance ({results['chance']:.2f})")
     ax.set(xscale="log", xlabel="non-embedding parameters (log)", ylabel="exact match (mean ± std over seeds)",
            ylim=(0, 1.05), title=title)
+    ax.minorticks_off()  # (labelled minor ticks would overlap)
     ax.legend(fontsize=8)
     save(fig, path)
 
