@@ -5,7 +5,7 @@
 #   python tools/knowledge.py config/sweeps/knowledge_lora.py
 from config.sweeps.knowledge import base, data, forgetting, lora, name, seeds  # noqa: F401 (this config's values too)
 
-qa_people = 100  # new people whose statements and Q&A the arms train on (none of them is asked about)
+qa_people = 100  # new people whose statements and Q&A the arms train on (the held-out targets get statements only)
 _steps = {"max_iters": 1500, "lr_decay_iters": 1500, "eval_interval": 250}  # 5x lora's 300 steps
 lora_facts = {  # arm: data keys (paraphrases, qa_share, replay) and train.py keys on top of lora's
     "facts": {"paraphrases": 8, "qa_share": 0.25, **_steps},
