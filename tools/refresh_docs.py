@@ -112,6 +112,8 @@ EXPERIMENTS = {
         "python tools/knowledge.py config/sweeps/knowledge.py --forget_fractions=\"(0.5,)\" "
         f"--selective_arms=\"{{'forget_retain': {{'retain_weight': 1.0}}}}\" --new_people={n} "
         "--capacity=\"{'eval_interval': 10, 'eval_iters': 5, 'log_interval': 50}\"") for n in (100, 300)},
+    "knowledge_lora": Experiment("out-knowledge/world/lora_facts", ("results.md", "results.json", "lora_facts.png"),
+                                 "python tools/knowledge.py config/sweeps/knowledge_lora.py"),
 }
 
 
