@@ -109,7 +109,7 @@ def evaluate_conditions(base, primed, triples, tok, device="cpu", batch_size=100
               for fs, t in zip(facts, triples)]  # the places of the document's other people
     out, by_facts = {}, {}
     for cond in CONDITIONS:
-        loss_sum, n_tokens, hits, per_triple = 0.0, 0, 0, []
+        loss_sum, n_tokens, per_triple = 0.0, 0, []
         hit, other = np.zeros(len(enc), bool), np.zeros(len(enc), bool)
         for i in range(0, len(enc), batch_size):
             chunk = enc[i:i + batch_size]
