@@ -104,7 +104,8 @@ def evaluate_conditions(base, primed, triples, tok, device="cpu", batch_size=100
     """
     enc = [[tok.encode(t[k]) for k in ("document", "prompt", "answer")] for t in triples]
     n_facts = [t["document"].count(" lives in ") for t in triples]
-    facts = [[f.strip().split(" lives in ") for f in t["document"].split(" .") if f.strip()] for t in triples]
+    facts = [[f.strip().split(" lives in ") for f in t["document"].split(" .") if f.count(" lives in ") == 1]
+             for t in triples]
     others = [[tok.encode(place + " .") for name, place in fs if t["prompt"] != f"? {name} lives in"]
               for fs, t in zip(facts, triples)]  # the places of the document's other people
     out, by_facts = {}, {}
