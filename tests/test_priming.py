@@ -280,7 +280,7 @@ class FirstFact:
         return doc[None]  # (1, B, T): the document itself
 
     def __call__(self, x, y, reduction, priming):
-        return None, (y != -1).float()  # loss 1 per answer token
+        return torch.zeros(*x.shape, 75), (y != -1).float()  # uniform over the 75 words, loss 1 per answer token
 
     def generate(self, idx, n, temperature, priming):
         rows = []
@@ -308,6 +308,8 @@ def test_answers_from_the_other_fact_are_counted_as_binding_errors(priming_dir):
         assert by["2"][cond]["other_fact"] == pytest.approx(1 - by["2"][cond]["exact_match"])
         assert res[cond]["exact_match"] == pytest.approx(np.mean(asks_first))
     assert res["no_doc"]["exact_match"] == 0.0 and res["by_n_facts"]["2"]["no_doc"]["other_fact"] == 0.0
+    assert res["by_n_facts"]["2"]["no_doc"]["p_other"] == pytest.approx(1 / 75)  # one other place, uniform logits
+    assert res["by_n_facts"]["1"]["primed"]["p_other"] == 0.0 and res["by_n_facts"]["1"]["primed"]["p_answer"] == pytest.approx(1 / 75)
     # the wrong document's first place is neither the answer nor the other person's (places are drawn fresh)
     assert res["by_n_facts"]["2"]["primed_wrong_doc"]["other_fact"] == 0.0
 

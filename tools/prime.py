@@ -100,7 +100,9 @@ def evaluate_conditions(base, primed, triples, tok, device="cpu", batch_size=100
     teacher forcing. exact_match: share of triples whose greedy answer (as many tokens as the
     answer, KV-cached generate) is exactly the answer. by_n_facts: per number of facts in the
     document, the answer loss, exact match and other_fact, the share of greedy answers that are another
-    person's place from the same document (binding lost), per condition, and recovered_fraction.
+    person's place from the same document (binding lost), p_answer and p_other, the probability of the
+    answer's first token and of the other places' first tokens where the answer starts, per condition,
+    and recovered_fraction.
     """
     enc = [[tok.encode(t[k]) for k in ("document", "prompt", "answer")] for t in triples]
     n_facts = [t["document"].count(" lives in ") for t in triples]
@@ -112,6 +114,7 @@ def evaluate_conditions(base, primed, triples, tok, device="cpu", batch_size=100
     for cond in CONDITIONS:
         loss_sum, n_tokens, per_triple = 0.0, 0, []
         hit, other = np.zeros(len(enc), bool), np.zeros(len(enc), bool)
+        p_answer, p_other = np.zeros(len(enc)), np.zeros(len(enc))  # the answer's first token, the others' places'
         for i in range(0, len(enc), batch_size):
             chunk = enc[i:i + batch_size]
             state, model = None, base
@@ -124,7 +127,11 @@ def evaluate_conditions(base, primed, triples, tok, device="cpu", batch_size=100
             y = torch.full_like(x, -1)
             for b, (c, (_, _, a)) in enumerate(zip(contexts, chunk)):
                 y[b, len(c) - 1:len(c) - 1 + len(a)] = torch.tensor(a)
-            _, loss = model(x.to(device), y.to(device), reduction="none", priming=state)
+            logits, loss = model(x.to(device), y.to(device), reduction="none", priming=state)
+            for b, c in enumerate(contexts):  # the next-token probabilities where the answer starts
+                p = logits[b, len(c) - 1].float().softmax(-1)
+                p_answer[i + b] = p[chunk[b][2][0]].item()
+                p_other[i + b] = sum(p[o[0]].item() for o in others[i + b])
             loss_sum += loss.sum().item()
             n_tokens += int((y != -1).sum())
             per_triple += (loss.sum(1) / (y != -1).sum(1)).tolist()
@@ -141,7 +148,9 @@ def evaluate_conditions(base, primed, triples, tok, device="cpu", batch_size=100
             sel = np.array(n_facts) == k
             by_facts.setdefault(str(k), {})[cond] = {"answer_loss": float(np.array(per_triple)[sel].mean()),
                                                      "exact_match": float(hit[sel].mean()),
-                                                     "other_fact": float(other[sel].mean())}
+                                                     "other_fact": float(other[sel].mean()),
+                                                     "p_answer": float(p_answer[sel].mean()),
+                                                     "p_other": float(p_other[sel].mean())}
     out["recovered_fraction"] = recovered({c: out[c]["answer_loss"] for c in CONDITIONS})
     for r in by_facts.values():
         r["recovered_fraction"] = recovered({c: r[c]["answer_loss"] for c in CONDITIONS})
@@ -156,7 +165,7 @@ def recovered(loss):
 
 
 # what summarize_seeds reports per seed: recovered fractions, the primed exact match, the binding errors
-SEED_METRICS = ("recovered", "recovered_1", "recovered_2", "exact", "other_2")
+SEED_METRICS = ("recovered", "recovered_1", "recovered_2", "exact", "other_2", "p_answer_2", "p_other_2")
 
 
 def summarize_seeds(runs, seeded):
@@ -170,7 +179,9 @@ def summarize_seeds(runs, seeded):
             per[n] = {"recovered": r["recovered_fraction"], "exact": r["primed"]["exact_match"], "train_s": r["train_s"],
                       "recovered_1": one["recovered_fraction"] if one else float("nan"),
                       "recovered_2": two["recovered_fraction"] if two else float("nan"),
-                      "other_2": two["primed"]["other_fact"] if two else float("nan")}
+                      "other_2": two["primed"]["other_fact"] if two else float("nan"),
+                      "p_answer_2": two["primed"]["p_answer"] if two else float("nan"),
+                      "p_other_2": two["primed"]["p_other"] if two else float("nan")}
         keys = [*SEED_METRICS, "train_s"]
         out[run] = {"per_seed": per, "mean": {k: float(np.mean([p[k] for p in per.values()])) for k in keys},
                     "std": {k: float(np.std([p[k] for p in per.values()], ddof=1)) for k in keys}}
@@ -278,7 +289,7 @@ def main(argv=None):
         stamp = os.path.join(out_dir, "prime_eval.json")
         evaluated = {"run": json.load(open(os.path.join(out_dir, "run.json"))),
                      "base": json.load(open(os.path.join(base_dir, "run.json"))), "eval_docs": len(triples),
-                     "metrics": "by_n_facts"}  # what evaluate_conditions reports
+                     "metrics": "by_n_facts, p_other"}  # what evaluate_conditions reports
         if os.path.exists(stamp) and json.load(open(stamp))["evaluated"] == evaluated:
             res = json.load(open(stamp))["results"]  # the same run, base and triples: the same numbers
         else:
@@ -318,23 +329,27 @@ def main(argv=None):
         rf = r["recovered_fraction"]
         lines.append(f"| {k} | " + " | ".join(f"{r[c]['answer_loss']:.3f}" for c in CONDITIONS)
                      + f" | {'n/a' if rf is None else f'{rf:.2f}'} |")
-    lines += ["", "every run by facts in the document: recovered fraction, exact match of the primed answer, and "
-              "other: the share of primed greedy answers that are another person's place from the document", "",
+    lines += ["", "every run by facts in the document: recovered fraction; exact match of the primed greedy answer; "
+              "other: the share of them that are another person's place from the document; p right, p other: the "
+              "probability of the answer's first syllable and of the other places' where the answer starts", "",
               "| run | " + " | ".join(f"{h} ({k} facts)" for k in main_res["by_n_facts"]
-                                      for h in ("recovered", "exact", "other")) + " |",
-              "|---|" + "---:|" * (3 * len(main_res["by_n_facts"]))]
-    for run, r in details["runs"].items():
-        cells = [(f"{b['recovered_fraction']:.2f}" if b["recovered_fraction"] is not None else "n/a",
-                  f"{b['primed']['exact_match']:.2f}", f"{b['primed']['other_fact']:.2f}") for b in r["by_n_facts"].values()]
-        lines.append(f"| {run} | " + " | ".join(x for cell in cells for x in cell) + " |")
+                                      for h in ("recovered", "exact", "other", "p right", "p other")) + " |",
+              "|---|" + "---:|" * (5 * len(main_res["by_n_facts"]))]
+    for cond in ("in_context", None):  # the base with the document in context, then every primed run
+        for run, r in (details["runs"].items() if cond is None else [("base, document in context", main_res)]):
+            cells = [("" if cond else f"{b['recovered_fraction']:.2f}" if b["recovered_fraction"] is not None else "n/a",
+                      *(f"{b[cond or 'primed'][m]:.2f}" for m in ("exact_match", "other_fact", "p_answer", "p_other")))
+                     for b in r["by_n_facts"].values()]
+            lines.append(f"| {run} | " + " | ".join(x for cell in cells for x in cell) + " |")
     if seeded:
         details["seeds"] = results["seeds"] = summarize_seeds(details["runs"], seeded)
         atomic_write_text(os.path.join(results_dir, "results.json"), json.dumps(results, indent=1))
         atomic_write_text(os.path.join(results_dir, "details.json"), json.dumps(details, indent=1))
         lines += ["", f"mean ± std over {1 + len(c.seeds)} seeds (train.py's seed and {list(c.seeds)}); "
-                  "other: share of primed greedy answers on two-fact documents that are the other person's place", "",
-                  "| run | recovered | recovered (1 fact) | recovered (2 facts) | exact | other (2 facts) | train s |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+                  "other: share of primed greedy answers on two-fact documents that are the other person's place; "
+                  "p right, p other: the probability of the right place's first syllable and of the other's", "",
+                  "| run | recovered | recovered (1 fact) | recovered (2 facts) | exact | other (2 facts) | "
+                  "p right (2 facts) | p other (2 facts) | train s |", "|---|" + "---:|" * 8]
         for run, r in results["seeds"].items():
             lines.append(f"| {run} | " + " | ".join(f"{r['mean'][m]:.2f} ± {r['std'][m]:.2f}" for m in SEED_METRICS)
                          + f" | {r['mean']['train_s']:.0f} |")
