@@ -332,7 +332,7 @@ def main(argv=None):
     lines += ["", "every run by facts in the document: recovered fraction; exact match of the primed greedy answer; "
               "other: the share of them that are another person's place from the document; p right, p other: the "
               "probability of the answer's first syllable and of the other places' where the answer starts", "",
-              "| run | " + " | ".join(f"{h} ({k} facts)" for k in main_res["by_n_facts"]
+              "| run | " + " | ".join(f"{h} ({k} fact{'' if k == '1' else 's'})" for k in main_res["by_n_facts"]
                                       for h in ("recovered", "exact", "other", "p right", "p other")) + " |",
               "|---|" + "---:|" * (5 * len(main_res["by_n_facts"]))]
     for cond in ("in_context", None):  # the base with the document in context, then every primed run
