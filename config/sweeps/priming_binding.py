@@ -1,6 +1,6 @@
 # Priming that binds (design note 000): the priming corpus of config/sweeps/priming_facts.py, with bias
-# layers that keep which place belongs to whom (priming_slots: several primed biases per layer, each token
-# mixes them), against mean and attention pooling. Screened at 1,500 steps, then 8,000 steps, 3 seeds.
+# layers meant to keep which place belongs to whom (priming_slots: several primed biases per layer, each
+# token mixes them), against mean and attention pooling. Screened at 1,500 steps, then 8,000 steps, 3 seeds.
 #   python tools/prime.py config/sweeps/priming_binding.py
 # Finished runs in out-priming/binding/ are reused; the results go there too (docs/priming.md).
 
@@ -30,6 +30,6 @@ variations = {  # screened at 1,500 steps, one seed; then the 8,000-step runs, t
     "attention_8000": dict(priming_pool="attention", max_iters=8000, lr_decay_iters=8000, eval_interval=1000,
                            log_interval=1000),
 }
-headline = "slots_4_8000"  # results.json reports the binding design trained longest
+headline = "attention_8000"  # results.json reports the design that binds best at 8,000 steps
 seeded = ("slots_4_8000", "attention_8000")  # three seeds each: train.py's 1337 and these
 seeds = (1, 2)
