@@ -368,3 +368,15 @@ def test_sample_primes_with_a_document_file(primed_run, tmp_path, capsys):
         sample.main(args + ["--prime=hello world"])
     with pytest.raises(UserError, match="needs a priming model"):
         sample.main(args[1:] + [f"--out_dir={primed_run[0]}", f"--prime={doc}"])
+
+
+def test_beam_search_primes_every_beam_with_a_slots_state():
+    import sample
+
+    _, model = base_and_primed(priming_pool="attention", priming_slots=2)
+    randomize_bias_layers(model)
+    state = model.prime(DOCS[:1])
+    greedy = model.generate(PROMPTS[:1], 5, temperature=0, priming=state)
+    assert torch.equal(sample.beam_search(model, PROMPTS[:1], 1, 5, priming=state)[0], greedy)  # beam 1 = greedy
+    seqs, scores = sample.beam_search(model, PROMPTS[:1], 3, 5, priming=state)
+    assert seqs.shape == (3, 13) and scores[0] >= scores[-1]
