@@ -228,6 +228,7 @@ class GPTConfig:
     priming_pool: str = "mean"  # how a bias layer's activations over the document become its bias: mean, last, attention
     priming_shared: bool = False  # every bias layer uses the same projections (each is still primed separately)
     priming_layers: tuple[int, ...] | None = None  # after which layers' blocks the bias layers sit; None = all
+    priming_slots: int = 1  # primed biases per bias layer (attention pooling, a query each); each token mixes them
     lora_rank: int = 0  # 0: off; r: a rank-r LoRA adapter on every attention and MLP matrix (the base is frozen)
     lora_alpha: float = 16.0  # LoRA's adapters are scaled by lora_alpha / lora_rank
 
@@ -598,6 +599,9 @@ def check_model_config(c):
             raise ValueError("priming reads documents causally; it does not combine with prefix_lm")
         if c.lora_rank:
             raise ValueError("lora_rank and priming both add what fine-tuning trains: choose one")
+        if c.priming_slots < 1 or (c.priming_slots > 1 and c.priming_pool != "attention"):
+            raise ValueError(f"priming_slots must be >= 1, and > 1 only with priming_pool='attention' (a learned "
+                             f"query per slot); got {c.priming_slots} with {c.priming_pool!r}")
 
 
 # --- attention ---------------------------------------------------------------------------------------
@@ -1121,7 +1125,8 @@ class VariantGPT(GPT):
         return self.bias_layers[0 if self.config.priming_shared else slot]
 
     def prime(self, doc_idx, doc_len=None):
-        """The priming pass: (len(primed_layers), B, priming_dim) bias vectors from documents doc_idx (B, T).
+        """The priming pass: (len(primed_layers), B, priming_dim) bias vectors from documents doc_idx (B, T);
+        (len(primed_layers), B, priming_slots, priming_dim) with priming_slots > 1.
 
         The base model reads the documents (its own forward, the bias layers silent); each bias
         layer's activations on the residual stream after its block (hook_resid_post) are pooled
@@ -1205,7 +1210,13 @@ class BiasLayer(nn.Module):
         self.c_out = nn.Linear(D, width, bias=False)
         self.c_out.ZERO_INIT = True  # an untrained bias layer writes nothing (GPT._init_weights, then zeroed)
         self.gelu = nn.GELU()
-        if config.priming_pool == "attention":  # a learned query over the document; zero = the mean
+        if config.priming_slots > 1:
+            # priming_slots (design note 000, docs/priming.md "priming that binds"): K queries pool K biases (one
+            # per fact, say); each token mixes them by how its c_sel query matches each, so a name could pick its
+            # own fact's bias. The queries start random: equal ones would pool equal slots and stay equal
+            self.pool_query = nn.Parameter(torch.randn(config.priming_slots, D))
+            self.c_sel = nn.Linear(width, D, bias=False)
+        elif config.priming_pool == "attention":  # a learned query over the document; zero = the mean
             self.pool_query = nn.Parameter(torch.zeros(D))
         self.hook_act = HookPoint()  # (B, T, priming_dim) the units' activations with the primed bias
         self.hook_out = HookPoint()  # (B, T, width) what the layer adds to the residual stream
@@ -1214,17 +1225,26 @@ class BiasLayer(nn.Module):
         return self.hook_out(self.c_out(self.hook_act(self.activations(x, primed_bias))))
 
     def activations(self, x, bias):
-        """GELU(c_in(ln(x)) + bias), bias (D,) or (B, D): the same units in both passes."""
-        return self.gelu(self.ln(x) @ self.c_in.weight.t() + (bias if bias.dim() == 1 else bias[:, None, :]))
+        """GELU(c_in(ln(x)) + bias), bias (D,) or (B, D): the same units in both passes. Slots, bias (B, K, D):
+        each token's bias is the slots' mix, softmax over K of c_sel(ln(x)) . slot / sqrt(D)."""
+        x = self.ln(x)
+        if bias.dim() == 3:  # priming_slots (see __init__)
+            w = (self.c_sel(x) @ bias.transpose(1, 2) / math.sqrt(bias.size(-1))).softmax(-1)  # (B, T, K)
+            return self.gelu(x @ self.c_in.weight.t() + w @ bias)
+        return self.gelu(x @ self.c_in.weight.t() + (bias if bias.dim() == 1 else bias[:, None, :]))
 
     def pool(self, h, mask, how):
-        """(B, T, D) activations over the document -> (B, D); mask (B, T) marks real tokens."""
+        """(B, T, D) activations over the document -> (B, D), or (B, K, D) with K slots; mask (B, T) marks
+        real tokens."""
         m = mask.to(h.dtype)[..., None]
         if how == "mean":
             return (h * m).sum(1) / m.sum(1)
         if how == "last":
             last = mask.long().sum(1) - 1
             return h[torch.arange(h.size(0), device=h.device), last]
+        if self.pool_query.dim() == 2:  # priming_slots: one softmax over the document per query
+            w = (h @ self.pool_query.t() / math.sqrt(h.size(-1))).masked_fill(~mask[..., None], float("-inf")).softmax(1)
+            return w.transpose(1, 2) @ h  # (B, K, D)
         w = (h @ self.pool_query / math.sqrt(h.size(-1))).masked_fill(~mask, float("-inf")).softmax(1)
         return (w[..., None] * h).sum(1)  # "attention"
 

@@ -76,7 +76,7 @@ def beam_search(model, idx, beam, max_new_tokens, priming=None):
         prefix = None  # prefix_lm models read the prompt as their prefix, as in generate()
         if model.config.prefix_lm:
             prefix = torch.full((seqs.size(0),), max(0, idx.size(1) - cropped), device=idx.device)
-        state = None if priming is None else priming.expand(-1, seqs.size(0), -1)
+        state = None if priming is None else priming.expand(-1, seqs.size(0), *priming.shape[2:])
         logits, _ = model(seqs[:, cropped:], prefix_len=prefix, priming=state)
         cand = (scores[:, None] + F.log_softmax(logits[:, -1].float(), dim=-1)).flatten()  # (n * vocab,)
         scores, flat = cand.topk(min(beam, cand.numel()))

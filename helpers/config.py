@@ -229,7 +229,7 @@ class TrainConfig:
     # learning-rate schedule: linear warmup, then cosine down to min_lr, or constant and a short cooldown (WSD)
     decay_lr: bool = True  # False keeps learning_rate constant after warmup
     warmup_iters: int = 50  # linear warmup steps
-    lr_decay_iters: int = 500  # steps over which the cosine runs (~max_iters per Chinchilla)
+    lr_decay_iters: int = 500  # steps over which the cosine runs (~max_iters per Chinchilla; wsd ignores it: its cooldown ends at max_iters)
     min_lr: float = 2e-4  # final learning rate (~learning_rate/10 per Chinchilla)
     lr_schedule: str = "cosine"  # "cosine" (over lr_decay_iters), or "wsd": learning_rate, then down to min_lr over the last cooldown_frac of max_iters
     cooldown_frac: float = 0.2  # wsd: the share of max_iters spent cooling down (Hägele et al. 2024: 0.1-0.2 matches cosine)

@@ -33,12 +33,15 @@ Beside the bins it writes what the metrics and the arms of tools/knowledge.py re
 forget_split splits the people of the world into a forget set and a retain set (selective forgetting,
 helpers/knowledge.py); it changes nothing written here. make_world(new_people=n) and capacity_documents
 draw people met only later, and closed-book documents about them (tools/knowledge.py capacity).
+paraphrases and lora_facts_documents state a person's facts in other forms (orders of the facts, one
+sentence or one per fact) for a LoRA that carries facts (tools/knowledge.py lora_facts).
 
     python prepare/world.py                                  # data/world: 300 people, 100 held out
     python prepare/world.py --people=2000 --held_out=200 --out data/world_big
 """
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -77,6 +80,39 @@ def vocabulary(n_parts):
 
 def facts_line(name, a):
     return f"{name} lives in {a['city']} , works as {a['job']} , keeps {a['pet']} ."
+
+
+# the forms of a paraphrase (statement): the three facts in each order, in one sentence or one sentence per fact
+# with the whole name each time (the permutation and full-name augmentations of Allen-Zhu and Li, 2309.14316);
+# FORMS[0] is facts_line's. Every form uses only the words above, so the vocabulary does not change.
+FORMS = [(order, apart) for apart in (False, True) for order in itertools.permutations(range(len(ATTRIBUTES)))]
+
+
+def statement(name, a, order=(0, 1, 2), apart=False):
+    """name's facts as one paraphrase: its clauses in order (indices of ATTRIBUTES), in one sentence, or apart:
+    one sentence per fact ("Voka Tusel keeps fox . Voka Tusel lives in Pelkor . ...")."""
+    clauses = {"city": f"lives in {a['city']}", "job": f"works as {a['job']}", "pet": f"keeps {a['pet']}"}
+    parts = [clauses[ATTRIBUTES[i][0]] for i in order]
+    return " ".join(f"{name} {p} ." for p in parts) if apart else f"{name} {' , '.join(parts)} ."
+
+
+def paraphrases(name, a, n, rng):
+    """n different paraphrases of name's facts: n forms of FORMS drawn without replacement."""
+    return [statement(name, a, *FORMS[i]) for i in rng.sample(range(len(FORMS)), n)]
+
+
+def lora_facts_documents(w, targets, qa_people, n_paraphrases, qa_share, seed, tok):
+    """(ids, 0, n_bytes) of the documents a LoRA that carries facts trains on (tools/knowledge.py lora_facts),
+    shuffled: n_paraphrases paraphrases of the facts of every person of targets and of qa_people, one document
+    each, and closed-book documents of four questions about qa_people only, qa_share of all the documents.
+    The targets get statements only: no question about them is ever trained on."""
+    rng = random.Random(seed)
+    docs = [p for n in [*targets, *qa_people] for p in paraphrases(n, w["attributes"][n], n_paraphrases, rng)]
+    n_qa = round(qa_share / (1 - qa_share) * len(docs)) if qa_people else 0
+    docs += [" ".join(qa(p, w["attributes"][p], rng) for p in rng.choices(qa_people, k=4)) for _ in range(n_qa)]
+    rng.shuffle(docs)
+    for text in docs:
+        yield tok.encode(text), 0, len(text)
 
 
 def question(name, attr):

@@ -64,14 +64,16 @@ def test_a_killed_worker_loses_only_its_run_which_is_trained_again_and_bad_runs_
     open(args[0], "w").write(cfg)  # n_embd=32 does not split into 3 heads: train.py rejects it
 
     killed = []
-    def kill_shared_qk_once():  # SIGKILL the first train.py of shared_qk_s0 as soon as it runs
+    def kill_shared_qk_once():  # SIGKILL this test's first train.py of shared_qk_s0 as soon as it runs
+        mine = str(tmp_path).encode()  # only a process of this test: never another job on the machine
         while not killed:
             for pid in filter(str.isdigit, os.listdir("/proc")):
                 try:
                     cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
                 except OSError:
                     continue
-                if any(a.endswith(b"train.py") for a in cmd) and any(a.endswith(b"shared_qk_s0") for a in cmd):
+                if (any(a.endswith(b"train.py") for a in cmd)
+                        and any(a.endswith(b"shared_qk_s0") and mine in a for a in cmd)):
                     os.kill(int(pid), signal.SIGKILL)
                     killed.append(pid)
                     break

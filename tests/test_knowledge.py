@@ -339,6 +339,57 @@ def test_one_command_writes_the_table_for_every_arm(tmp_path, monkeypatch):
                         "--lora={'lora_rank': 2}"])
 
 
+def test_paraphrases_state_the_same_facts_in_different_forms():
+    a = {"city": "Pelkor", "job": "smith", "pet": "fox"}
+    assert world.statement("Voka Tusel", a) == world.facts_line("Voka Tusel", a)  # FORMS[0]: the store's line
+    forms = world.paraphrases("Voka Tusel", a, len(world.FORMS), __import__("random").Random(0))
+    assert len(set(forms)) == len(world.FORMS) == 12
+    for text in forms:  # each states the three facts, and nothing but the world's words
+        assert all(f" {v} " in f" {text} " for v in a.values()) and text.count("Voka Tusel") in (1, 3)
+
+
+def test_a_lora_that_carries_facts_never_sees_a_question_about_its_targets(tmp_path, monkeypatch):
+    from tools import knowledge
+
+    def train_here(out_dir, args, inputs=()):  # train.py in this process (a run trained before is reused)
+        if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
+            train.main([*args, f"--out_dir={out_dir}", "--overwrite=True"])
+        return 0.0
+    monkeypatch.setattr(knowledge, "train_or_reuse", train_here)
+    run = "--max_iters=2", "--lr_decay_iters=2", "--eval_interval=2", "--block_size=48"
+    keys = lambda *extra: "{" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]!r}"  # noqa: E731
+                                          for a in (*TINY_MODEL, *run, *extra)) + "}"
+    argv = ["--name=tiny", f"--out_root={tmp_path / 'out'}", f"--data_dir={tmp_path / 'world'}", "--seeds=(0, 1)",
+            "--data={" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]}" for a in TINY_WORLD) + "}",
+            f"--base={keys()}", f"--forgetting={keys('--forget_weight=1.0')}", f"--lora={keys('--lora_rank=2')}",
+            "--qa_people=6", "--lora_facts={'facts': {'paraphrases': 3}, 'replay': {'paraphrases': 3, 'replay': 0.5}}"]
+    results = knowledge.main(argv)
+    w = json.load(open(tmp_path / "world" / "world.json"))
+    plain, replayed = (str(tmp_path / "world" / f"lora_facts_q6_p3_s0.25_r{r}") for r in ("0", "0.5"))
+    qa = json.load(open(os.path.join(plain, "world.json")))["new_people"]
+    assert len(qa) == 6 and not set(qa) & (set(w["held_out"]) | set(w["people"]))
+    docs = [d.strip() for d in read_split(plain, "train").split("<eot>")[:-1]]
+    has = lambda name, doc: f" {name} " in f" {doc} "  # noqa: E731 (a whole name, not part of another)
+    asked = [d for d in docs if d.strip().startswith(world.QUESTION_WORDS)]
+    said = [d for d in docs if d not in asked]
+    # the targets are stated, in 3 different forms each, and never asked about; the Q&A people are both
+    assert not [n for n in w["held_out"] for d in asked if has(n, d)]
+    assert all(len({d for d in said if has(n, d)}) == 3 for n in w["held_out"] + qa)
+    assert asked and {" ".join(d.split()[i + 2:i + 4]) for d in asked for i in range(0, len(d.split()), 8)} <= set(qa)
+    # replay adds the base's first training documents, and nothing else changes
+    more = [d.strip() for d in read_split(replayed, "train").split("<eot>")[:-1]]
+    world_docs = [d.strip() for d in read_split(str(tmp_path / "world"), "train").split("<eot>")]
+    assert more[:len(docs)] == docs and more[len(docs):] == world_docs[:len(docs)] and len(more) == 2 * len(docs)
+    for arm in ("base", "lora", "facts", "replay"):
+        for metric in knowledge.FACTS:
+            r = results[arm][metric]
+            assert 0 <= r["mean"] <= 1 and len(r["values"]) == 2 and r["std"] is not None
+    assert results["arms"]["replay"]["data"]["replay"] == 0.5
+    assert {"results.json", "results.md", "lora_facts.png"} <= set(os.listdir(tmp_path / "out" / "tiny" / "lora_facts"))
+    with pytest.raises(UserError, match="lora_facts arm 'x'"):
+        knowledge.main([*argv, "--lora_facts={'x': {'qa_share': 1.0}}"])
+
+
 def test_sizes_score_every_size_and_seed_and_name_the_smallest_reader(tmp_path, monkeypatch):
     from tools import knowledge
 

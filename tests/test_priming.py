@@ -40,14 +40,16 @@ def randomize_bias_layers(model):
 DOCS = torch.randint(0, 75, (3, 10), generator=torch.Generator().manual_seed(1))
 PROMPTS = torch.randint(0, 75, (3, 8), generator=torch.Generator().manual_seed(2))
 VARIANTS = [{}, dict(priming_pool="last"), dict(priming_pool="attention"), dict(priming_shared=True),
-            dict(priming_layers=(2,)), dict(priming_layers=(0, 2), priming_shared=True)]
+            dict(priming_layers=(2,)), dict(priming_layers=(0, 2), priming_shared=True),
+            dict(priming_pool="attention", priming_slots=3)]
 
 
 @pytest.mark.parametrize("kw", VARIANTS)
 def test_untrained_bias_layers_give_exactly_the_base_model(kw):
     base, model = base_and_primed(**kw)
     state = model.prime(DOCS, torch.tensor([10, 4, 7]))
-    assert state.shape == (len(model.config.primed_layers()), 3, 16) and state.abs().sum() > 0
+    slots = (model.config.priming_slots,) if model.config.priming_slots > 1 else ()
+    assert state.shape == (len(model.config.primed_layers()), 3, *slots, 16) and state.abs().sum() > 0
     want = base(PROMPTS)[0]
     assert torch.equal(model(PROMPTS)[0], want)  # not primed: the bias layers are skipped
     assert torch.equal(model(PROMPTS, priming=state)[0], want)  # primed, but c_out is still zero
@@ -95,6 +97,34 @@ def test_pooling_ignores_padding_and_reads_what_it_says():
     assert torch.allclose(last.prime(padded, torch.tensor([6]))[1, 0], bl.activations(acts[1], bl.c_in.bias)[0, 5])
 
 
+def test_slots_pool_one_bias_per_query_and_each_token_mixes_them():
+    _, model = base_and_primed(priming_pool="attention", priming_slots=2)
+    randomize_bias_layers(model)
+    bl = model.bias_layers[0]
+    h = torch.rand(2, 6, 16)
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    slots = bl.pool(h, mask, "attention")
+    for k in range(2):  # slot k: softmax over the real tokens of (h . query k / sqrt(D)), times h
+        w = (h[1, :4] @ bl.pool_query[k] / 4).softmax(0)
+        assert torch.allclose(slots[1, k], w @ h[1, :4], atol=1e-6)
+    x = torch.randn(2, 5, 32)
+    one = bl.activations(x, slots[:, :1])  # a single slot is that slot's bias, as without slots
+    assert torch.allclose(one, bl.activations(x, slots[:, 0]), atol=1e-6)
+    same = bl.activations(x, slots[:, [0, 0]])
+    assert torch.allclose(same, one, atol=1e-6)
+    mixed = bl.activations(x, slots)
+    assert not torch.allclose(mixed, one) and torch.allclose(bl.activations(x, slots.flip(1)), mixed, atol=1e-6)
+    with torch.no_grad():  # every token's selector reads unit 0, where slot 1 is far larger: slot 1 wins
+        bl.ln.weight.zero_()
+        bl.ln.bias.zero_()
+        bl.ln.bias[0] = 1.0  # ln(x) = e_0 for every x
+        bl.c_sel.weight.zero_()
+        bl.c_sel.weight[0, 0] = 10.0
+        slots[:, 1, 0] = slots[:, 0, 0] + 10.0  # score 25 above slot 0's
+    assert torch.allclose(bl.activations(x, slots), bl.activations(x, slots[:, 1]), atol=1e-6)
+    assert not torch.allclose(bl.activations(x, slots), bl.activations(x, slots[:, 0]), atol=1e-3)
+
+
 def test_gradient_reaches_the_projections_through_the_priming_pass():
     _, model = base_and_primed()
     for n, p in model.named_parameters():
@@ -120,6 +150,8 @@ def test_gradient_reaches_the_projections_through_the_priming_pass():
     (dict(priming_dim=0), "priming_dim must be >= 1"),
     (dict(priming_shared=True, layer_widths=(32, 64, 32), tie_dims=0), "priming_shared needs the primed layers equally wide"),
     (dict(prefix_lm=True), "does not combine with prefix_lm"),
+    (dict(priming_slots=2), "> 1 only with priming_pool='attention'"),
+    (dict(priming_slots=0, priming_pool="attention"), "priming_slots must be >= 1"),
 ])
 def test_impossible_priming_configs_are_rejected(kw, msg):
     with pytest.raises(ValueError, match=msg):
@@ -237,6 +269,51 @@ def test_freeze_base_bad_input_is_one_line(priming_dir, primed_run, facts_dir, t
                     f"--base={tmp_path}/nothing.pt", f"--out_dir={tmp_path}/o", *TINY])
 
 
+class FirstFact:
+    """A stand-in model that answers every prompt with the first place of the document it was primed with,
+    or of its context: right when the prompt asks for the first person, the other person's place otherwise."""
+
+    def __init__(self, tok):
+        self.in_id, self.period = tok.encode("in")[0], tok.encode(".")[0]
+
+    def prime(self, doc, doc_len):
+        return doc[None]  # (1, B, T): the document itself
+
+    def __call__(self, x, y, reduction, priming):
+        return torch.zeros(*x.shape, 75), (y != -1).float()  # uniform over the 75 words, loss 1 per answer token
+
+    def generate(self, idx, n, temperature, priming):
+        rows = []
+        for b in range(idx.size(0)):
+            source = (priming[0, b] if priming is not None else idx[b]).tolist()
+            j = source.index(self.in_id)
+            place = source[j + 1:j + 3] if j + 3 <= len(source) else [self.period] * 2  # no document: no place
+            rows.append(idx[b].tolist() + place + [self.period])
+        return torch.tensor(rows)
+
+
+def test_answers_from_the_other_fact_are_counted_as_binding_errors(priming_dir):
+    meta = json.load(open(os.path.join(priming_dir, "meta.json")))
+    tok = priming_data.WordTokenizer(meta["words"])
+    triples = [json.loads(line) for line in open(os.path.join(priming_dir, "val_triples.jsonl"))]
+    model = FirstFact(tok)
+    res = prime.evaluate_conditions(model, model, triples, tok, batch_size=7)
+    asks_first = [t["document"].startswith(t["prompt"][2:]) for t in triples]
+    two = [t["document"].count(" lives in ") == 2 for t in triples]
+    assert 0 < sum(a for a, t in zip(asks_first, two) if t) < sum(two)  # both kinds of two-fact triple are there
+    for cond in ("in_context", "primed"):
+        by = res["by_n_facts"]
+        assert by["1"][cond]["exact_match"] == 1.0 and by["1"][cond]["other_fact"] == 0.0
+        assert by["2"][cond]["exact_match"] == pytest.approx(np.mean([a for a, t in zip(asks_first, two) if t]))
+        assert by["2"][cond]["other_fact"] == pytest.approx(1 - by["2"][cond]["exact_match"])
+        assert res[cond]["exact_match"] == pytest.approx(np.mean(asks_first))
+    assert res["no_doc"]["exact_match"] == 0.0 and res["by_n_facts"]["2"]["no_doc"]["other_fact"] == 0.0
+    assert res["by_n_facts"]["2"]["no_doc"]["p_other"] == pytest.approx(1 / 75)  # one other place, uniform logits
+    assert res["by_n_facts"]["1"]["primed"]["p_other"] == 0.0 and res["by_n_facts"]["1"]["primed"]["p_answer"] == pytest.approx(1 / 75)
+    # the wrong document's first place is neither the answer nor the other person's (places are drawn fresh)
+    assert res["by_n_facts"]["2"]["primed_wrong_doc"]["other_fact"] == 0.0
+
+
 def test_prime_py_end_to_end_on_a_tiny_config(tmp_path):
     cfg = tmp_path / "priming_tiny.py"
     cfg.write_text(f"""
@@ -247,21 +324,28 @@ base = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, max_ite
 priming = dict(priming_dim=8, max_iters=6, eval_interval=6, eval_iters=2, log_interval=3, warmup_iters=2,
                batch_size=8, learning_rate=1e-2)
 variations = {{"pool_last": dict(priming_pool="last")}}
+seeded = ("pool_last",)
+seeds = (1,)
 eval_docs = 20
 out_root = "{tmp_path}/out"
 data_dir = "{tmp_path}/data"
 """)
     results, details = prime.main([str(cfg)])
     saved = json.load(open(tmp_path / "out" / "tiny_test" / "results.json"))
-    assert set(saved) == {"no_doc", "in_context", "primed", "primed_wrong_doc", "recovered_fraction"}
+    assert set(saved) == {"no_doc", "in_context", "primed", "primed_wrong_doc", "recovered_fraction", "seeds"}
     for cond in prime.CONDITIONS:
         assert set(saved[cond]) == {"answer_loss", "exact_match"} and saved[cond]["answer_loss"] > 0
     gap = saved["no_doc"]["answer_loss"] - saved["in_context"]["answer_loss"]
     if gap > 0:
         assert saved["recovered_fraction"] == pytest.approx((saved["no_doc"]["answer_loss"] - saved["primed"]["answer_loss"]) / gap)
     assert details["base_val_loss"] == details["base_val_loss_with_bias_layers"]
-    assert set(details["runs"]) == {"main", "pool_last"}
-    for png in ("conditions.png", "runs.png"):
+    assert set(details["runs"]) == {"main", "pool_last", "pool_last_seed1"}
+    seeds = saved["seeds"]["pool_last"]  # the run and its copy with train.py's seed 1: mean ± std of the two
+    assert set(seeds["per_seed"]) == {"pool_last", "pool_last_seed1"}
+    exact = [details["runs"][n]["primed"]["exact_match"] for n in ("pool_last", "pool_last_seed1")]
+    assert seeds["mean"]["exact"] == pytest.approx(np.mean(exact)) and seeds["std"]["exact"] == pytest.approx(np.std(exact, ddof=1))
+    assert "--seed=1" in json.load(open(tmp_path / "out" / "tiny_test" / "pool_last_seed1" / "run.json"))["args"]
+    for png in ("conditions.png", "runs.png", "seeds.png"):
         assert os.path.getsize(tmp_path / "out" / "tiny_test" / png) > 1000
     # asked again, nothing is retrained
     again, _ = prime.main([str(cfg)])
@@ -284,3 +368,15 @@ def test_sample_primes_with_a_document_file(primed_run, tmp_path, capsys):
         sample.main(args + ["--prime=hello world"])
     with pytest.raises(UserError, match="needs a priming model"):
         sample.main(args[1:] + [f"--out_dir={primed_run[0]}", f"--prime={doc}"])
+
+
+def test_beam_search_primes_every_beam_with_a_slots_state():
+    import sample
+
+    _, model = base_and_primed(priming_pool="attention", priming_slots=2)
+    randomize_bias_layers(model)
+    state = model.prime(DOCS[:1])
+    greedy = model.generate(PROMPTS[:1], 5, temperature=0, priming=state)
+    assert torch.equal(sample.beam_search(model, PROMPTS[:1], 1, 5, priming=state)[0], greedy)  # beam 1 = greedy
+    seqs, scores = sample.beam_search(model, PROMPTS[:1], 3, 5, priming=state)
+    assert seqs.shape == (3, 13) and scores[0] >= scores[-1]

@@ -56,8 +56,20 @@ with the facts block in context (reading) and with the retrieval_k facts lines B
 A size whose keys are the base's is the base's run (reused). Writes <out_root>/<name>/sizes/: results.json
 (per size the parameter counts and {mean, std, values} over the seeds; the smallest reader that matches the
 largest memorizer, or the gap at each size; timings; the command), results.md and sizes.png.
+A LoRA that carries facts (Allen-Zhu and Li, "Physics of Language Models 3.1": knowledge augmentation and
+mixed training):
+
+    python tools/knowledge.py config/sweeps/knowledge_lora.py
+
+runs, in place of the table, per seed the same base and plain `lora` (reused) and one LoRA per arm of
+lora_facts, trained on paraphrased statements of the held-out people's facts (the targets: statements only)
+and paraphrased statements and Q&A of qa_people new people (prepare/world.py lora_facts_documents), with a
+share of the base's training documents replayed (replay). Every run is scored on FACTS: the targets asked
+without facts, the Q&A people, the memorized world (closed_book) and reading. Writes
+<out_root>/<name>/lora_facts/: results.json, results.md and lora_facts.png.
 """
 
+import itertools
 import json
 import os
 import sys
@@ -71,7 +83,8 @@ import numpy as np
 
 from helpers.checkpoint import atomic_write_text, load_checkpoint, model_from_checkpoint, read_metrics
 from helpers.config import UserError, configure, main_guard
-from helpers.knowledge import KIND, METRICS, knowledge_metrics, load_questions, score, split_metrics
+from helpers.knowledge import (KIND, METRICS, closed_book_questions, knowledge_metrics, load_questions, score,
+                               split_metrics)
 from helpers.launch import read_stamp, train_or_reuse
 from helpers.plotting import plt, save
 from prepare import world
@@ -85,6 +98,13 @@ ARMS = ("baseline", "forgetting", "continued", "context", "retrieval", "priming"
 RUNS = ("base", "forgetting", "continued", "priming", "lora")
 SIZED = ("closed_book", "open_book_new", "retrieval")  # the sizes sweep's metrics: memory, reading, retrieval
 SELECTIVE = ("forget_closed_book", "retain_closed_book", "open_book_new")  # selective forgetting's metrics
+# a LoRA that carries facts: the data keys of an arm and their defaults (the rest of its keys go to train.py)
+FACTS_DATA = {"paraphrases": 8, "qa_share": 0.25, "replay": 0.0}
+# its metrics: the held-out people (targets) asked without facts, every question (3 per person) and the table's
+# open_book_new questions; their facts as a statement to complete; the Q&A people; the world; reading
+FACTS = ("target_closed_book", "open_book_new_alone", "target_statement", "qa_closed_book", "closed_book",
+         "open_book_new")
+PROBES = {"city": "{} lives in", "job": "{} works as", "pet": "{} keeps"}  # target_statement: completed by the fact
 
 
 @dataclass
@@ -104,6 +124,8 @@ class KnowledgeConfig:
     forget_fractions: tuple[float, ...] = ()  # (): the arms table; fractions: the selective-forgetting sweep instead
     selective_arms: dict = field(default_factory=dict)  # more arms of the sweep: {name: train.py keys added to forgetting's}
     sizes: dict = field(default_factory=dict)  # {}: off; {label: train.py keys on top of base's}: the base at each size instead
+    lora_facts: dict = field(default_factory=dict)  # {}: off; {arm: keys}: LoRA arms that carry facts, in place of the table (FACTS_DATA's keys, then train.py's)
+    qa_people: int = 100  # lora_facts: new people (none held out) whose statements and Q&A the arms train on
     device: str = "cpu"  # where training and evaluation run
     data_dir: str = ""  # where the world goes; "" = data/knowledge_<name>
     out_root: str = "out-knowledge"  # where experiments go
@@ -501,6 +523,19 @@ def model_sizes(c, data_dir, questions, tok, argv):
     return results
 
 
+def world_with_new_people(data_dir, n_new):
+    """The world of data_dir drawn again with n_new new people (prepare/world.py make_world), checked to be the
+    world of data_dir/world.json but for them."""
+    gen = json.load(open(os.path.join(data_dir, "meta.json")))["generator"]
+    w = world.make_world(gen["seed"], gen["people"], gen["held_out"], gen["name_parts"], gen["group_size"], n_new)
+    same = {k: v for k, v in w.items() if k not in ("fresh", "new_people")}
+    same["attributes"] = {n: a for n, a in w["attributes"].items() if n not in w["new_people"]}
+    if json.loads(json.dumps(same)) != json.load(open(os.path.join(data_dir, "world.json"))):
+        raise UserError(f"the world drawn again with new people differs from {data_dir}/world.json: write the world "
+                        f"again (delete {data_dir}) with this prepare/world.py")
+    return w
+
+
 def capacity_data(data_dir, n_new, fraction, new_share):
     """<data_dir>/capacity_n<n>_f<fraction>_s<new_share>/: the world with n_new new people (prepare/world.py
     make_world, drawn after the rest, which is checked to be the world of data_dir) and closed-book documents
@@ -512,13 +547,7 @@ def capacity_data(data_dir, n_new, fraction, new_share):
     stamp = {"generator": gen, "new_people": n_new, "fraction": fraction, "new_share": new_share}
     if os.path.exists(os.path.join(out, "capacity.json")) and json.load(open(os.path.join(out, "capacity.json"))) == stamp:
         return out
-    w = world.make_world(gen["seed"], gen["people"], gen["held_out"], gen["name_parts"], gen["group_size"], n_new)
-    old = json.load(open(os.path.join(data_dir, "world.json")))
-    same = {k: v for k, v in w.items() if k not in ("fresh", "new_people")}
-    same["attributes"] = {n: a for n, a in w["attributes"].items() if n not in w["new_people"]}
-    if json.loads(json.dumps(same)) != old:
-        raise UserError(f"the world drawn again with new people differs from {data_dir}/world.json: write the world "
-                        f"again (delete {data_dir}) with this prepare/world.py")
+    w = world_with_new_people(data_dir, n_new)
     _, retain = world.forget_split(w, fraction, gen["seed"])
     tok = get_tokenizer(json.load(open(os.path.join(data_dir, "meta.json"))))
     n = max(gen["train_docs"] // 4, 1)
@@ -631,6 +660,157 @@ def capacity(c, data_dir, argv):
     return results
 
 
+def facts_data(data_dir, qa_people, paraphrases, qa_share, replay):
+    """<data_dir>/lora_facts_q<qa_people>_p<paraphrases>_s<qa_share>_r<replay>/: what a LoRA that carries facts
+    trains on (prepare/world.py lora_facts_documents): paraphrases of the facts of the held-out people (the
+    targets: statements only) and of qa_people new people (make_world's, drawn after the rest), closed-book Q&A
+    about the new people (qa_share of those documents), and with replay > 0 the base's first training documents
+    (replay: their share of all). val: the same without the replayed ones. Its world.json has the new people
+    and its questions.jsonl is the world's, so train.py scores the table's metrics and new_closed_book (the
+    Q&A people) as it trains. Written unless it is there."""
+    gen = json.load(open(os.path.join(data_dir, "meta.json")))["generator"]
+    out = os.path.join(data_dir, f"lora_facts_q{qa_people}_p{paraphrases}_s{qa_share:g}_r{replay:g}")
+    stamp = {"generator": gen, "qa_people": qa_people, "paraphrases": paraphrases, "qa_share": qa_share,
+             "replay": replay}
+    if os.path.exists(os.path.join(out, "facts.json")) and json.load(open(os.path.join(out, "facts.json"))) == stamp:
+        return out
+    w = world_with_new_people(data_dir, qa_people)
+    tok = get_tokenizer(json.load(open(os.path.join(data_dir, "meta.json"))))
+    facts = lambda: world.lora_facts_documents(w, w["held_out"], w["new_people"], paraphrases, qa_share,  # noqa: E731
+                                               gen["seed"] + 8, tok)
+    n = sum(1 for _ in facts())
+    base_world = world.make_world(gen["seed"], gen["people"], gen["held_out"], gen["name_parts"], gen["group_size"])
+    replayed = world.documents(base_world, round(replay / (1 - replay) * n), gen["seed"] + 1, "train",
+                               [float(x) for x in gen["mix"].split(",")], tok)  # the base's first documents
+    write_dataset(out, {"train": itertools.chain(facts(), replayed), "val": facts()}, tok, "world_lora_facts",
+                  extra_meta={"generator": gen})
+    atomic_write_text(os.path.join(out, "world.json"), json.dumps({k: v for k, v in w.items() if k != "fresh"}))
+    atomic_write_text(os.path.join(out, "questions.jsonl"), open(os.path.join(data_dir, "questions.jsonl")).read())
+    atomic_write_text(os.path.join(out, "facts.json"), json.dumps(stamp))
+    return out
+
+
+def facts_arm_keys(c, arm):
+    """(data keys, train.py keys) of a lora_facts arm: FACTS_DATA's defaults under its own."""
+    keys = c.lora_facts[arm]
+    return {k: keys.get(k, v) for k, v in FACTS_DATA.items()}, {k: v for k, v in keys.items() if k not in FACTS_DATA}
+
+
+def facts_metrics(model, tok, w, questions, device):
+    """{metric: exact match, metric_loss: answer loss} for FACTS (w: the world with the Q&A people)."""
+    reading = [q for q in questions if q["kind"] == "open_book_new"]
+    probes = [{"prompt": PROBES[attr].format(n), "answer": w["attributes"][n][attr]}
+              for n in w["held_out"] for attr, _, _ in world.ATTRIBUTES]
+    sets = {"target_closed_book": (closed_book_questions(w, w["held_out"]), None),
+            "open_book_new_alone": (reading, None), "target_statement": (probes, None),
+            "qa_closed_book": (closed_book_questions(w, w["new_people"]), None),
+            "closed_book": ([q for q in questions if q["kind"] == "closed_book"], None),
+            "open_book_new": (reading, [q["facts"] for q in reading])}
+    out = {}
+    for metric, (qs, contexts) in sets.items():
+        s = score(model, tok, qs, contexts, device)
+        out[metric], out[f"{metric}_loss"] = round(s["acc"], 5), round(s["loss"], 5)
+    return out
+
+
+def facts_seed(c, data_dir, seed, questions, tok, w, facts_dirs):
+    """A LoRA that carries facts, one seed: train (or reuse) the base, the plain LoRA (the table's `lora`, the
+    control) and one LoRA per lora_facts arm, score them all and the base on FACTS; returns ({arm: metrics},
+    train seconds per run). Scores kept in lora_facts.json."""
+    root = os.path.join(c.out_root, c.name, f"s{seed}")
+    dirs = {"base": os.path.join(root, "base"), "lora": os.path.join(root, "lora"),
+            **{arm: os.path.join(root, f"lora_{arm}") for arm in c.lora_facts}}
+    common = {"data_dir": data_dir, "device": c.device, "seed": seed}
+    seconds = {"base": train_or_reuse(dirs["base"], args({**common, **c.base})),
+               "lora": train_or_reuse(dirs["lora"], args({**common, **c.lora, "data_dir": lora_data(data_dir),
+                                                          "init_from": dirs["base"]}), [dirs["base"]])}
+    for arm in c.lora_facts:  # the last model is scored: no checkpoint is picked by a val loss
+        seconds[arm] = train_or_reuse(dirs[arm], args({**common, **c.lora, "init_from": dirs["base"],
+                                                       "always_save_checkpoint": True, **facts_arm_keys(c, arm)[1],
+                                                       "data_dir": facts_dirs[arm]}), [dirs["base"]])
+    stamp = os.path.join(root, "lora_facts.json")
+    evaluated = {"runs": {r: read_stamp(d) for r, d in dirs.items()}, "questions": len(questions),
+                 "qa_people": c.qa_people}
+    if os.path.exists(stamp) and json.load(open(stamp))["evaluated"] == evaluated:
+        return json.load(open(stamp))["scores"], seconds
+    scores = {r: facts_metrics(model_from_checkpoint(load_checkpoint(os.path.join(d, "ckpt.pt"))).to(c.device).eval(),
+                               tok, w, questions, c.device) for r, d in dirs.items()}
+    atomic_write_text(stamp, json.dumps({"evaluated": evaluated, "scores": scores}))
+    return scores, seconds
+
+
+def plot_facts(results, arms, path, title):
+    """Every arm's FACTS metrics, mean ± std over the seeds, with chance."""
+    fig, ax = plt.subplots(figsize=(11, 4))
+    width = 0.8 / len(arms)
+    for j, arm in enumerate(arms):
+        xs = np.arange(len(FACTS)) + (j - (len(arms) - 1) / 2) * width
+        ax.bar(xs, [results[arm][m]["mean"] for m in FACTS], width, yerr=[results[arm][m]["std"] or 0 for m in FACTS],
+               capsize=3, label=arm)
+    ax.axhline(results["chance"], color="k", ls=":", lw=1, label=f"chance ({results['chance']:.2f})")
+    ax.set_xticks(np.arange(len(FACTS)), [m.replace("_", "_\n", 1) for m in FACTS], fontsize=8)
+    ax.set(ylabel="exact match (mean ± std over seeds)", ylim=(0, 1.05), title=title)
+    ax.legend(fontsize=8, ncol=len(arms) + 1, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    save(fig, path)
+
+
+def lora_facts(c, data_dir, questions, tok, argv):
+    """A LoRA that carries facts (Allen-Zhu and Li's knowledge augmentation and mixed training): per seed the
+    base, the plain LoRA and each arm of c.lora_facts, scored on FACTS. Writes <out_root>/<name>/lora_facts/:
+    results.json (per arm and metric {mean, std, values} over the seeds; the arms' keys and data; timings; the
+    command), results.md and lora_facts.png."""
+    t0 = time.time()
+    facts_dirs = {arm: facts_data(data_dir, c.qa_people, **facts_arm_keys(c, arm)[0]) for arm in c.lora_facts}
+    w = world_with_new_people(data_dir, c.qa_people)
+    per_seed, seconds = [], []
+    for seed in c.seeds:
+        scores, secs = facts_seed(c, data_dir, seed, questions, tok, w, facts_dirs)
+        per_seed.append(scores)
+        seconds.append(secs)
+        print(f"seed {seed}: " + "; ".join(f"{arm} " + " ".join(f"{scores[arm][m]:.2f}" for m in FACTS)
+                                           for arm in scores))
+    arms = list(per_seed[0])
+    results = {arm: summarize([s[arm] for s in per_seed], [*FACTS, *(f"{m}_loss" for m in FACTS)]) for arm in arms}
+    results["arms"] = {"lora": {**c.lora, "data": "the store's facts lines of the held-out people and group B"},
+                       **{arm: {**c.lora, "always_save_checkpoint": True, **facts_arm_keys(c, arm)[1],
+                                "data": {**facts_arm_keys(c, arm)[0], "qa_people": c.qa_people,
+                                         "documents": json.load(open(os.path.join(d, "meta.json")))["splits"]}}
+                          for arm, d in facts_dirs.items()}}
+    results["chance"] = round(float(np.mean([1 / len(values) for _, _, values in world.ATTRIBUTES])), 4)
+    runs = list(seconds[0])
+    results["timings"] = {"train_s": {r: summarize(seconds, [r])[r] for r in runs}, "total_s": round(time.time() - t0, 1)}
+    results["seeds"] = list(c.seeds)
+    results["command"] = "python tools/knowledge.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    root = os.path.join(c.out_root, c.name, "lora_facts")
+    os.makedirs(root, exist_ok=True)
+    atomic_write_text(os.path.join(root, "results.json"), json.dumps(results, indent=1))
+
+    ms = lambda r: f"{r['mean']:.3f} ± {r['std'] or 0:.3f}"  # noqa: E731
+    lines = ["| arm | " + " | ".join(FACTS) + " |", "|---|" + "---:|" * len(FACTS)]
+    lines += [f"| {arm} | " + " | ".join(ms(results[arm][m]) for m in FACTS) + " |" for arm in arms]
+    lines += ["", "per seed (" + ", ".join(map(str, c.seeds)) + "):", "",
+              "| arm | " + " | ".join(FACTS) + " |", "|---|" + "---:|" * len(FACTS)]
+    lines += [f"| {arm} | " + " | ".join(", ".join(f"{v:.2f}" for v in results[arm][m]["values"]) for m in FACTS)
+              + " |" for arm in arms]
+    t = results["timings"]["train_s"]
+    lines += ["", f"exact match, mean ± std over {len(c.seeds)} seeds; chance {results['chance']:.3f}. Targets: the "
+              f"{len(w['held_out'])} held-out people (statements only in the arms' data); target_closed_book: every "
+              "question about them (3 each), the question alone; open_book_new_alone: the table's open_book_new "
+              "questions, the question alone; target_statement: their facts as a statement to complete "
+              "(\"<name> lives in\"); qa_closed_book: every question about the "
+              f"{c.qa_people} Q&A people (trained on); closed_book: the memorized world (group A); open_book_new: "
+              "reading, facts in context. `lora`: the table's plain LoRA (the store's facts lines); `base`: no "
+              "adapter.", "", "train seconds per seed (mean): " + ", ".join(f"{r} {t[r]['mean']:.0f}" for r in runs)
+              + f"; this invocation {results['timings']['total_s']:.0f} s (finished runs are reused).", "",
+              f"`{results['command']}`"]
+    atomic_write_text(os.path.join(root, "results.md"), "\n".join(lines) + "\n")
+    plot_facts(results, arms, os.path.join(root, "lora_facts.png"),
+               f"knowledge_{c.name}: a LoRA that carries facts, {len(c.seeds)} seeds")
+    print("\n".join(lines))
+    print(f"wrote {root}/results.json, results.md, lora_facts.png")
+    return results
+
+
 def main(argv=None):
     (c,), _ = configure([KnowledgeConfig()], argv, description=__doc__)
     if not c.name:
@@ -652,6 +832,12 @@ def main(argv=None):
                                for k in c.sizes.values())):
         raise UserError(f"sizes needs at least two {{label: train.py keys}} entries (n_layer and n_embd set here or "
                         f"in base) and no forget_fractions or new_people, got sizes={c.sizes}")
+    for arm, keys in c.lora_facts.items():
+        d = facts_arm_keys(c, arm)[0] if isinstance(keys, dict) else {}
+        if not (d and 1 <= d["paraphrases"] <= len(world.FORMS) and 0 <= d["qa_share"] < 1
+                and 0 <= d["replay"] < 1 and c.qa_people >= 1):
+            raise UserError(f"lora_facts arm {arm!r} needs keys with paraphrases in 1..{len(world.FORMS)}, qa_share in "
+                            f"[0, 1), replay in [0, 1), and qa_people >= 1; got {keys}, qa_people={c.qa_people}")
     t0 = time.time()
     data_dir = prepare_data(c, world, "knowledge")
     questions = load_questions(data_dir)
@@ -659,6 +845,8 @@ def main(argv=None):
     if c.new_people:
         selective(c, data_dir, questions, tok, argv)
         return capacity(c, data_dir, argv)
+    if c.lora_facts:
+        return lora_facts(c, data_dir, questions, tok, argv)
     if c.forget_fractions:
         return selective(c, data_dir, questions, tok, argv)
     if c.sizes:

@@ -61,6 +61,8 @@ class PrimeConfig:
     device: str = "cpu"  # where training and evaluation run
     data_dir: str = ""  # where the triples go; "" = data/priming_<name>
     out_root: str = "out-priming"  # where experiments go
+    seeded: tuple[str, ...] = ()  # runs trained again with each of `seeds`, as <run>_seed<s>: reported as mean ± std
+    seeds: tuple[int, ...] = ()  # train.py seeds for the `seeded` runs, besides the run itself (train.py's seed)
 
 
 def prepare_data(c, script=priming_data, prefix="priming"):
@@ -96,13 +98,23 @@ def evaluate_conditions(base, primed, triples, tok, device="cpu", batch_size=100
 
     answer_loss: mean loss (nats) over the answer's tokens, the answer given after the context by
     teacher forcing. exact_match: share of triples whose greedy answer (as many tokens as the
-    answer, KV-cached generate) is exactly the answer.
+    answer, KV-cached generate) is exactly the answer. by_n_facts: per number of facts in the
+    document, the answer loss, exact match and other_fact, the share of greedy answers that are another
+    person's place from the same document (binding lost), p_answer and p_other, the probability of the
+    answer's first token and of the other places' first tokens where the answer starts, per condition,
+    and recovered_fraction.
     """
     enc = [[tok.encode(t[k]) for k in ("document", "prompt", "answer")] for t in triples]
     n_facts = [t["document"].count(" lives in ") for t in triples]
+    facts = [[f.strip().split(" lives in ") for f in t["document"].split(" .") if f.count(" lives in ") == 1]
+             for t in triples]
+    others = [[tok.encode(place + " .") for name, place in fs if t["prompt"] != f"? {name} lives in"]
+              for fs, t in zip(facts, triples)]  # the places of the document's other people
     out, by_facts = {}, {}
     for cond in CONDITIONS:
-        loss_sum, n_tokens, hits, per_triple = 0.0, 0, 0, []
+        loss_sum, n_tokens, per_triple = 0.0, 0, []
+        hit, other = np.zeros(len(enc), bool), np.zeros(len(enc), bool)
+        p_answer, p_other = np.zeros(len(enc)), np.zeros(len(enc))  # the answer's first token, the others' places'
         for i in range(0, len(enc), batch_size):
             chunk = enc[i:i + batch_size]
             state, model = None, base
@@ -115,7 +127,11 @@ def evaluate_conditions(base, primed, triples, tok, device="cpu", batch_size=100
             y = torch.full_like(x, -1)
             for b, (c, (_, _, a)) in enumerate(zip(contexts, chunk)):
                 y[b, len(c) - 1:len(c) - 1 + len(a)] = torch.tensor(a)
-            _, loss = model(x.to(device), y.to(device), reduction="none", priming=state)
+            logits, loss = model(x.to(device), y.to(device), reduction="none", priming=state)
+            for b, c in enumerate(contexts):  # the next-token probabilities where the answer starts
+                p = logits[b, len(c) - 1].float().softmax(-1)
+                p_answer[i + b] = p[chunk[b][2][0]].item()
+                p_other[i + b] = sum(p[o[0]].item() for o in others[i + b])
             loss_sum += loss.sum().item()
             n_tokens += int((y != -1).sum())
             per_triple += (loss.sum(1) / (y != -1).sum(1)).tolist()
@@ -124,14 +140,72 @@ def evaluate_conditions(base, primed, triples, tok, device="cpu", batch_size=100
                 n_new = max(len(chunk[b][2]) for b in rows)
                 idx = torch.tensor([contexts[b] for b in rows], device=device)
                 g = model.generate(idx, n_new, temperature=0, priming=None if state is None else state[:, rows])
-                hits += sum(g[k, length:length + len(chunk[b][2])].tolist() == chunk[b][2] for k, b in enumerate(rows))
-        out[cond] = {"answer_loss": loss_sum / n_tokens, "exact_match": hits / len(enc)}
+                for k, b in enumerate(rows):
+                    answer = g[k, length:length + len(chunk[b][2])].tolist()
+                    hit[i + b], other[i + b] = answer == chunk[b][2], answer in others[i + b]
+        out[cond] = {"answer_loss": loss_sum / n_tokens, "exact_match": float(hit.mean())}
         for k in sorted(set(n_facts)):  # documents with one fact, with two, ...: is binding the hard part?
-            by_facts.setdefault(k, {})[cond] = float(np.mean([v for v, f in zip(per_triple, n_facts) if f == k]))
-    gap = out["no_doc"]["answer_loss"] - out["in_context"]["answer_loss"]
-    out["recovered_fraction"] = (out["no_doc"]["answer_loss"] - out["primed"]["answer_loss"]) / gap if gap > 0 else None
-    out["answer_loss_by_n_facts"] = {str(k): v for k, v in by_facts.items()}
+            sel = np.array(n_facts) == k
+            by_facts.setdefault(str(k), {})[cond] = {"answer_loss": float(np.array(per_triple)[sel].mean()),
+                                                     "exact_match": float(hit[sel].mean()),
+                                                     "other_fact": float(other[sel].mean()),
+                                                     "p_answer": float(p_answer[sel].mean()),
+                                                     "p_other": float(p_other[sel].mean())}
+    out["recovered_fraction"] = recovered({c: out[c]["answer_loss"] for c in CONDITIONS})
+    for r in by_facts.values():
+        r["recovered_fraction"] = recovered({c: r[c]["answer_loss"] for c in CONDITIONS})
+    out["by_n_facts"] = by_facts
     return out
+
+
+def recovered(loss):
+    """(no_doc - primed) / (no_doc - in_context) from answer losses; None when the context does not help."""
+    gap = loss["no_doc"] - loss["in_context"]
+    return (loss["no_doc"] - loss["primed"]) / gap if gap > 0 else None
+
+
+# what summarize_seeds reports per seed: recovered fractions, the primed exact match, the binding errors
+SEED_METRICS = ("recovered", "recovered_1", "recovered_2", "exact", "other_2", "p_answer_2", "p_other_2")
+
+
+def summarize_seeds(runs, seeded):
+    """{run: {"per_seed": {name: metrics}, "mean": metrics, "std": metrics}} for each seeded run; std is
+    the sample standard deviation (ddof=1) over its seeds."""
+    out = {}
+    for run, names in seeded.items():
+        per = {}
+        for n in names:
+            r, one, two = runs[n], runs[n]["by_n_facts"].get("1"), runs[n]["by_n_facts"].get("2")  # nan if absent
+            per[n] = {"recovered": r["recovered_fraction"], "exact": r["primed"]["exact_match"], "train_s": r["train_s"],
+                      "recovered_1": one["recovered_fraction"] if one else float("nan"),
+                      "recovered_2": two["recovered_fraction"] if two else float("nan"),
+                      "other_2": two["primed"]["other_fact"] if two else float("nan"),
+                      "p_answer_2": two["primed"]["p_answer"] if two else float("nan"),
+                      "p_other_2": two["primed"]["p_other"] if two else float("nan")}
+        keys = [*SEED_METRICS, "train_s"]
+        out[run] = {"per_seed": per, "mean": {k: float(np.mean([p[k] for p in per.values()])) for k in keys},
+                    "std": {k: float(np.std([p[k] for p in per.values()], ddof=1)) for k in keys}}
+    return out
+
+
+def plot_seeds(seeds, path, title):
+    """Recovered fraction overall, on one-fact and on two-fact documents, and the other-person share, per
+    seeded run: mean bars, one dot per seed."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    labels = {"recovered": "recovered", "recovered_1": "recovered, 1 fact", "recovered_2": "recovered, 2 facts",
+              "other_2": "other person's place, 2 facts"}
+    width = 0.8 / len(labels)
+    for j, (m, label) in enumerate(labels.items()):
+        xs = np.arange(len(seeds)) + (j - (len(labels) - 1) / 2) * width
+        ax.bar(xs, [r["mean"][m] for r in seeds.values()], width, yerr=[r["std"][m] for r in seeds.values()],
+               label=label, capsize=3)
+        for x, r in zip(xs, seeds.values()):
+            ax.scatter([x] * len(r["per_seed"]), [p[m] for p in r["per_seed"].values()], color="k", s=6, zorder=3)
+    ax.axhline(0.9, color="k", ls=":", lw=1)
+    ax.set_xticks(np.arange(len(seeds)), list(seeds))
+    ax.set(ylabel="fraction", title=title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    save(fig, path)
 
 
 def val_loss(model, data_dir, meta, block_size, device):
@@ -184,6 +258,10 @@ def main(argv=None):
         raise UserError(f"only names unknown variation(s) {unknown}; the config has {list(c.variations)}")
     if c.headline != "main" and (c.headline not in c.variations or (c.only and c.headline not in c.only)):
         raise UserError(f"headline must be 'main' or a variation that runs, got {c.headline!r}")
+    unknown = [v for v in c.seeded if v != "main" and v not in c.variations]
+    if unknown or bool(c.seeded) != bool(c.seeds):
+        raise UserError(f"seeded names runs ('main' or variations) to train again with each of seeds: set both "
+                        f"or neither; got seeded {list(c.seeded)} (unknown: {unknown}) and seeds {list(c.seeds)}")
     timings = {}
     t0 = time.time()
     data_dir = prepare_data(c)
@@ -200,6 +278,8 @@ def main(argv=None):
         triples = [json.loads(line) for line in f][:c.eval_docs]
 
     runs = {"main": c.priming, **{k: {**c.priming, **v} for k, v in c.variations.items() if not c.only or k in c.only}}
+    seeded = {run: [run] + [f"{run}_seed{s}" for s in c.seeds] for run in c.seeded if run in runs}
+    runs.update({f"{run}_seed{s}": {**runs[run], "seed": s} for run in seeded for s in c.seeds})
     details = {"runs": {}, "base_val_loss": val_loss(base, data_dir, meta, base.config.block_size, c.device)}
     for run, keys in runs.items():
         out_dir = os.path.join(root, run)
@@ -208,7 +288,8 @@ def main(argv=None):
         primed = model_from_checkpoint(load_checkpoint(os.path.join(out_dir, "ckpt.pt"))).to(c.device).eval()
         stamp = os.path.join(out_dir, "prime_eval.json")
         evaluated = {"run": json.load(open(os.path.join(out_dir, "run.json"))),
-                     "base": json.load(open(os.path.join(base_dir, "run.json"))), "eval_docs": len(triples)}
+                     "base": json.load(open(os.path.join(base_dir, "run.json"))), "eval_docs": len(triples),
+                     "metrics": "by_n_facts, p_other"}  # what evaluate_conditions reports
         if os.path.exists(stamp) and json.load(open(stamp))["evaluated"] == evaluated:
             res = json.load(open(stamp))["results"]  # the same run, base and triples: the same numbers
         else:
@@ -244,10 +325,35 @@ def main(argv=None):
                  f"{details['base_val_loss_with_bias_layers']:.4f}; base trained in {timings['base_train_s']} s.")
     lines += ["", f"answer loss of {c.headline} (results.json) by facts in the document:", "",
               "| facts | " + " | ".join(CONDITIONS) + " | recovered fraction |", "|---:|" + "---:|" * (len(CONDITIONS) + 1)]
-    for k, r in main_res["answer_loss_by_n_facts"].items():
-        gap = r["no_doc"] - r["in_context"]
-        rf = f"{(r['no_doc'] - r['primed']) / gap:.2f}" if gap > 0 else "n/a"
-        lines.append(f"| {k} | " + " | ".join(f"{r[c]:.3f}" for c in CONDITIONS) + f" | {rf} |")
+    for k, r in main_res["by_n_facts"].items():
+        rf = r["recovered_fraction"]
+        lines.append(f"| {k} | " + " | ".join(f"{r[c]['answer_loss']:.3f}" for c in CONDITIONS)
+                     + f" | {'n/a' if rf is None else f'{rf:.2f}'} |")
+    lines += ["", "every run by facts in the document: recovered fraction; exact match of the primed greedy answer; "
+              "other: the share of them that are another person's place from the document; p right, p other: the "
+              "probability of the answer's first syllable and of the other places' where the answer starts", "",
+              "| run | " + " | ".join(f"{h} ({k} fact{'' if k == '1' else 's'})" for k in main_res["by_n_facts"]
+                                      for h in ("recovered", "exact", "other", "p right", "p other")) + " |",
+              "|---|" + "---:|" * (5 * len(main_res["by_n_facts"]))]
+    for cond in ("in_context", None):  # the base with the document in context, then every primed run
+        for run, r in (details["runs"].items() if cond is None else [("base, document in context", main_res)]):
+            cells = [("" if cond else f"{b['recovered_fraction']:.2f}" if b["recovered_fraction"] is not None else "n/a",
+                      *(f"{b[cond or 'primed'][m]:.2f}" for m in ("exact_match", "other_fact", "p_answer", "p_other")))
+                     for b in r["by_n_facts"].values()]
+            lines.append(f"| {run} | " + " | ".join(x for cell in cells for x in cell) + " |")
+    if seeded:
+        details["seeds"] = results["seeds"] = summarize_seeds(details["runs"], seeded)
+        atomic_write_text(os.path.join(results_dir, "results.json"), json.dumps(results, indent=1))
+        atomic_write_text(os.path.join(results_dir, "details.json"), json.dumps(details, indent=1))
+        lines += ["", f"mean ± std over {1 + len(c.seeds)} seeds (train.py's seed and {list(c.seeds)}); "
+                  "other: share of primed greedy answers on two-fact documents that are the other person's place; "
+                  "p right, p other: the probability of the right place's first syllable and of the other's", "",
+                  "| run | recovered | recovered (1 fact) | recovered (2 facts) | exact | other (2 facts) | "
+                  "p right (2 facts) | p other (2 facts) | train s |", "|---|" + "---:|" * 8]
+        for run, r in results["seeds"].items():
+            lines.append(f"| {run} | " + " | ".join(f"{r['mean'][m]:.2f} ± {r['std'][m]:.2f}" for m in SEED_METRICS)
+                         + f" | {r['mean']['train_s']:.0f} |")
+        plot_seeds(results["seeds"], os.path.join(results_dir, "seeds.png"), f"priming_{c.name}: mean ± std over seeds")
     atomic_write_text(os.path.join(results_dir, "results.md"), "\n".join(lines) + "\n")
     plot_conditions(results, os.path.join(results_dir, "conditions.png"), f"priming_{c.name} ({c.headline})")
     if len(details["runs"]) > 1:

@@ -100,6 +100,9 @@ EXPERIMENTS = {
     "priming_one_fact": Experiment("out-priming/one_fact", ("results.md", "results.json", "details.json",
                                                             "conditions.png"),
                                    "python tools/prime.py config/sweeps/priming_one_fact.py"),
+    "priming_binding": Experiment("out-priming/binding", ("results.md", "results.json", "details.json", "conditions.png",
+                                                          "runs.png", "seeds.png"),
+                                  "python tools/prime.py config/sweeps/priming_binding.py"),
     "knowledge_world": Experiment("out-knowledge/world", ("results.md", "results.json", "arms.png", "curves.png"),
                                   "python tools/knowledge.py config/sweeps/knowledge.py"),
     "knowledge_selective": Experiment(
@@ -116,6 +119,8 @@ EXPERIMENTS = {
                                   "python tools/knowledge.py config/sweeps/knowledge_sizes.py"),
     "knowledge_sizes_1000": Experiment("out-knowledge/world_1000/sizes", ("results.md", "results.json", "sizes.png"),
                                        "python tools/knowledge.py config/sweeps/knowledge_sizes_1000.py"),
+    "knowledge_lora": Experiment("out-knowledge/world/lora_facts", ("results.md", "results.json", "lora_facts.png"),
+                                 "python tools/knowledge.py config/sweeps/knowledge_lora.py"),
 }
 
 
