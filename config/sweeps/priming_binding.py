@@ -4,18 +4,9 @@
 #   python tools/prime.py config/sweeps/priming_binding.py
 # Finished runs in out-priming/binding/ are reused; the results go there too (docs/priming.md).
 
+from config.sweeps.priming_facts import base, data, eval_docs, priming  # noqa: F401 (the same corpus, base and bias layers)
+
 name = "binding"
-data = dict(train_docs=50000, val_docs=1000, n_facts="1,2", seed=0)  # prepare/priming.py options
-eval_docs = 500
-base = dict(  # train.py keys of the base model: the same as config/sweeps/priming_facts.py
-    block_size=32, n_layer=3, n_head=4, n_embd=64, dropout=0.0, bias=False, batch_size=32,
-    learning_rate=3e-3, min_lr=3e-4, warmup_iters=50, max_iters=4000, lr_decay_iters=4000,
-    eval_interval=500, eval_iters=20, log_interval=500,
-)
-priming = dict(  # train.py keys of the bias layers (the base is frozen): the seed's design, mean pooling
-    priming_dim=256, priming_pool="mean", batch_size=32, learning_rate=1e-2, min_lr=1e-3, warmup_iters=50,
-    max_iters=1500, lr_decay_iters=1500, eval_interval=500, eval_iters=20, log_interval=500, weight_decay=0.0,
-)
 
 variations = {  # screened at 1,500 steps, one seed; then the 8,000-step runs, three seeds each (seeded)
     "attention": dict(priming_pool="attention"),
