@@ -274,23 +274,29 @@ def test_retrieval_recall_on_a_known_store(tmp_path):
     assert recall == 0.5
 
 
-def test_one_command_writes_the_table_for_every_arm(tmp_path, monkeypatch):
+def tiny_knowledge(tmp_path, monkeypatch, iters, eval_interval=2):
+    """tools/knowledge.py with train.py run in this process (the same runs, no interpreter start-ups; a run
+    trained before is reused), the keys of a tiny run of `iters` steps as a dict literal (keys(*extra)), and the
+    arguments every tiny experiment on TINY_WORLD shares."""
     from tools import knowledge
 
-    def train_here(out_dir, args, inputs=()):  # train.py in this process: the same runs, no interpreter start-ups
-        if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):  # (a run trained before is reused)
+    def train_here(out_dir, args, inputs=()):
+        if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
             train.main([*args, f"--out_dir={out_dir}", "--overwrite=True"])
-        return 0.0
+        return 1.0
     monkeypatch.setattr(knowledge, "train_or_reuse", train_here)
-
-    run = "--max_iters=4", "--lr_decay_iters=4", "--eval_interval=2", "--block_size=48"  # facts + question: 34 tokens
+    run = f"--max_iters={iters}", f"--lr_decay_iters={iters}", f"--eval_interval={eval_interval}", "--block_size=48"
     keys = lambda *extra: "{" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]!r}"  # noqa: E731
-                                          for a in (*TINY_MODEL, *run, *extra)) + "}"
-    results = knowledge.main([
-        "--name=tiny", f"--out_root={tmp_path / 'out'}", f"--data_dir={tmp_path / 'world'}", "--seeds=(0, 1)",
-        "--data={" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]}" for a in TINY_WORLD) + "}",
-        f"--base={keys()}", f"--forgetting={keys('--forget_weight=1.0')}", f"--priming={keys('--priming_dim=8')}",
-        f"--lora={keys('--lora_rank=2')}"])
+                                          for a in (*TINY_MODEL, *run, *extra)) + "}"  # facts + question: 34 tokens
+    argv = ["--name=tiny", f"--out_root={tmp_path / 'out'}", f"--data_dir={tmp_path / 'world'}", "--seeds=(0, 1)",
+            "--data={" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]}" for a in TINY_WORLD) + "}",
+            f"--base={keys()}", f"--forgetting={keys('--forget_weight=1.0')}", f"--lora={keys('--lora_rank=2')}"]
+    return knowledge, keys, argv
+
+
+def test_one_command_writes_the_table_for_every_arm(tmp_path, monkeypatch):
+    knowledge, keys, argv = tiny_knowledge(tmp_path, monkeypatch, 4)
+    results = knowledge.main([*argv, f"--priming={keys('--priming_dim=8')}"])
     for arm in knowledge.ARMS:
         for metric in ("closed_book", "open_book_new", "counterfactual_follow"):
             r = results[arm][metric]
@@ -349,20 +355,9 @@ def test_paraphrases_state_the_same_facts_in_different_forms():
 
 
 def test_a_lora_that_carries_facts_never_sees_a_question_about_its_targets(tmp_path, monkeypatch):
-    from tools import knowledge
-
-    def train_here(out_dir, args, inputs=()):  # train.py in this process (a run trained before is reused)
-        if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
-            train.main([*args, f"--out_dir={out_dir}", "--overwrite=True"])
-        return 0.0
-    monkeypatch.setattr(knowledge, "train_or_reuse", train_here)
-    run = "--max_iters=2", "--lr_decay_iters=2", "--eval_interval=2", "--block_size=48"
-    keys = lambda *extra: "{" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]!r}"  # noqa: E731
-                                          for a in (*TINY_MODEL, *run, *extra)) + "}"
-    argv = ["--name=tiny", f"--out_root={tmp_path / 'out'}", f"--data_dir={tmp_path / 'world'}", "--seeds=(0, 1)",
-            "--data={" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]}" for a in TINY_WORLD) + "}",
-            f"--base={keys()}", f"--forgetting={keys('--forget_weight=1.0')}", f"--lora={keys('--lora_rank=2')}",
-            "--qa_people=6", "--lora_facts={'facts': {'paraphrases': 3}, 'replay': {'paraphrases': 3, 'replay': 0.5}}"]
+    knowledge, keys, argv = tiny_knowledge(tmp_path, monkeypatch, 2)
+    argv += ["--qa_people=6",
+             "--lora_facts={'facts': {'paraphrases': 3}, 'replay': {'paraphrases': 3, 'replay': 0.5}}"]
     results = knowledge.main(argv)
     w = json.load(open(tmp_path / "world" / "world.json"))
     plain, replayed = (str(tmp_path / "world" / f"lora_facts_q6_p3_s0.25_r{r}") for r in ("0", "0.5"))
@@ -391,21 +386,8 @@ def test_a_lora_that_carries_facts_never_sees_a_question_about_its_targets(tmp_p
 
 
 def test_sizes_score_every_size_and_seed_and_name_the_smallest_reader(tmp_path, monkeypatch):
-    from tools import knowledge
-
-    def train_here(out_dir, args, inputs=()):  # train.py in this process (a run trained before is reused)
-        if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
-            train.main([*args, f"--out_dir={out_dir}", "--overwrite=True"])
-        return 1.0
-    monkeypatch.setattr(knowledge, "train_or_reuse", train_here)
-
-    run = "--max_iters=3", "--lr_decay_iters=3", "--eval_interval=3", "--block_size=48"
-    keys = lambda *extra: "{" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]!r}"  # noqa: E731
-                                          for a in (*TINY_MODEL, *run, *extra)) + "}"
+    knowledge, keys, common = tiny_knowledge(tmp_path, monkeypatch, 3, eval_interval=3)
     sizes = "{'2x32': {}, '1x8': {'n_layer': 1, 'n_embd': 8, 'n_head': 1}, '1x16': {'n_layer': 1, 'n_embd': 16}}"
-    common = ["--name=tiny", f"--out_root={tmp_path / 'out'}", f"--data_dir={tmp_path / 'world'}", "--seeds=(0, 1)",
-              "--data={" + ", ".join(f"'{a[2:].split('=')[0]}': {a.split('=')[1]}" for a in TINY_WORLD) + "}",
-              f"--base={keys()}", f"--forgetting={keys('--forget_weight=1.0')}", f"--lora={keys('--lora_rank=2')}"]
     results = knowledge.main([*common, f"--sizes={sizes}"])
     assert results["sizes"] == ["1x8", "1x16", "2x32"]  # by parameters
     vocab = json.load(open(tmp_path / "world" / "meta.json"))["vocab_size"]
