@@ -1211,9 +1211,9 @@ class BiasLayer(nn.Module):
         self.c_out.ZERO_INIT = True  # an untrained bias layer writes nothing (GPT._init_weights, then zeroed)
         self.gelu = nn.GELU()
         if config.priming_slots > 1:
-            # priming_slots (design note 000, docs/priming.md "priming that binds"): K queries pool K biases (one
-            # per fact, say); each token mixes them by how its c_sel query matches each, so a name could pick its
-            # own fact's bias. The queries start random: equal ones would pool equal slots and stay equal
+            # priming_slots (docs/priming.md#priming-that-binds-priming_slots): K queries pool K biases (one per
+            # fact, say); each token mixes them by how its c_sel query matches each, so a name could pick its own
+            # fact's bias. The queries start random: equal ones would pool equal slots and stay equal
             self.pool_query = nn.Parameter(torch.randn(config.priming_slots, D))
             self.c_sel = nn.Linear(width, D, bias=False)
         elif config.priming_pool == "attention":  # a learned query over the document; zero = the mean
