@@ -383,7 +383,9 @@ def test_ctrl_c_ends_training_with_one_line_and_status_130(facts_dir, tmp_path):
                           *train_args(facts_dir, run, "--max_iters=100000", "--eval_interval=5",
                                       "--always_save_checkpoint=True")],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+                         # Ctrl-C as in a terminal: a suite started in the background inherits SIGINT ignored
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for line in p.stdout:  # wait for the first checkpoint
             if line.startswith("saved"):
