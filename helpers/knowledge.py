@@ -6,6 +6,8 @@ Metrics, on the val questions of the dataset's questions.jsonl, each as exact ma
 at the answer is the answer: every answer is one token) and answer loss (nats):
     closed_book            people of the world (group A), no facts given: what the weights remember
     open_book_new          held-out people, their facts given: what the model reads
+    open_book_other        of those, the share answered with the facts block's other person's attribute
+                           (where it differs): reading the right line, not just the asked attribute
     counterfactual_follow  group B, facts that contradict the world given: the share of answers that
                            follow the context; counterfactual_memory is the share that follow memory
 With forget_fraction < 1 (selective forgetting: only a forget set of the world's people counts as available
@@ -44,13 +46,13 @@ def load_questions(data_dir):
 
 
 @torch.no_grad()
-def score(model, tok, questions, contexts=None, device="cpu", batch_size=256):
+def score(model, tok, questions, contexts=None, device="cpu", batch_size=256, alt="memory"):
     """Exact match and answer loss of the model on questions, each prompt after its context (a text;
-    none by default): {"acc", "loss", "memory" (share answered with q["memory"]), "hits" (per question)}."""
+    none by default): {"acc", "loss", alt (share answered with q[alt]), "hits" (per question)}."""
     contexts = contexts or [""] * len(questions)
     seqs = [torch.tensor(tok.encode(f"{c} {q['prompt']}".strip())) for c, q in zip(contexts, questions)]
     answers = torch.tensor([tok.encode(q["answer"])[0] for q in questions])
-    memory = torch.tensor([tok.encode(q["memory"])[0] if q.get("memory") else -1 for q in questions])
+    memory = torch.tensor([tok.encode(q[alt])[0] if q.get(alt) else -1 for q in questions])
     losses, preds = [], []
     was_training = model.training
     model.eval()
@@ -66,7 +68,7 @@ def score(model, tok, questions, contexts=None, device="cpu", batch_size=256):
     pred, loss = torch.cat(preds), torch.cat(losses)
     hits = (pred == answers).tolist()
     return {"acc": sum(hits) / len(hits), "loss": loss.mean().item(),
-            "memory": (pred == memory).float().mean().item(), "hits": hits}
+            alt: (pred == memory).float().mean().item(), "hits": hits}
 
 
 def knowledge_metrics(model, tok, questions, facts=lambda q: q["facts"], device="cpu"):
@@ -81,6 +83,14 @@ def knowledge_metrics(model, tok, questions, facts=lambda q: q["facts"], device=
         if metric == "counterfactual_follow":
             out["counterfactual_memory"] = round(s["memory"], 5)
     return out
+
+
+def open_book_other(model, tok, questions, device="cpu"):
+    """Share of open-book answers (facts block given) that are the block's other person's: the binding
+    error. Over the questions whose two people differ in the asked attribute; None when none have `other`.
+    A reader that copies the asked attribute from a random line scores about 0.5 here and on open_book_new."""
+    qs = [q for q in questions if q["kind"] == "open_book_new" and q.get("other") not in (None, q["answer"])]
+    return round(score(model, tok, qs, [q["facts"] for q in qs], device, alt="other")["other"], 5) if qs else None
 
 
 def closed_book_questions(world, names):
@@ -219,6 +229,8 @@ class Knowledge(Extra):
 
     def metrics(self, model):
         out = knowledge_metrics(model, self.tok, self.questions, device=self.device)
+        if (other := open_book_other(model, self.tok, self.questions, self.device)) is not None:
+            out["open_book_other"] = other
         if self.forget_fraction < 1:
             out.update(split_metrics(model, self.tok, self.world, self.forget, self.retain, self.device))
         if self.world.get("new_people"):
@@ -227,7 +239,8 @@ class Knowledge(Extra):
         return out
 
     def summary(self, row):
-        return "".join(f", {k} {row[k]:.3f}" for k in (*METRICS, "forget_closed_book", "retain_closed_book", "new_closed_book")
+        return "".join(f", {k} {row[k]:.3f}" for k in (*METRICS, "open_book_other", "forget_closed_book",
+                                                        "retain_closed_book", "new_closed_book")
                        if k in row)
 
     def loss(self, model, generator):
@@ -273,9 +286,10 @@ def plot_knowledge(out_dir, plot_dir):
         return []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     it = [r["iter"] for r in rows]
-    for metric in (*METRICS, "counterfactual_memory"):
-        axes[0].plot(it, [r[metric] for r in rows], marker=".", label=metric,
-                     ls="--" if metric == "counterfactual_memory" else "-")
+    for metric in (*METRICS, "counterfactual_memory", "open_book_other"):
+        if metric in rows[-1]:  # (open_book_other: questions.jsonl written before it had `other` lacks it)
+            axes[0].plot(it, [r.get(metric) for r in rows], marker=".", label=metric,
+                         ls="-" if metric in METRICS else "--")
         if metric in METRICS:
             axes[1].plot(it, [r[f"{metric}_loss"] for r in rows], marker=".", label=metric)
     axes[0].set(xlabel="iteration", ylabel="exact match", ylim=(-0.02, 1.02))

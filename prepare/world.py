@@ -25,9 +25,9 @@ Beside the bins it writes what the metrics and the arms of tools/knowledge.py re
   world.json       the people, their attributes, the held-out people, and the "updates": for a group
                    of people of the world, new attributes that contradict memory (the counterfactuals)
   questions.jsonl  val questions, one per line: {kind, entity, facts, prompt, answer, candidates,
-                   memory}, kind closed_book (group A of the world, no facts), open_book_new (held-out
+                   memory, other}, kind closed_book (group A of the world, no facts), open_book_new (held-out
                    people, facts given) or counterfactual (group B, the updated facts given; memory is
-                   the world's answer)
+                   the world's answer); other is the answer of the facts block's other person
   library.jsonl    the external store: one facts line per person as the world is now (held-out people,
                    and group B's updated facts), for retrieval and LoRA
 forget_split splits the people of the world into a forget set and a retain set (selective forgetting,
@@ -178,12 +178,14 @@ def qa(name, attrs, rng):
     return f"{question(name, attr)[0]} {attrs[attr]} ."
 
 
-def make_document(rng, w, kind, split, n_questions=3):
-    """(text, prefix text) of one document of the given kind; prefix is the facts block."""
+def make_document(rng, w, kind, split, n_questions=3, open_people=(2, 3), apart=False):
+    """(text, prefix text) of one document of the given kind; prefix is the facts block. An open-book or
+    counterfactual document states the facts of open_people (min, max) people and asks n_questions; apart:
+    one sentence per fact, each with the whole name (statement), instead of facts_line's one per person."""
     if kind == "closed":
         people = [rng.choice(w["people"]) for _ in range(n_questions + 1)]
         return " ".join(qa(n, w["attributes"][n], rng) for n in people), ""
-    k = rng.randint(2, 3)
+    k = rng.randint(*open_people)
     pool = w["held_out"] if split == "val" else w["fresh"]
     people = {}
     while len(people) < k:
@@ -201,21 +203,21 @@ def make_document(rng, w, kind, split, n_questions=3):
         asked = [rng.choice(asked) for _ in range(n_questions)]
     names = list(people)
     rng.shuffle(names)
-    facts = " ".join(facts_line(n, people[n]) for n in names)
+    facts = " ".join(statement(n, people[n], apart=apart) for n in names)
     return facts + " " + " ".join(qa(n, people[n], rng) for n in asked), facts
 
 
-def documents(w, n, seed, split, mix, tok):
+def documents(w, n, seed, split, mix, tok, n_questions=3, open_people=(2, 3), apart=False):
     """(ids, prefix length, n_bytes) of n documents; mix: shares of closed, open, counterfactual."""
     rng = random.Random(seed)
     for _ in range(n):
         kind = rng.choices(("closed", "open", "counterfactual"), weights=mix)[0]
-        text, prefix = make_document(rng, w, kind, split)
+        text, prefix = make_document(rng, w, kind, split, n_questions, open_people, apart)
         yield tok.encode(text), len(tok.encode(prefix)), len(text)
 
 
-def val_questions(w, n, seed):
-    """The question sets of the metrics: n per kind, each with its facts block (two facts lines)."""
+def val_questions(w, n, seed, apart=False):
+    """The question sets of the metrics: n per kind, each with its facts block (two people's facts)."""
     rng = random.Random(seed)
     attrs, out = [a for a, _, _ in ATTRIBUTES], []
     now = {**w["attributes"], **w["updates"]}  # the world as the external store has it
@@ -224,11 +226,11 @@ def val_questions(w, n, seed):
         attr = rng.choice(attrs)
         prompt, candidates = question(name, attr)
         other = rng.choice([m for m in facts_of if m != name])
-        lines = [facts_line(name, facts_of[name]), facts_line(other, facts_of[other])]
+        lines = [statement(name, facts_of[name], apart=apart), statement(other, facts_of[other], apart=apart)]
         rng.shuffle(lines)
         out.append({"kind": kind, "entity": name, "attribute": attr, "facts": " ".join(lines), "prompt": prompt,
                     "answer": facts_of[name][attr], "candidates": candidates,
-                    "memory": memory[attr] if memory else None})
+                    "memory": memory[attr] if memory else None, "other": facts_of[other][attr]})
 
     for _ in range(n):
         add("closed_book", rng.choice(w["group_a"]), w["attributes"])
@@ -255,6 +257,11 @@ def main(argv=None):
     p.add_argument("--train_docs", type=int, default=40000, help="number of training documents")
     p.add_argument("--val_docs", type=int, default=1000, help="number of validation documents")
     p.add_argument("--mix", default="0.45,0.4,0.15", help="shares of closed-book, open-book, counterfactual")
+    p.add_argument("--open_people", default="2,3",
+                   help="min,max people whose facts an open-book or counterfactual document states")
+    p.add_argument("--questions", type=int, default=3, help="questions per document")
+    p.add_argument("--facts_apart", default="False", choices=("False", "True"),
+                   help="True: facts blocks and the store state one sentence per fact, each with the whole name")
     p.add_argument("--eval_questions", type=int, default=200, help="val questions per metric")
     p.add_argument("--seed", type=int, default=0, help="draws the world; train uses seed + 1, val seed + 2")
     p.add_argument("--out", default=None, help="output directory (default data/world)")
@@ -262,22 +269,31 @@ def main(argv=None):
     mix = [float(x) for x in args.mix.split(",")]
     if len(mix) != 3 or min(mix) < 0 or mix[0] + mix[1] + mix[2] <= 0:
         sys.exit(f"error: --mix must be three shares >= 0, not all 0, got {args.mix}")
+    try:
+        open_people = tuple(int(x) for x in args.open_people.split(","))
+    except ValueError:
+        open_people = ()
+    if len(open_people) != 2 or not 2 <= open_people[0] <= open_people[1] or args.questions < 1:
+        sys.exit(f"error: --open_people must be min,max with 2 <= min <= max (got {args.open_people}) and "
+                 f"--questions >= 1 (got {args.questions})")
     if 2 * args.group_size > args.people or args.held_out < 2 or args.group_size < 2:
         sys.exit("error: --group_size must be >= 2 with 2 * group_size <= --people, and --held_out >= 2")
 
     w = make_world(args.seed, args.people, args.held_out, args.name_parts, args.group_size)
     tok = WordTokenizer(vocabulary(args.name_parts))
     out = args.out or default_out_dir("world")
-    write_dataset(out, {"train": documents(w, args.train_docs, args.seed + 1, "train", mix, tok),
-                        "val": documents(w, args.val_docs, args.seed + 2, "val", mix, tok)},
+    apart = args.facts_apart == "True"
+    shape = dict(n_questions=args.questions, open_people=open_people, apart=apart)
+    write_dataset(out, {"train": documents(w, args.train_docs, args.seed + 1, "train", mix, tok, **shape),
+                        "val": documents(w, args.val_docs, args.seed + 2, "val", mix, tok, **shape)},
                   tok, "world", extra_meta={"generator": {k: v for k, v in vars(args).items() if k != "out"}})
     now = {**w["attributes"], **w["updates"]}
     world = {k: v for k, v in w.items() if k != "fresh"}
     with open(os.path.join(out, ".world.json.tmp"), "w") as f:
         json.dump(world, f)
     os.replace(os.path.join(out, ".world.json.tmp"), os.path.join(out, "world.json"))
-    write_jsonl(os.path.join(out, "questions.jsonl"), val_questions(w, args.eval_questions, args.seed + 3))
-    write_jsonl(os.path.join(out, "library.jsonl"), [{"entity": n, "text": facts_line(n, now[n])}
+    write_jsonl(os.path.join(out, "questions.jsonl"), val_questions(w, args.eval_questions, args.seed + 3, apart))
+    write_jsonl(os.path.join(out, "library.jsonl"), [{"entity": n, "text": statement(n, now[n], apart=apart)}
                                                      for n in w["people"] + w["held_out"]])
     print(f"{out}/questions.jsonl: {3 * args.eval_questions} val questions; library.jsonl: "
           f"{len(w['people']) + len(w['held_out'])} facts lines")

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from conftest import ROOT, shared_file  # noqa: E402
 
-from helpers.data import Batches, load_meta
+from helpers.data import Batches, load_meta  # noqa: E402
 from prepare import books, common, dolma, openwebtext, pipeline, squad, text, tinystories, wikitext  # noqa: E402
 
 ONE = ["--num_proc=1"]

@@ -3,6 +3,7 @@
 
 import json
 import os
+import random
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import train
 from conftest import TINY_MODEL
 from helpers.checkpoint import read_metrics
 from helpers.config import UserError
-from helpers.knowledge import Forgetting, forgetting_term, knowledge_metrics, score
+from helpers.knowledge import Forgetting, forgetting_term, knowledge_metrics, open_book_other, score
 from model import GPT, GPTConfig
 from prepare import world
 from prepare.common import WordTokenizer, get_tokenizer
@@ -96,6 +97,29 @@ class AnswerTable(torch.nn.Module):
         return logits, None
 
 
+def test_document_shape_flags_people_questions_and_facts_apart_and_bad_shapes_are_refused(tmp_path, capsys):
+    w, rng = world.make_world(0, 30, 8, 10, 6), random.Random(0)
+    doc = lambda kind: world.make_document(rng, w, kind, "train", 5, (4, 4))[0]  # noqa: E731
+    for _ in range(20):
+        assert (doc("open").count("lives in"), doc("open").count("?")) == (4, 5)
+        assert doc("counterfactual").count("lives in") in (4, 5)  # (its person of the world is added if not drawn)
+        assert doc("closed").count("?") == 6 and "lives in" not in doc("closed")  # one question more, as by default
+    text, facts = world.make_document(rng, w, "open", "train", apart=True)
+    sentences = facts.split(" . ")  # one per fact, each starting with the person's whole name
+    assert len(sentences) in (6, 9) and all(sentences[i].split()[:2] == sentences[i - i % 3].split()[:2]
+                                             for i in range(len(sentences)))
+    apart = make_world(tmp_path / "apart", "--facts_apart=True")
+    for line in open(os.path.join(apart, "library.jsonl")):
+        entity, text = json.loads(line).values()
+        assert text.count(entity) == 3 and text.count(" . ") == 2
+    q = json.loads(next(line for line in open(os.path.join(apart, "questions.jsonl")) if "open_book" in line))
+    assert q["facts"].count(q["entity"]) == 3 and q["facts"].count(" . ") == 5
+    for bad in ("--open_people=1,3", "--open_people=3,2", "--open_people=3", "--questions=0"):
+        with pytest.raises(SystemExit, match="open_people must be min,max"):
+            make_world(tmp_path / "bad", bad)
+    assert not (tmp_path / "bad").exists()  # refused before anything is written
+
+
 def test_metrics_score_a_hand_made_answer_set():
     tok = WordTokenizer(["Ana", "Bo", "where", "does", "live", "?", "Pim", "Rom", "lives", "in", "."])
     q = lambda kind, name, answer, facts="", memory=None: {  # noqa: E731
@@ -115,6 +139,20 @@ def test_metrics_score_a_hand_made_answer_set():
     # without its facts, the open-book question gets the memorized answer, which is wrong
     flat = score(model, tok, questions[2:3])
     assert flat["acc"] == 0.0 and flat["loss"] == pytest.approx(50.0, abs=1e-3)
+
+
+def test_open_book_other_counts_answers_taken_from_the_other_person_s_line():
+    tok = WordTokenizer(["Ana", "Bo", "Cy", "where", "does", "live", "?", "Pim", "Rom", "lives", "in", "."])
+    facts = "Ana lives in Rom . Bo lives in Pim ."
+    q = lambda name, answer, other: {"kind": "open_book_new", "prompt": f"where does {name} live ?",  # noqa: E731
+                                     "answer": answer, "other": other, "facts": facts, "candidates": ["Pim", "Rom"]}
+    # reads Ana's line right, answers Bo's question from Ana's line; Cy's two lines agree, so Cy is left out
+    model = AnswerTable(tok, {f"{facts} where does Ana live ?": {"Rom": 50.0},
+                              f"{facts} where does Bo live ?": {"Rom": 50.0},
+                              f"{facts} where does Cy live ?": {"Rom": 50.0}})
+    questions = [q("Ana", "Rom", "Pim"), q("Bo", "Pim", "Rom"), q("Cy", "Rom", "Rom")]
+    assert open_book_other(model, tok, questions) == 0.5
+    assert open_book_other(model, tok, [{**x, "other": None} for x in questions]) is None  # older questions.jsonl
 
 
 def tiny_gpt(vocab, block_size=16):
@@ -409,5 +447,14 @@ def test_sizes_score_every_size_and_seed_and_name_the_smallest_reader(tmp_path, 
     assert {"results.json", "results.md", "sizes.png"} <= set(os.listdir(out / "sizes"))
     assert {"base", "base_1x8", "base_1x16"} <= set(os.listdir(out / "s1"))
     assert json.load(open(out / "s1" / "base_1x8" / "config.json"))["model"]["n_embd"] == 8
+    # questions.jsonl written before `other` existed is written again (the same world), and every run is reused
+    questions = tmp_path / "world" / "questions.jsonl"
+    bins = (tmp_path / "world" / "train.bin").read_bytes()
+    questions.write_text("".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "other"}) + "\n"
+                                 for line in questions.read_text().splitlines()))
+    again = knowledge.main([*common, f"--sizes={sizes}"])
+    assert all("other" in json.loads(line) for line in questions.read_text().splitlines())
+    assert (tmp_path / "world" / "train.bin").read_bytes() == bins
+    assert again["1x8"]["open_book_other"] == results["1x8"]["open_book_other"]
     with pytest.raises(UserError, match="sizes needs at least two"):
         knowledge.main([*common, "--sizes={'1x8': {'n_layer': 1, 'n_embd': 8, 'n_head': 1}}"])

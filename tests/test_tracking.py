@@ -12,7 +12,7 @@ from conftest import ROOT, train_args
 import train
 from helpers.checkpoint import read_metrics
 from helpers.config import TrainConfig, UserError, check_train_config, configure
-from helpers.tracking import Tracker, run_names, scalars
+from helpers.tracking import run_names, scalars
 from tools import compare
 
 

@@ -83,8 +83,8 @@ import numpy as np
 
 from helpers.checkpoint import atomic_write_text, load_checkpoint, model_from_checkpoint, read_metrics
 from helpers.config import UserError, configure, main_guard
-from helpers.knowledge import (KIND, METRICS, closed_book_questions, knowledge_metrics, load_questions, score,
-                               split_metrics)
+from helpers.knowledge import (KIND, METRICS, closed_book_questions, knowledge_metrics, load_questions, open_book_other,
+                               score, split_metrics)
 from helpers.launch import read_stamp, train_or_reuse
 from helpers.plotting import plt, save
 from prepare import world
@@ -96,7 +96,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ARMS = ("baseline", "forgetting", "continued", "context", "retrieval", "priming", "lora")
 RUNS = ("base", "forgetting", "continued", "priming", "lora")
-SIZED = ("closed_book", "open_book_new", "retrieval")  # the sizes sweep's metrics: memory, reading, retrieval
+SIZED = ("closed_book", "open_book_new", "retrieval", "open_book_other")  # memory, reading, retrieval, binding error
 SELECTIVE = ("forget_closed_book", "retain_closed_book", "open_book_new")  # selective forgetting's metrics
 # a LoRA that carries facts: the data keys of an arm and their defaults (the rest of its keys go to train.py)
 FACTS_DATA = {"paraphrases": 8, "qa_share": 0.25, "replay": 0.0}
@@ -413,7 +413,7 @@ def sizes_seed(c, data_dir, seed, questions, tok, retrieved):
     seconds = {label: train_or_reuse(dirs[label], args({**common, **c.base, **keys})) for label, keys in c.sizes.items()}
     stamp = os.path.join(root, "sizes.json")
     evaluated = {"runs": {label: read_stamp(d) for label, d in dirs.items()}, "questions": len(questions),
-                 "retrieval_k": c.retrieval_k}
+                 "retrieval_k": c.retrieval_k, "metrics": list(SIZED)}
     if os.path.exists(stamp) and json.load(open(stamp))["evaluated"] == evaluated:
         return json.load(open(stamp))["scores"], seconds
     scores = {}
@@ -423,7 +423,8 @@ def sizes_seed(c, data_dir, seed, questions, tok, retrieved):
         r = knowledge_metrics(model, tok, questions, lambda q: retrieved[q["prompt"]], c.device)
         non_emb, total = parameters(model)
         scores[label] = {"closed_book": m["closed_book"], "open_book_new": m["open_book_new"],
-                         "retrieval": r["open_book_new"], "params": non_emb, "params_total": total}
+                         "retrieval": r["open_book_new"], "open_book_other": open_book_other(model, tok, questions, c.device),
+                         "params": non_emb, "params_total": total}
     atomic_write_text(stamp, json.dumps({"evaluated": evaluated, "scores": scores}))
     return scores, seconds
 
@@ -447,9 +448,10 @@ def plot_sizes(results, labels, path, title):
     """Closed-book, open-book and retrieval accuracy against the non-embedding parameters, mean ± std."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     xs = [results[label]["params"] for label in labels]
-    for metric, marker in zip(SIZED, ("o", "s", "^")):
+    for metric, marker in zip(SIZED, ("o", "s", "^", "x")):
         ax.errorbar(xs, [results[label][metric]["mean"] for label in labels], capsize=3, marker=marker,
-                    yerr=[results[label][metric]["std"] or 0 for label in labels], label=metric)
+                    yerr=[results[label][metric]["std"] or 0 for label in labels], label=metric,
+                    ls="--" if metric == "open_book_other" else "-")
     for x, label in zip(xs, labels):
         ax.annotate(label, (x, 0.02), ha="center", fontsize=8)
     ax.axhline(results["chance"], color="k", ls=":", lw=1, label=f"chance ({results['chance']:.2f})")
@@ -501,7 +503,9 @@ def model_sizes(c, data_dir, questions, tok, argv):
     lines += ["", f"exact match, mean ± std over {len(c.seeds)} seeds (per seed in brackets); closed_book: no facts "
               f"(chance {results['chance']:.3f}); open_book_new: held-out people, facts block in context; retrieval: "
               f"the same questions after the {c.retrieval_k} facts lines BM25 ranks first (recall "
-              f"{recall:.3f}); {len(closed)} questions per metric.", ""]
+              f"{recall:.3f}); open_book_other: of the open-book questions whose two people differ, the share answered with the "
+              f"other person's value (the binding error; about 0.5 when a line is picked at random); {len(closed)} "
+              f"questions per metric.", ""]
     for metric in ("open_book_new", "retrieval"):
         r = a[metric]
         lines.append(f"{metric}: " + (f"{r['reader']} is the smallest reader at or above {a['memorizer']}'s closed_book "
@@ -681,7 +685,9 @@ def facts_data(data_dir, qa_people, paraphrases, qa_share, replay):
     n = sum(1 for _ in facts())
     base_world = world.make_world(gen["seed"], gen["people"], gen["held_out"], gen["name_parts"], gen["group_size"])
     replayed = world.documents(base_world, round(replay / (1 - replay) * n), gen["seed"] + 1, "train",
-                               [float(x) for x in gen["mix"].split(",")], tok)  # the base's first documents
+                               [float(x) for x in gen["mix"].split(",")], tok, gen.get("questions", 3),
+                               tuple(int(x) for x in gen.get("open_people", "2,3").split(",")),
+                               gen.get("facts_apart") == "True")  # the base's first documents
     write_dataset(out, {"train": itertools.chain(facts(), replayed), "val": facts()}, tok, "world_lora_facts",
                   extra_meta={"generator": gen})
     atomic_write_text(os.path.join(out, "world.json"), json.dumps({k: v for k, v in w.items() if k != "fresh"}))
@@ -841,6 +847,9 @@ def main(argv=None):
     t0 = time.time()
     data_dir = prepare_data(c, world, "knowledge")
     questions = load_questions(data_dir)
+    if any("other" not in q for q in questions):  # written before open_book_other: the same world, written again
+        world.main([f"--{k}={v}" for k, v in c.data.items()] + [f"--out={data_dir}"])
+        questions = load_questions(data_dir)
     tok = get_tokenizer(json.load(open(os.path.join(data_dir, "meta.json"))))
     if c.new_people:
         selective(c, data_dir, questions, tok, argv)
