@@ -52,7 +52,7 @@ def score(model, tok, questions, contexts=None, device="cpu", batch_size=256, al
     contexts = contexts or [""] * len(questions)
     seqs = [torch.tensor(tok.encode(f"{c} {q['prompt']}".strip())) for c, q in zip(contexts, questions)]
     answers = torch.tensor([tok.encode(q["answer"])[0] for q in questions])
-    memory = torch.tensor([tok.encode(q[alt])[0] if q.get(alt) else -1 for q in questions])
+    alt_ids = torch.tensor([tok.encode(q[alt])[0] if q.get(alt) else -1 for q in questions])
     losses, preds = [], []
     was_training = model.training
     model.eval()
@@ -68,7 +68,7 @@ def score(model, tok, questions, contexts=None, device="cpu", batch_size=256, al
     pred, loss = torch.cat(preds), torch.cat(losses)
     hits = (pred == answers).tolist()
     return {"acc": sum(hits) / len(hits), "loss": loss.mean().item(),
-            alt: (pred == memory).float().mean().item(), "hits": hits}
+            alt: (pred == alt_ids).float().mean().item(), "hits": hits}
 
 
 def knowledge_metrics(model, tok, questions, facts=lambda q: q["facts"], device="cpu"):

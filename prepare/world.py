@@ -259,7 +259,7 @@ def main(argv=None):
     p.add_argument("--mix", default="0.45,0.4,0.15", help="shares of closed-book, open-book, counterfactual")
     p.add_argument("--open_people", default="2,3",
                    help="min,max people whose facts an open-book or counterfactual document states")
-    p.add_argument("--questions", type=int, default=3, help="questions per document")
+    p.add_argument("--questions", type=int, default=3, help="questions per open-book document (closed-book ones ask one more)")
     p.add_argument("--facts_apart", default="False", choices=("False", "True"),
                    help="True: facts blocks and the store state one sentence per fact, each with the whole name")
     p.add_argument("--eval_questions", type=int, default=200, help="val questions per metric")
