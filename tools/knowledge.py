@@ -234,6 +234,13 @@ def summarize(per_seed, keys):
     return out
 
 
+def write_report(root, lines, figures, notes=()):
+    """results.md from lines; prints the lines, then notes, then what was written (results.json beside it)."""
+    atomic_write_text(os.path.join(root, "results.md"), "\n".join(lines) + "\n")
+    print("\n".join([*lines, *notes]))
+    print(f"wrote {root}/results.json, results.md, {', '.join(figures)}")
+
+
 def plot_arms(results, path, title, chance):
     fig, ax = plt.subplots(figsize=(10, 4))
     width = 0.8 / len(METRICS)
@@ -382,11 +389,9 @@ def selective(c, data_dir, questions, tok, argv):
               "train seconds per seed (mean): " + ", ".join(f"{r} {t[r]['mean']:.0f}" for r in runs)
               + f"; this invocation {results['timings']['total_s']:.0f} s (finished runs are reused).", "",
               f"`{results['command']}`"]
-    atomic_write_text(os.path.join(root, "results.md"), "\n".join(lines) + "\n")
     plot_selective(results, list(c.forget_fractions), os.path.join(root, "selective.png"),
                    f"knowledge_{c.name}: selective forgetting, {len(c.seeds)} seeds")
-    print("\n".join(lines))
-    print(f"wrote {root}/results.json, results.md, selective.png")
+    write_report(root, lines, ["selective.png"])
     return results
 
 
@@ -519,11 +524,9 @@ def model_sizes(c, data_dir, questions, tok, argv):
               f"Training took {results['timings']['train_s'] / 60:.0f} CPU minutes (as recorded when each run was "
               f"trained); this invocation {results['timings']['total_s']:.0f} s (finished runs are reused).", "",
               f"`{results['command']}`"]
-    atomic_write_text(os.path.join(root, "results.md"), "\n".join(lines) + "\n")
     plot_sizes(results, labels, os.path.join(root, "sizes.png"),
                f"knowledge_{c.name}: reader vs memorizer by size, {len(c.seeds)} seeds")
-    print("\n".join(lines))
-    print(f"wrote {root}/results.json, results.md, sizes.png")
+    write_report(root, lines, ["sizes.png"])
     return results
 
 
@@ -647,7 +650,6 @@ def capacity(c, data_dir, argv):
     lines += ["", f"exact match on every closed-book question about the {c.new_people} new people (new), the retain set "
               f"and the forget set, mean ± std over {len(c.seeds)} seeds; steps: the first eval iteration at 0.5.",
               "", f"`{results['command']}`"]
-    atomic_write_text(os.path.join(root, "results.md"), "\n".join(lines) + "\n")
     fig, axes = plt.subplots(1, len(CAPACITY), figsize=(13, 3.8), sharey=True)
     for ax, mt in zip(axes, CAPACITY):
         for key in keys:
@@ -659,8 +661,7 @@ def capacity(c, data_dir, argv):
     axes[0].legend(fontsize=8)
     fig.suptitle(f"knowledge_{c.name}: learning {c.new_people} new people after forgetting, {len(c.seeds)} seeds")
     save(fig, os.path.join(root, "capacity.png"))
-    print("\n".join(lines))
-    print(f"wrote {root}/results.json, results.md, capacity.png")
+    write_report(root, lines, ["capacity.png"])
     return results
 
 
@@ -809,11 +810,9 @@ def lora_facts(c, data_dir, questions, tok, argv):
               "adapter.", "", "train seconds per seed (mean): " + ", ".join(f"{r} {t[r]['mean']:.0f}" for r in runs)
               + f"; this invocation {results['timings']['total_s']:.0f} s (finished runs are reused).", "",
               f"`{results['command']}`"]
-    atomic_write_text(os.path.join(root, "results.md"), "\n".join(lines) + "\n")
     plot_facts(results, arms, os.path.join(root, "lora_facts.png"),
                f"knowledge_{c.name}: a LoRA that carries facts, {len(c.seeds)} seeds")
-    print("\n".join(lines))
-    print(f"wrote {root}/results.json, results.md, lora_facts.png")
+    write_report(root, lines, ["lora_facts.png"])
     return results
 
 
@@ -906,13 +905,11 @@ def main(argv=None):
               f"seed took {sum(sum(s.values()) for s in seconds) / 60:.0f} CPU minutes (as recorded when each was "
               f"trained); this invocation {results['timings']['total_s']:.0f} s (finished runs are reused).", "",
               f"`{results['command']}`"]
-    atomic_write_text(os.path.join(root, "results.md"), "\n".join(lines) + "\n")
     plot_arms(results, os.path.join(root, "arms.png"), f"knowledge_{c.name}: {n} seeds", chance)
     plot_curves(c, os.path.join(root, "curves.png"), f"knowledge_{c.name}: the metrics over training, {n} seeds")
-    print("\n".join(lines))
-    for k, ok in results["sanity"].items():
-        print(f"sanity {k}: {'holds' if ok else 'FAILS: the setup says nothing, change it'}")
-    print(f"wrote {root}/results.json, results.md, arms.png, curves.png")
+    write_report(root, lines, ["arms.png", "curves.png"],
+                 [f"sanity {k}: {'holds' if ok else 'FAILS: the setup says nothing, change it'}"
+                  for k, ok in results["sanity"].items()])
     return results
 
 
