@@ -216,6 +216,26 @@ def documents(w, n, seed, split, mix, tok, n_questions=3, open_people=(2, 3), ap
         yield tok.encode(text), len(tok.encode(prefix)), len(text)
 
 
+def document_shape(gen):
+    """(mix, keys of documents()) from the script's options as strings: parsed arguments, or meta.json's
+    "generator" (options an older one lacks take their defaults). ValueError says which option is wrong."""
+    try:
+        mix = [float(x) for x in str(gen.get("mix", "0.45,0.4,0.15")).split(",")]
+    except ValueError:
+        mix = []
+    if len(mix) != 3 or min(mix) < 0 or sum(mix) <= 0:
+        raise ValueError(f"--mix must be three shares >= 0, not all 0, got {gen.get('mix')}")
+    try:
+        open_people = tuple(int(x) for x in str(gen.get("open_people", "2,3")).split(","))
+    except ValueError:
+        open_people = ()
+    n_questions = gen.get("questions", 3)
+    if len(open_people) != 2 or not 2 <= open_people[0] <= open_people[1] or n_questions < 1:
+        raise ValueError(f"--open_people must be min,max with 2 <= min <= max (got {gen.get('open_people')}) and "
+                         f"--questions >= 1 (got {n_questions})")
+    return mix, dict(n_questions=n_questions, open_people=open_people, apart=gen.get("facts_apart") == "True")
+
+
 def val_questions(w, n, seed, apart=False):
     """The question sets of the metrics: n per kind, each with its facts block (two people's facts)."""
     rng = random.Random(seed)
@@ -266,24 +286,17 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0, help="draws the world; train uses seed + 1, val seed + 2")
     p.add_argument("--out", default=None, help="output directory (default data/world)")
     args = p.parse_args(argv)
-    mix = [float(x) for x in args.mix.split(",")]
-    if len(mix) != 3 or min(mix) < 0 or mix[0] + mix[1] + mix[2] <= 0:
-        sys.exit(f"error: --mix must be three shares >= 0, not all 0, got {args.mix}")
     try:
-        open_people = tuple(int(x) for x in args.open_people.split(","))
-    except ValueError:
-        open_people = ()
-    if len(open_people) != 2 or not 2 <= open_people[0] <= open_people[1] or args.questions < 1:
-        sys.exit(f"error: --open_people must be min,max with 2 <= min <= max (got {args.open_people}) and "
-                 f"--questions >= 1 (got {args.questions})")
+        mix, shape = document_shape(vars(args))
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     if 2 * args.group_size > args.people or args.held_out < 2 or args.group_size < 2:
         sys.exit("error: --group_size must be >= 2 with 2 * group_size <= --people, and --held_out >= 2")
 
     w = make_world(args.seed, args.people, args.held_out, args.name_parts, args.group_size)
     tok = WordTokenizer(vocabulary(args.name_parts))
     out = args.out or default_out_dir("world")
-    apart = args.facts_apart == "True"
-    shape = dict(n_questions=args.questions, open_people=open_people, apart=apart)
+    apart = shape["apart"]
     write_dataset(out, {"train": documents(w, args.train_docs, args.seed + 1, "train", mix, tok, **shape),
                         "val": documents(w, args.val_docs, args.seed + 2, "val", mix, tok, **shape)},
                   tok, "world", extra_meta={"generator": {k: v for k, v in vars(args).items() if k != "out"}})

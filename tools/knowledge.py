@@ -685,10 +685,9 @@ def facts_data(data_dir, qa_people, paraphrases, qa_share, replay):
                                                gen["seed"] + 8, tok)
     n = sum(1 for _ in facts())
     base_world = world.make_world(gen["seed"], gen["people"], gen["held_out"], gen["name_parts"], gen["group_size"])
-    replayed = world.documents(base_world, round(replay / (1 - replay) * n), gen["seed"] + 1, "train",
-                               [float(x) for x in gen["mix"].split(",")], tok, gen.get("questions", 3),
-                               tuple(int(x) for x in gen.get("open_people", "2,3").split(",")),
-                               gen.get("facts_apart") == "True")  # the base's first documents
+    mix, shape = world.document_shape(gen)
+    replayed = world.documents(base_world, round(replay / (1 - replay) * n), gen["seed"] + 1, "train", mix, tok,
+                               **shape)  # the base's first documents
     write_dataset(out, {"train": itertools.chain(facts(), replayed), "val": facts()}, tok, "world_lora_facts",
                   extra_meta={"generator": gen})
     atomic_write_text(os.path.join(out, "world.json"), json.dumps({k: v for k, v in w.items() if k != "fresh"}))
@@ -847,7 +846,7 @@ def main(argv=None):
     data_dir = prepare_data(c, world, "knowledge")
     questions = load_questions(data_dir)
     if any("other" not in q for q in questions):  # written before open_book_other: the same world, written again
-        world.main([f"--{k}={v}" for k, v in c.data.items()] + [f"--out={data_dir}"])
+        world.main(args(c.data) + [f"--out={data_dir}"])
         questions = load_questions(data_dir)
     tok = get_tokenizer(json.load(open(os.path.join(data_dir, "meta.json"))))
     if c.new_people:
