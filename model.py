@@ -222,6 +222,7 @@ class GPTConfig:
     logit_softcap: float = 0.0  # 0: off; c: logits = c * tanh(logits / c)
     zero_init_proj: bool = False  # residual projections (attn and MLP c_proj) start at zero: blocks start as identity
     compress_past: int = 0  # 0: off; W: keys/values older than the W most recent positions are averaged in pairs
+    kv_shift: bool = False  # each head's keys and values mix in the previous token's (learned weights per head)
     # --- additions to a pretrained model: priming bias layers (docs/priming.md), LoRA (docs/pretrained.md) ---
     priming: bool = False  # bias layers after the blocks, primed by a document (model.prime); skipped when not primed
     priming_dim: int = 64  # units in each bias layer
@@ -494,7 +495,7 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
 STRUCTURE_FLAGS = ("zero_value_attn", "tie_dims", "cross_layer_kv", "shared_qk", "residual_dims", "residual_root",
                    "layer_widths", "layer_windows", "n_shared_blocks", "attn_sum_power", "attn_sum_power_learned",
                    "prefix_lm", "attn_only", "attn_gate", "n_kv_head", "rotary", "qk_norm", "norm", "logit_softcap",
-                   "zero_init_proj", "compress_past", "priming")
+                   "zero_init_proj", "compress_past", "kv_shift", "priming")
 DEFAULTS = {f.name: f.default for f in fields(GPTConfig)}
 
 
@@ -544,9 +545,11 @@ def check_model_config(c):
         raise ValueError(f"n_kv_head must divide n_head ({c.n_head}), or be 0 (= n_head); got {c.n_kv_head}")
     if c.compress_past < 0:
         raise ValueError(f"compress_past must be >= 0 (0 = off; W = the recent positions kept whole), got {c.compress_past}")
-    clash = [k for k in ("layer_windows", "prefix_lm", "cross_layer_kv", "shared_qk") if getattr(c, k)]
+    clash = [k for k in ("layer_windows", "prefix_lm", "cross_layer_kv", "shared_qk", "kv_shift") if getattr(c, k)]
     if c.compress_past and clash:
         raise ValueError(f"compress_past builds its own mask and keys: it does not combine with {', '.join(clash)}")
+    if c.kv_shift and c.shared_qk:
+        raise ValueError("shared_qk's keys are its queries, which kv_shift does not shift: drop one of them")
     if c.shared_qk and c.n_kv_head not in (0, c.n_head):
         raise ValueError("shared_qk's keys are its queries, one per query head: it needs n_kv_head = n_head (or 0)")
     if c.layer_windows is not None and min(c.layer_windows) < 0:
@@ -610,7 +613,7 @@ def check_model_config(c):
 class VariantAttention(CausalSelfAttention):
     """GPT-2's attention cut into named steps that the variants change:
 
-        project -> split heads -> position -> hooks -> keys (cache) -> mask -> extra_keys -> attend -> gate -> c_proj
+        project -> split heads -> shift -> position -> hooks -> keys (cache) -> mask -> extra_keys -> attend -> gate -> c_proj
 
     forward also returns this layer's keys and values, which cross_layer_kv lends to the next layer.
     """
@@ -654,6 +657,8 @@ class VariantAttention(CausalSelfAttention):
         if config.attn_gate:  # one gate per head, read from the token's own input
             self.c_gate = nn.Linear(width, config.n_head, bias=config.bias)
             self.hook_gate = HookPoint()  # (B, T, nh) how open each head's gate is
+        if config.kv_shift:  # (a, b) per key/value head for keys, then for values; 1-D: no weight decay
+            self.kv_mix = nn.Parameter(torch.tensor([1.0, 0.0]).repeat(2 * self.n_kv_head))  # starts as GPT-2: a=1, b=0
 
     def forward(self, x, cache=None, manual=False, window=0, prefix_len=None, kv_input=None, borrowed=None):
         """x: (B, T, C) -> ((B, T, C), this layer's (k, v)). window, prefix_len: who may see whom (mask);
@@ -664,6 +669,7 @@ class VariantAttention(CausalSelfAttention):
         q, k, v = self.project(x, kv_input)
         # split the heads: (B, T, C) -> (B, nh, T, hs) each (keys and values: n_kv_head heads)
         q, k, v = (t.view(B, T, -1, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        k, v = self.shift(k, v, cache)
         q, k = self.position(q, k, past)
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         k, v, mask = self.keys(k, v, past, cache)
@@ -701,6 +707,21 @@ class VariantAttention(CausalSelfAttention):
             return w[lo:hi], None if b is None else b[lo:hi]
         q = F.linear(x, *rows(0))
         return q, F.linear(kv_input, *rows(0 if shared else 1)), F.linear(kv_input, *rows(1 if shared else 2))
+
+    def shift(self, k, v, cache):
+        """kv_shift (docs/variants.md#kv_shift; KV shifting attention, Xu et al. 2411.19574): k'_t = a k_t + b k_{t-1},
+        the same for v, learned per head. A key then carries the token before it, so one layer matches "the token
+        after X" (induction, associative recall) without waiting for a previous-token head to form. k, v (B, h, T, hs)."""
+        if not self.config.kv_shift:
+            return k, v
+        prev_k, prev_v = torch.zeros_like(k[:, :, :1]), torch.zeros_like(v[:, :, :1])  # nothing before position 0
+        if cache is not None:  # generation: the token before the new ones is the cache's last, before mixing
+            if cache.last_k is not None:
+                prev_k, prev_v = cache.last_k, cache.last_v
+            cache.last_k, cache.last_v = k[:, :, -1:], v[:, :, -1:]
+        (ak, bk), (av, bv) = (m.unbind(-1) for m in self.kv_mix.view(2, 1, -1, 1, 1, 2))  # each (1, h, 1, 1)
+        return (ak * k + bk * torch.cat([prev_k, k[:, :, :-1]], dim=2),
+                av * v + bv * torch.cat([prev_v, v[:, :, :-1]], dim=2))
 
     def position(self, q, k, past):
         """qk_norm, then rotary: positions past..past+T-1; keys are rotated before they are cached or lent."""
@@ -798,6 +819,14 @@ class VariantAttention(CausalSelfAttention):
             cache.store(k[:, :, 2 * keep - start:], v[:, :, 2 * keep - start:], kp[:, :, :keep], vp[:, :, :keep], 2 * keep)
         mask = torch.cat([see_pair, see_full], dim=1)[None, None]
         return torch.cat([kp, k], dim=2), torch.cat([vp, v], dim=2), mask
+
+
+class ShiftKV(LayerKV):
+    """kv_shift's cache for one layer: also the last token's keys and values before the shift mixed them."""
+
+    def __init__(self):
+        super().__init__()
+        self.last_k = self.last_v = None
 
 
 class PairedKV(LayerKV):
@@ -1097,8 +1126,9 @@ class VariantGPT(GPT):
         return logits
 
     def new_cache(self):
-        """An empty KV cache (compress_past: one that keeps the old past as pairs)."""
-        return KVCache([(PairedKV if self.config.compress_past else LayerKV)() for _ in range(self.config.n_layer)])
+        """An empty KV cache (compress_past: one that keeps the old past as pairs; kv_shift: and the last raw token)."""
+        kind = PairedKV if self.config.compress_past else ShiftKV if self.config.kv_shift else LayerKV
+        return KVCache([kind() for _ in range(self.config.n_layer)])
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,

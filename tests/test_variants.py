@@ -66,6 +66,9 @@ VARIANTS = {
     "attn_only_mix": dict(attn_only=True, n_shared_blocks=2, n_kv_head=1, rotary=True, zero_value_attn=True,
                           layer_widths=(32, 32, 32), residual_dims=16, lora_rank=2),
     "modern_power": dict(rotary=True, qk_norm=True, attn_sum_power=0.8, attn_sum_power_learned=True),
+    "kv_shift": dict(kv_shift=True),
+    "kv_shift_mix": dict(kv_shift=True, n_kv_head=1, rotary=True, qk_norm=True, cross_layer_kv=True, zero_value_attn=True,
+                         layer_windows=(3, 0, 2), prefix_lm=True, residual_root="learned", attn_sum_power=0.8),
     "attn_gate_mix": dict(attn_gate=True, zero_value_attn=True, cross_layer_kv=True, n_kv_head=1, rotary=True,
                           layer_windows=(3, 0, 2), residual_root="learned"),
 }
@@ -78,7 +81,7 @@ def make(name, **extra):
     # zero-initialised variant parameters (sink key, offsets, root) would hide bugs: randomise them
     with torch.no_grad():
         for n, p in model.named_parameters():
-            if n.endswith(("sink_key", "kv_offsets", "root", "lora_B")):
+            if n.endswith(("sink_key", "kv_offsets", "root", "lora_B", "kv_mix")):
                 p.normal_(0, 0.5)
             if n.endswith(("q_norm.weight", "k_norm.weight")):
                 p.uniform_(0.5, 1.5)
@@ -181,6 +184,8 @@ def test_parameter_counts_move_the_way_each_flag_says():
     assert n_params(shared_qk=True) == base - L * (C * C + C)  # no key projection (weights + bias)
     assert n_params(residual_root="learned") == base + C
     assert n_params(attn_sum_power_learned=True) == base + L * H
+    assert n_params(kv_shift=True) == base + L * H * 4  # (a, b) for keys and for values, per head
+    assert n_params(kv_shift=True, n_kv_head=1) == n_params(n_kv_head=1) + L * 4
     assert n_params(rotary=True) == base - BASE["block_size"] * C  # no position table
     assert n_params(qk_norm=True) == base + L * 2 * (C // H)  # a gain per head dim, for q and for k
     assert n_params(qk_norm=True, shared_qk=True) == n_params(shared_qk=True) + L * (C // H)  # keys are queries
@@ -308,6 +313,8 @@ def test_attention_sum_power_scales_the_weights():
     (dict(logit_softcap=-1.0), "logit_softcap"),
     (dict(attn_only=True, mlp_act="swiglu"), "attn_only removes"),
     (dict(attn_gate=True, lora_rank=2), "attn_gate adds gates that lora_rank would freeze"),
+    (dict(kv_shift=True, shared_qk=True), "kv_shift does not shift"),
+    (dict(kv_shift=True, compress_past=4), "compress_past builds its own"),
 ])
 def test_impossible_combinations_fail_at_config_time(bad, msg):
     with pytest.raises(ValueError, match=msg):
@@ -481,3 +488,21 @@ def test_compress_past_cache_keeps_old_tokens_as_pairs_and_matches_the_full_pass
     layer = cache.layers[0]
     k, kp, start = layer.k, layer.kp, layer.start
     assert (kp.size(2), start, k.size(2)) == (6, 12, 3)  # 15 tokens: pairs up to (10, 11) merged, 12..14 whole
+
+
+def test_kv_shift_starts_as_gpt2_and_b_1_makes_each_key_and_value_the_previous_tokens():
+    shifted, plain = make("kv_shift", attn_impl="manual"), make("baseline", attn_impl="manual")
+    idx = torch.randint(0, 50, (2, 16))
+    with torch.no_grad():
+        for block in shifted.transformer.h:
+            block.attn.kv_mix.copy_(torch.tensor([1.0, 0.0]).repeat(2 * BASE["n_head"]))  # the init: a=1, b=0
+    shifted.load_state_dict(plain.state_dict(), strict=False)  # the same weights, kv_mix aside
+    assert torch.allclose(run(shifted, idx)[0], run(plain, idx)[0])
+    attn = shifted.transformer.h[0].attn  # layer 0: its input does not depend on any kv_mix
+    raw = shifted.run_with_cache(idx, names=["transformer.h.0.attn.hook_k", "transformer.h.0.attn.hook_v"])[1]
+    with torch.no_grad():
+        attn.kv_mix.copy_(torch.tensor([0.0, 1.0]).repeat(2 * BASE["n_head"]))  # a=0, b=1: only the token before
+    moved = shifted.run_with_cache(idx, names=["transformer.h.0.attn.hook_k", "transformer.h.0.attn.hook_v"])[1]
+    for name in ("transformer.h.0.attn.hook_k", "transformer.h.0.attn.hook_v"):
+        assert torch.equal(moved[name][:, :, 1:], raw[name][:, :, :-1])
+        assert (moved[name][:, :, 0] == 0).all()  # position 0 has no token before it

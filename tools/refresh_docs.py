@@ -70,6 +70,8 @@ EXPERIMENTS = {
     "compare_compress_past": Experiment("out-compare/compress_past", ("results.md", "results.json", "val_loss.png",
                                                                       "position_loss.png"),
                                         "python tools/compare.py config/sweeps/compare_compress_past.py"),
+    "compare_recall": Experiment("out-compare/recall", ("results.md", "results.json", "val_loss.png", "position_loss.png"),
+                                 "python tools/compare.py config/sweeps/compare_recall.py"),
     "induction_synthetic": Experiment(
         "out-induction/synthetic", INDUCTION + ("attention/attention.png", "patch/patch.png"),
         "python tools/induction.py config/sweeps/induction_synthetic.py, then the attention and patch commands of "
@@ -119,6 +121,8 @@ EXPERIMENTS = {
                                   "python tools/knowledge.py config/sweeps/knowledge_sizes.py"),
     "knowledge_sizes_1000": Experiment("out-knowledge/world_1000/sizes", ("results.md", "results.json", "sizes.png"),
                                        "python tools/knowledge.py config/sweeps/knowledge_sizes_1000.py"),
+    "knowledge_sizes_echo": Experiment("out-knowledge/world_echo/sizes", ("results.md", "results.json", "sizes.png"),
+                                       "python tools/knowledge.py config/sweeps/knowledge_sizes_echo.py"),
     "knowledge_priming": Experiment("out-knowledge/world_priming", ("results.md", "results.json", "arms.png", "curves.png"),
                                     "python tools/knowledge.py config/sweeps/knowledge_priming.py"),
     "knowledge_lora": Experiment("out-knowledge/world/lora_facts", ("results.md", "results.json", "lora_facts.png"),
