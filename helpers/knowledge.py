@@ -97,7 +97,8 @@ def closed_book_questions(world, names):
     """Every closed-book question (each attribute) about names, in the form score() takes."""
     from prepare.world import ATTRIBUTES, question
 
-    return [{"prompt": question(n, attr)[0], "answer": world["attributes"][n][attr], "candidates": values}
+    echo = world.get("echo", False)  # the world's form (prepare/world.py --echo)
+    return [{"prompt": question(n, attr, echo)[0], "answer": world["attributes"][n][attr], "candidates": values}
             for n in names for attr, _, values in ATTRIBUTES]
 
 
@@ -211,6 +212,9 @@ class Knowledge(Extra):
         if forget_weight and not self.forget:
             raise UserError(f"forget_fraction={forget_fraction} of {len(self.world['people'])} people rounds to no "
                             f"one to forget: raise it")
+        if (forget_weight or retain_weight) and self.world.get("echo"):
+            raise UserError("forget_weight tells closed-book documents by their first word, and in an --echo world "
+                            "they read like facts: prepare the world without --echo")
         if retain_weight and not self.retain:
             raise UserError(f"retain_weight needs a retain set, and forget_fraction={forget_fraction} leaves no one "
                             f"in it: lower forget_fraction")

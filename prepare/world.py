@@ -36,8 +36,13 @@ draw people met only later, and closed-book documents about them (tools/knowledg
 paraphrases and lora_facts_documents state a person's facts in other forms (orders of the facts, one
 sentence or one per fact) for a LoRA that carries facts (tools/knowledge.py lora_facts).
 
+--echo=True writes every fact in the form of its question, "city of Voka Tusel Pelkor .", and asks "city of
+Voka Tusel" -> "Pelkor": the question is the start of its fact, so answering is finding it in the block and
+copying the next word (docs/knowledge.md, "A recipe that binds").
+
     python prepare/world.py                                  # data/world: 300 people, 100 held out
     python prepare/world.py --people=2000 --held_out=200 --out data/world_big
+    python prepare/world.py --echo=True --out data/world_echo
 """
 
 import argparse
@@ -60,6 +65,9 @@ ATTRIBUTES = (("city", "where does {} live ?", CITIES), ("job", "what does {} do
               ("pet", "what does {} keep ?", PETS))
 TEMPLATE = ["lives", "in", ",", "works", "as", "keeps", ".", "where", "what", "does", "live", "do", "keep", "?"]
 QUESTION_WORDS = ("where", "what")  # a closed-book document starts with one of these
+# --echo: every fact is "<attribute> of <name> <value> ." and its question is the same words before the value
+# ("pet of Voka Tusel" -> "fox"), so a question repeats the start of its fact; these words join the vocabulary
+ECHO_WORDS = ["city", "job", "pet", "of"]
 
 
 def name_parts(n):
@@ -73,9 +81,9 @@ def name_parts(n):
     return words[:n], words[n:]
 
 
-def vocabulary(n_parts):
+def vocabulary(n_parts, echo=False):
     first, last = name_parts(n_parts)
-    return first + last + CITIES + JOBS + PETS + TEMPLATE + ["<eot>"]
+    return first + last + CITIES + JOBS + PETS + TEMPLATE + (ECHO_WORDS if echo else []) + ["<eot>"]
 
 
 def facts_line(name, a):
@@ -88,9 +96,12 @@ def facts_line(name, a):
 FORMS = [(order, apart) for apart in (False, True) for order in itertools.permutations(range(len(ATTRIBUTES)))]
 
 
-def statement(name, a, order=(0, 1, 2), apart=False):
+def statement(name, a, order=(0, 1, 2), apart=False, echo=False):
     """name's facts as one paraphrase: its clauses in order (indices of ATTRIBUTES), in one sentence, or apart:
-    one sentence per fact ("Voka Tusel keeps fox . Voka Tusel lives in Pelkor . ...")."""
+    one sentence per fact ("Voka Tusel keeps fox . Voka Tusel lives in Pelkor . ..."), or echo: one sentence per
+    fact in the form its question repeats ("city of Voka Tusel Pelkor . job of Voka Tusel smith . ...")."""
+    if echo:
+        return " ".join(f"{question(name, ATTRIBUTES[i][0], echo)[0]} {a[ATTRIBUTES[i][0]]} ." for i in order)
     clauses = {"city": f"lives in {a['city']}", "job": f"works as {a['job']}", "pet": f"keeps {a['pet']}"}
     parts = [clauses[ATTRIBUTES[i][0]] for i in order]
     return " ".join(f"{name} {p} ." for p in parts) if apart else f"{name} {' , '.join(parts)} ."
@@ -115,10 +126,10 @@ def lora_facts_documents(w, targets, qa_people, n_paraphrases, qa_share, seed, t
         yield tok.encode(text), 0, len(text)
 
 
-def question(name, attr):
+def question(name, attr, echo=False):
     """(prompt, candidates) of the question about attribute attr of name."""
     _, q, values = next(x for x in ATTRIBUTES if x[0] == attr)
-    return q.format(name), values
+    return (f"{attr} of {name}" if echo else q.format(name)), values
 
 
 def random_attributes(rng, avoid=None):
@@ -173,18 +184,18 @@ def capacity_documents(w, n, seed, retain, new_share, tok, n_questions=4):
         yield tok.encode(text), 0, len(text)
 
 
-def qa(name, attrs, rng):
+def qa(name, attrs, rng, echo=False):
     attr = rng.choice([a for a, _, _ in ATTRIBUTES])
-    return f"{question(name, attr)[0]} {attrs[attr]} ."
+    return f"{question(name, attr, echo)[0]} {attrs[attr]} ."
 
 
-def make_document(rng, w, kind, split, n_questions=3, open_people=(2, 3), apart=False):
+def make_document(rng, w, kind, split, n_questions=3, open_people=(2, 3), apart=False, echo=False):
     """(text, prefix text) of one document of the given kind; prefix is the facts block. An open-book or
-    counterfactual document states the facts of open_people (min, max) people and asks n_questions; apart:
-    one sentence per fact, each with the whole name (statement), instead of facts_line's one per person."""
+    counterfactual document states the facts of open_people (min, max) people and asks n_questions; apart
+    and echo: the forms of statement, instead of facts_line's one sentence per person."""
     if kind == "closed":
         people = [rng.choice(w["people"]) for _ in range(n_questions + 1)]
-        return " ".join(qa(n, w["attributes"][n], rng) for n in people), ""
+        return " ".join(qa(n, w["attributes"][n], rng, echo) for n in people), ""
     k = rng.randint(*open_people)
     pool = w["held_out"] if split == "val" else w["fresh"]
     people = {}
@@ -203,16 +214,16 @@ def make_document(rng, w, kind, split, n_questions=3, open_people=(2, 3), apart=
         asked = [rng.choice(asked) for _ in range(n_questions)]
     names = list(people)
     rng.shuffle(names)
-    facts = " ".join(statement(n, people[n], apart=apart) for n in names)
-    return facts + " " + " ".join(qa(n, people[n], rng) for n in asked), facts
+    facts = " ".join(statement(n, people[n], apart=apart, echo=echo) for n in names)
+    return facts + " " + " ".join(qa(n, people[n], rng, echo) for n in asked), facts
 
 
-def documents(w, n, seed, split, mix, tok, n_questions=3, open_people=(2, 3), apart=False):
+def documents(w, n, seed, split, mix, tok, n_questions=3, open_people=(2, 3), apart=False, echo=False):
     """(ids, prefix length, n_bytes) of n documents; mix: shares of closed, open, counterfactual."""
     rng = random.Random(seed)
     for _ in range(n):
         kind = rng.choices(("closed", "open", "counterfactual"), weights=mix)[0]
-        text, prefix = make_document(rng, w, kind, split, n_questions, open_people, apart)
+        text, prefix = make_document(rng, w, kind, split, n_questions, open_people, apart, echo)
         yield tok.encode(text), len(tok.encode(prefix)), len(text)
 
 
@@ -233,10 +244,13 @@ def document_shape(gen):
     if len(open_people) != 2 or not 2 <= open_people[0] <= open_people[1] or n_questions < 1:
         raise ValueError(f"--open_people must be min,max with 2 <= min <= max (got {gen.get('open_people')}) and "
                          f"--questions >= 1 (got {n_questions})")
-    return mix, dict(n_questions=n_questions, open_people=open_people, apart=gen.get("facts_apart") == "True")
+    if gen.get("facts_apart") == "True" and gen.get("echo") == "True":
+        raise ValueError("--facts_apart and --echo are two forms of the facts: choose one")
+    return mix, dict(n_questions=n_questions, open_people=open_people, apart=gen.get("facts_apart") == "True",
+                     echo=gen.get("echo") == "True")
 
 
-def val_questions(w, n, seed, apart=False):
+def val_questions(w, n, seed, apart=False, echo=False):
     """The question sets of the metrics: n per kind, each with its facts block (two people's facts)."""
     rng = random.Random(seed)
     attrs, out = [a for a, _, _ in ATTRIBUTES], []
@@ -244,9 +258,9 @@ def val_questions(w, n, seed, apart=False):
 
     def add(kind, name, facts_of, memory=None):
         attr = rng.choice(attrs)
-        prompt, candidates = question(name, attr)
+        prompt, candidates = question(name, attr, echo)
         other = rng.choice([m for m in facts_of if m != name])
-        lines = [statement(name, facts_of[name], apart=apart), statement(other, facts_of[other], apart=apart)]
+        lines = [statement(n, facts_of[n], apart=apart, echo=echo) for n in (name, other)]
         rng.shuffle(lines)
         out.append({"kind": kind, "entity": name, "attribute": attr, "facts": " ".join(lines), "prompt": prompt,
                     "answer": facts_of[name][attr], "candidates": candidates,
@@ -282,6 +296,9 @@ def main(argv=None):
     p.add_argument("--questions", type=int, default=3, help="questions per open-book document (closed-book ones ask one more)")
     p.add_argument("--facts_apart", default="False", choices=("False", "True"),
                    help="True: facts blocks and the store state one sentence per fact, each with the whole name")
+    p.add_argument("--echo", default="False", choices=("False", "True"),
+                   help="True: every fact is '<attribute> of <name> <value> .' and its question the same words "
+                        "before the value, so answering is finding the question's words in the facts")
     p.add_argument("--eval_questions", type=int, default=200, help="val questions per metric")
     p.add_argument("--seed", type=int, default=0, help="draws the world; train uses seed + 1, val seed + 2")
     p.add_argument("--out", default=None, help="output directory (default data/world)")
@@ -294,19 +311,19 @@ def main(argv=None):
         sys.exit("error: --group_size must be >= 2 with 2 * group_size <= --people, and --held_out >= 2")
 
     w = make_world(args.seed, args.people, args.held_out, args.name_parts, args.group_size)
-    tok = WordTokenizer(vocabulary(args.name_parts))
+    tok = WordTokenizer(vocabulary(args.name_parts, shape["echo"]))
     out = args.out or default_out_dir("world")
-    apart = shape["apart"]
+    apart, echo = shape["apart"], shape["echo"]
     write_dataset(out, {"train": documents(w, args.train_docs, args.seed + 1, "train", mix, tok, **shape),
                         "val": documents(w, args.val_docs, args.seed + 2, "val", mix, tok, **shape)},
                   tok, "world", extra_meta={"generator": {k: v for k, v in vars(args).items() if k != "out"}})
     now = {**w["attributes"], **w["updates"]}
-    world = {k: v for k, v in w.items() if k != "fresh"}
+    world = {k: v for k, v in w.items() if k != "fresh"} | ({"echo": True} if echo else {})  # the form, for its readers
     with open(os.path.join(out, ".world.json.tmp"), "w") as f:
         json.dump(world, f)
     os.replace(os.path.join(out, ".world.json.tmp"), os.path.join(out, "world.json"))
-    write_jsonl(os.path.join(out, "questions.jsonl"), val_questions(w, args.eval_questions, args.seed + 3, apart))
-    write_jsonl(os.path.join(out, "library.jsonl"), [{"entity": n, "text": statement(n, now[n], apart=apart)}
+    write_jsonl(os.path.join(out, "questions.jsonl"), val_questions(w, args.eval_questions, args.seed + 3, apart, echo))
+    write_jsonl(os.path.join(out, "library.jsonl"), [{"entity": n, "text": statement(n, now[n], apart=apart, echo=echo)}
                                                      for n in w["people"] + w["held_out"]])
     print(f"{out}/questions.jsonl: {3 * args.eval_questions} val questions; library.jsonl: "
           f"{len(w['people']) + len(w['held_out'])} facts lines")

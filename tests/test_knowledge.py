@@ -458,3 +458,35 @@ def test_sizes_score_every_size_and_seed_and_name_the_smallest_reader(tmp_path, 
     assert again["1x8"]["open_book_other"] == results["1x8"]["open_book_other"]
     with pytest.raises(UserError, match="sizes needs at least two"):
         knowledge.main([*common, "--sizes={'1x8': {'n_layer': 1, 'n_embd': 8, 'n_head': 1}}"])
+
+
+def test_echo_states_every_fact_as_its_question_then_the_value_and_its_readers_follow(tmp_path):
+    from conftest import train_args
+
+    echo = make_world(tmp_path / "echo", "--echo=True")
+    w = json.load(open(os.path.join(echo, "world.json")))
+    assert w["echo"] is True and "echo" not in json.load(open(os.path.join(make_world(tmp_path / "plain"), "world.json")))
+    for line in open(os.path.join(echo, "questions.jsonl")):
+        q = json.loads(line)
+        assert q["prompt"] == f"{q['attribute']} of {q['entity']}"
+        if q["kind"] == "open_book_new":  # the question is the start of the asked person's fact in the block
+            assert f"{q['prompt']} {q['answer']} ." in q["facts"] and q["facts"].count(" of ") == 6
+    for line in open(os.path.join(echo, "library.jsonl")):
+        entity, text = json.loads(line).values()
+        assert text.split(" . ")[0].split()[:4] == ["city", "of", *entity.split()]
+    for doc in read_split(echo, "train").split("<eot>")[:50]:
+        assert "?" not in doc and "lives" not in doc  # no word of the default form
+    closed = __import__("helpers.knowledge", fromlist=["x"]).closed_book_questions(w, w["people"][:1])
+    assert [q["prompt"].split()[0] for q in closed] == ["city", "job", "pet"]
+    with pytest.raises(UserError, match="in an --echo world"):  # closed-book documents read like facts there
+        train.main(train_args(echo, str(tmp_path / "out"), "--forget_weight=1.0", "--max_iters=1"))
+    with pytest.raises(SystemExit, match="choose one"):
+        make_world(tmp_path / "both", "--echo=True", "--facts_apart=True")
+    assert not (tmp_path / "both").exists()
+
+
+def test_an_echo_world_goes_with_the_sizes_sweep_only(tmp_path, monkeypatch):
+    knowledge, keys, argv = tiny_knowledge(tmp_path, monkeypatch, 2)
+    argv = [a[:-1] + ", 'echo': 'True'}" if a.startswith("--data=") else a for a in argv]
+    with pytest.raises(UserError, match="sizes sweep only"):
+        knowledge.main(argv)

@@ -842,6 +842,9 @@ def main(argv=None):
                 and 0 <= d["replay"] < 1 and c.qa_people >= 1):
             raise UserError(f"lora_facts arm {arm!r} needs keys with paraphrases in 1..{len(world.FORMS)}, qa_share in "
                             f"[0, 1), replay in [0, 1), and qa_people >= 1; got {keys}, qa_people={c.qa_people}")
+    if str(c.data.get("echo")) == "True" and not c.sizes:
+        raise UserError("an --echo world goes with the sizes sweep only: the forgetting, priming and LoRA arms "
+                        "state facts in the default form and tell closed-book documents by their first word")
     t0 = time.time()
     data_dir = prepare_data(c, world, "knowledge")
     questions = load_questions(data_dir)
