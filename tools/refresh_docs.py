@@ -70,6 +70,8 @@ EXPERIMENTS = {
     "compare_compress_past": Experiment("out-compare/compress_past", ("results.md", "results.json", "val_loss.png",
                                                                       "position_loss.png"),
                                         "python tools/compare.py config/sweeps/compare_compress_past.py"),
+    "compare_kv_shift": Experiment("out-compare/kv_shift", ("results.md", "results.json", "val_loss.png", "position_loss.png"),
+                                   "python tools/compare.py config/sweeps/compare_kv_shift.py"),
     "compare_recall": Experiment("out-compare/recall", ("results.md", "results.json", "val_loss.png", "position_loss.png"),
                                  "python tools/compare.py config/sweeps/compare_recall.py"),
     "induction_synthetic": Experiment(
