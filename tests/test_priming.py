@@ -314,6 +314,16 @@ def test_answers_from_the_other_fact_are_counted_as_binding_errors(priming_dir):
     assert res["by_n_facts"]["2"]["primed_wrong_doc"]["other_fact"] == 0.0
 
 
+def test_recovered_exact_is_the_share_of_the_contexts_exact_match_gain():
+    r = {"no_doc": {"exact_match": 0.1}, "in_context": {"exact_match": 0.5}, "primed": {"exact_match": 0.6},
+         "primed_wrong_doc": {"exact_match": 0.0}}
+    assert prime.recovered_exact(r) == pytest.approx(1.25)  # (0.6 - 0.1) / (0.5 - 0.1): better than in context
+    r["primed"]["exact_match"] = 0.1
+    assert prime.recovered_exact(r) == 0.0
+    r["in_context"]["exact_match"] = 0.1  # the context does not help: nothing to recover
+    assert prime.recovered_exact(r) is None
+
+
 def test_prime_py_end_to_end_on_a_tiny_config(tmp_path):
     cfg = tmp_path / "priming_tiny.py"
     cfg.write_text(f"""
@@ -344,6 +354,9 @@ data_dir = "{tmp_path}/data"
     assert set(seeds["per_seed"]) == {"pool_last", "pool_last_seed1"}
     exact = [details["runs"][n]["primed"]["exact_match"] for n in ("pool_last", "pool_last_seed1")]
     assert seeds["mean"]["exact"] == pytest.approx(np.mean(exact)) and seeds["std"]["exact"] == pytest.approx(np.std(exact, ddof=1))
+    for n, per in seeds["per_seed"].items():
+        assert per["recovered_exact"] == prime.recovered_exact(details["runs"][n])
+        assert per["recovered_exact_2"] == prime.recovered_exact(details["runs"][n]["by_n_facts"]["2"])
     assert "--seed=1" in json.load(open(tmp_path / "out" / "tiny_test" / "pool_last_seed1" / "run.json"))["args"]
     for png in ("conditions.png", "runs.png", "seeds.png"):
         assert os.path.getsize(tmp_path / "out" / "tiny_test" / png) > 1000

@@ -164,8 +164,16 @@ def recovered(loss):
     return (loss["no_doc"] - loss["primed"]) / gap if gap > 0 else None
 
 
+def recovered_exact(r):
+    """The recovered fraction on exact match, (primed - no_doc) / (in_context - no_doc), from one run's
+    {condition: {"exact_match"}}; None when the context does not help. Unlike the answer loss it does not reward
+    hedging: a base that gives two places equal mass scores its greedy answers only."""
+    return recovered({c: -r[c]["exact_match"] for c in CONDITIONS})
+
+
 # what summarize_seeds reports per seed: recovered fractions, the primed exact match, the binding errors
-SEED_METRICS = ("recovered", "recovered_1", "recovered_2", "exact", "other_2", "p_answer_2", "p_other_2")
+SEED_METRICS = ("recovered", "recovered_1", "recovered_2", "recovered_exact", "recovered_exact_2", "exact", "other_2",
+                "p_answer_2", "p_other_2")
 
 
 def summarize_seeds(runs, seeded):
@@ -179,28 +187,35 @@ def summarize_seeds(runs, seeded):
             per[n] = {"recovered": r["recovered_fraction"], "exact": r["primed"]["exact_match"], "train_s": r["train_s"],
                       "recovered_1": one["recovered_fraction"] if one else float("nan"),
                       "recovered_2": two["recovered_fraction"] if two else float("nan"),
+                      "recovered_exact": recovered_exact(r),
+                      "recovered_exact_2": recovered_exact(two) if two else None,
                       "other_2": two["primed"]["other_fact"] if two else float("nan"),
                       "p_answer_2": two["primed"]["p_answer"] if two else float("nan"),
                       "p_other_2": two["primed"]["p_other"] if two else float("nan")}
         keys = [*SEED_METRICS, "train_s"]
-        out[run] = {"per_seed": per, "mean": {k: float(np.mean([p[k] for p in per.values()])) for k in keys},
-                    "std": {k: float(np.std([p[k] for p in per.values()], ddof=1)) for k in keys}}
+        have = {k: [p[k] for p in per.values() if p[k] is not None] for k in keys}  # None: nothing to recover
+        out[run] = {"per_seed": per, "mean": {k: float(np.mean(v)) if v else None for k, v in have.items()},
+                    "std": {k: float(np.std(v, ddof=1)) if len(v) > 1 else None for k, v in have.items()}}
     return out
 
 
 def plot_seeds(seeds, path, title):
-    """Recovered fraction overall, on one-fact and on two-fact documents, and the other-person share, per
-    seeded run: mean bars, one dot per seed."""
-    fig, ax = plt.subplots(figsize=(10, 4))
+    """Recovered fraction overall, on one-fact and on two-fact documents (answer loss, and exact match on two-fact
+    documents), and the other-person share, per seeded run: mean bars, one dot per seed."""
+    fig, ax = plt.subplots(figsize=(11, 4))
     labels = {"recovered": "recovered", "recovered_1": "recovered, 1 fact", "recovered_2": "recovered, 2 facts",
-              "other_2": "other person's place, 2 facts"}
+              "recovered_exact_2": "recovered on exact match, 2 facts", "other_2": "other person's place, 2 facts"}
     width = 0.8 / len(labels)
+
+    def nan(v):  # None: nothing to recover
+        return np.nan if v is None else v
+
     for j, (m, label) in enumerate(labels.items()):
         xs = np.arange(len(seeds)) + (j - (len(labels) - 1) / 2) * width
-        ax.bar(xs, [r["mean"][m] for r in seeds.values()], width, yerr=[r["std"][m] for r in seeds.values()],
+        ax.bar(xs, [nan(r["mean"][m]) for r in seeds.values()], width, yerr=[nan(r["std"][m]) for r in seeds.values()],
                label=label, capsize=3)
         for x, r in zip(xs, seeds.values()):
-            ax.scatter([x] * len(r["per_seed"]), [p[m] for p in r["per_seed"].values()], color="k", s=6, zorder=3)
+            ax.scatter([x] * len(r["per_seed"]), [nan(p[m]) for p in r["per_seed"].values()], color="k", s=6, zorder=3)
     ax.axhline(0.9, color="k", ls=":", lw=1)
     ax.set_xticks(np.arange(len(seeds)), list(seeds))
     ax.set(ylabel="fraction", title=title)
@@ -347,11 +362,15 @@ def main(argv=None):
         atomic_write_text(os.path.join(results_dir, "details.json"), json.dumps(details, indent=1))
         lines += ["", f"mean ± std over {1 + len(c.seeds)} seeds (train.py's seed and {list(c.seeds)}); "
                   "other: share of primed greedy answers on two-fact documents that are the other person's place; "
-                  "p right, p other: the probability of the right place's first syllable and of the other's", "",
-                  "| run | recovered | recovered (1 fact) | recovered (2 facts) | exact | other (2 facts) | "
-                  "p right (2 facts) | p other (2 facts) | train s |", "|---|" + "---:|" * 8]
+                  "p right, p other: the probability of the right place's first syllable and of the other's; "
+                  "recovered, exact: the recovered fraction on exact match instead of answer loss", "",
+                  "| run | recovered | recovered (1 fact) | recovered (2 facts) | recovered, exact | "
+                  "recovered, exact (2 facts) | exact | other (2 facts) | p right (2 facts) | p other (2 facts) | "
+                  "train s |", "|---|" + "---:|" * 10]
         for run, r in results["seeds"].items():
-            lines.append(f"| {run} | " + " | ".join(f"{r['mean'][m]:.2f} ± {r['std'][m]:.2f}" for m in SEED_METRICS)
+            lines.append(f"| {run} | " + " | ".join("n/a" if r["mean"][m] is None else f"{r['mean'][m]:.2f} ± "
+                                                     + ("n/a" if r["std"][m] is None else f"{r['std'][m]:.2f}")
+                                                     for m in SEED_METRICS)
                          + f" | {r['mean']['train_s']:.0f} |")
         plot_seeds(results["seeds"], os.path.join(results_dir, "seeds.png"), f"priming_{c.name}: mean ± std over seeds")
     atomic_write_text(os.path.join(results_dir, "results.md"), "\n".join(lines) + "\n")

@@ -107,6 +107,14 @@ EXPERIMENTS = {
     "priming_binding": Experiment("out-priming/binding", ("results.md", "results.json", "details.json", "conditions.png",
                                                           "runs.png", "seeds.png"),
                                   "python tools/prime.py config/sweeps/priming_binding.py"),
+    "priming_base_kv_shift": Experiment("out-priming/base_kv_shift", ("results.md", "details.json"),
+                                        "python tools/prime.py config/sweeps/priming_base_binding.py"),
+    "priming_base_4x128": Experiment(
+        "out-priming/base_4x128", ("results.md", "details.json"),
+        "python tools/prime.py config/sweeps/priming_base_binding.py --name=base_4x128 --base=\"{'block_size': 32, "
+        "'n_layer': 4, 'n_head': 4, 'n_embd': 128, 'dropout': 0.0, 'bias': False, 'batch_size': 32, "
+        "'learning_rate': 3e-3, 'min_lr': 3e-4, 'warmup_iters': 50, 'max_iters': 4000, 'lr_decay_iters': 4000, "
+        "'eval_interval': 500, 'eval_iters': 20, 'log_interval': 500}\""),
     "knowledge_world": Experiment("out-knowledge/world", ("results.md", "results.json", "arms.png", "curves.png"),
                                   "python tools/knowledge.py config/sweeps/knowledge.py"),
     "knowledge_selective": Experiment(
