@@ -32,5 +32,6 @@ variations = {  # screened at 1,500 steps, one seed; then the 8,000-step runs, t
                             log_interval=2000),
 }
 headline = "attention_8000"  # results.json reports the design that binds best at 8,000 steps
-seeded = ("slots_4_8000", "attention_8000", "attention_16000")  # three seeds each: train.py's 1337 and these
+# three seeds each: train.py's 1337 and these
+seeded = ("slots_4_8000", "attention_8000", "attention_16000", "attention_8000_dim_1024")
 seeds = (1, 2)
