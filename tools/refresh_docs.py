@@ -133,6 +133,9 @@ EXPERIMENTS = {
                                        "python tools/knowledge.py config/sweeps/knowledge_sizes_1000.py"),
     "knowledge_sizes_echo": Experiment("out-knowledge/world_echo/sizes", ("results.md", "results.json", "sizes.png"),
                                        "python tools/knowledge.py config/sweeps/knowledge_sizes_echo.py"),
+    "knowledge_sizes_echo_1000": Experiment(
+        "out-knowledge/world_echo_1000/sizes", ("results.md", "results.json", "sizes.png"),
+        "python tools/knowledge.py config/sweeps/knowledge_sizes_echo_1000.py"),
     "knowledge_priming": Experiment("out-knowledge/world_priming", ("results.md", "results.json", "arms.png", "curves.png"),
                                     "python tools/knowledge.py config/sweeps/knowledge_priming.py"),
     "knowledge_lora": Experiment("out-knowledge/world/lora_facts", ("results.md", "results.json", "lora_facts.png"),
